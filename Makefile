@@ -1,0 +1,84 @@
+# densevm top-level build.  Each folder adds itself through its module.mk;
+# this file owns the flags, the generic rules and the user-facing targets.
+#
+#   make              host binaries and the micro guest, into build/
+#   make SAN=1        the same with ASan+UBSan, into build/san/
+#   make test         unit tests, then integration tests that boot VMs
+#   make guest-linux  the Debian cloud kernel + busybox initramfs image
+#   make deps         install the Debian packages that are missing
+#   make bench        the benchmarks (not tests: they measure and report)
+
+BUILD    := build$(if $(SAN),/san,)
+CC       ?= gcc
+CPPFLAGS := -I. -Ihv-core -D_GNU_SOURCE
+CFLAGS   := -std=gnu11 -O2 -g -Wall -Wextra -Werror -MMD -MP -pthread
+LDFLAGS  := -pthread
+LDLIBS   := -ljemalloc -lxxhash -lurcu-qsbr -lurcu-cds -lurcu-common -lnuma -lm
+ifneq ($(SAN),)
+CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS  += -fsanitize=address,undefined
+# jemalloc and ASan both want to own malloc: sanitizer builds use ASan's.
+LDLIBS   := $(filter-out -ljemalloc,$(LDLIBS))
+CPPFLAGS += -DDENSEVM_NO_JEMALLOC
+endif
+
+DEB_PACKAGES := libxxhash-dev libjemalloc-dev liburcu-dev libnuma-dev \
+                libcmocka-dev busybox-static cpio xz-utils zstd
+
+.PHONY: all deps test test-unit test-integration test-linux guest-linux bench clean
+all: $(BUILD)/densevm
+
+deps:
+	@scripts/deps.sh $(DEB_PACKAGES)
+
+HOST_LIBS :=
+UNIT_TESTS :=
+INTEGRATION_TESTS :=
+
+# host_lib NAME DIR: $(BUILD)/libNAME.a from DIR/*.c
+define host_lib
+$(1)_SRCS := $$(wildcard $(2)/*.c)
+$(1)_OBJS := $$(patsubst %.c,$$(BUILD)/%.o,$$($(1)_SRCS))
+$$(BUILD)/lib$(1).a: $$($(1)_OBJS)
+	@mkdir -p $$(dir $$@)
+	$$(AR) rcs $$@ $$^
+HOST_LIBS += $$(BUILD)/lib$(1).a
+endef
+
+include hv-core/module.mk
+-include ksm/module.mk
+-include balloon-driver/module.mk
+-include balloon-host/module.mk
+-include policy/module.mk
+include guest/module.mk
+include cli/module.mk
+-include tests/module.mk
+-include bench/module.mk
+
+$(BUILD)/%.o: %.c | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+# Every tests/unit/test_*.c and tests/integration/test_*.c is one cmocka
+# program linked against all host libraries.
+UNIT_TESTS += $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
+INTEGRATION_TESTS += $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(wildcard tests/integration/test_*.c))
+TEST_SUPPORT_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/support/*.c))
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(TEST_SUPPORT_OBJS) $(HOST_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(TEST_SUPPORT_OBJS) -Wl,--start-group $(HOST_LIBS) -Wl,--end-group $(LDLIBS) -lcmocka
+$(BUILD)/tests/%: $(BUILD)/tests/integration/%.o $(TEST_SUPPORT_OBJS) $(HOST_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(TEST_SUPPORT_OBJS) -Wl,--start-group $(HOST_LIBS) -Wl,--end-group $(LDLIBS) -lcmocka
+
+test: test-unit test-integration
+test-unit: $(UNIT_TESTS) $(BUILD)/densevm $(MICRO_GUEST)
+	@BUILD=$(BUILD) scripts/run-tests.sh unit $(UNIT_TESTS)
+test-integration: $(INTEGRATION_TESTS) $(BUILD)/densevm $(MICRO_GUEST) $(TEST_INTEGRATION_EXTRA)
+	@BUILD=$(BUILD) scripts/run-tests.sh integration $(INTEGRATION_TESTS)
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

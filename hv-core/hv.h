@@ -1,0 +1,232 @@
+/*
+ * hv.h - hv-core's one public interface.
+ *
+ * hv-core is a type-2 hypervisor core on Linux KVM: one host process runs
+ * many VMs, each with its own vCPU threads.  It owns VM lifecycle, guest RAM
+ * and memslots, the loaders (micro guest ELF, Linux bzImage/vmlinux), the
+ * per-page state map, dirty logging, pause/resume and backing replacement.
+ * It knows nothing of ksm/, balloon-host/ or policy/: those build on the
+ * memory interfaces below, and devices hook in through hv_vm_set_hypercall().
+ *
+ * Threading: every function here may be called from any thread unless it
+ * says otherwise.  Guest RAM may be read at any time through the host
+ * pointers of hv_vm_ranges(); changing what backs it (replace, discard)
+ * races with guest writes, so callers either pause the VM or write-protect
+ * the range first (see ../shared/README.md: never mprotect running RAM).
+ */
+#ifndef DENSEVM_HV_H
+#define DENSEVM_HV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "hv_abi.h"
+
+#define HV_PAGE_SIZE   4096ULL
+#define HV_PAGE_SHIFT  12
+
+struct hv_vm;
+
+/* ------------------------------------------------------------------ setup */
+
+/* Opens /dev/kvm and checks the capabilities hv-core needs.  Returns 0, or
+ * -errno with a message in err (e.g. -ENOENT when /dev/kvm is absent). */
+int hv_init(char *err, size_t errlen);
+bool hv_kvm_available(void);
+
+enum hv_guest_kind {
+	HV_GUEST_MICRO = 0,  /* guest/ micro guest ELF, started at CPL3 */
+	HV_GUEST_LINUX = 1,  /* bzImage or vmlinux, Linux x86 boot protocol */
+};
+
+struct hv_vm;
+typedef void (*hv_console_fn)(struct hv_vm *vm, const char *line, size_t len,
+			      void *ctx);
+typedef void (*hv_result_fn)(struct hv_vm *vm, uint64_t key, uint64_t value,
+			     void *ctx);
+
+struct hv_vm_config {
+	const char *name;
+	uint64_t mem_bytes;        /* multiple of 2 MiB */
+	unsigned ncpus;            /* 1..HV_MAX_VCPUS */
+	enum hv_guest_kind kind;
+	const char *image;         /* micro guest ELF, or the Linux kernel */
+	const char *initrd;        /* Linux only; may be NULL */
+	const char *cmdline;       /* Linux cmdline, or micro guest arguments */
+	/* Guest RAM is MAP_PRIVATE of this memfd at offset == GPA when >= 0
+	 * (a sharing domain's base), else private anonymous memory.  The fd
+	 * stays the caller's; hv-core grows it to cover the GPA space. */
+	int base_memfd;
+	double timeout_s;          /* 0 = none; on expiry the VM is stopped */
+	hv_console_fn console;     /* one call per console line; may be NULL */
+	hv_result_fn result;       /* HC_RESULT; may be NULL */
+	void *ctx;                 /* passed to the callbacks */
+};
+
+/* Creates the VM, maps its RAM and loads the image; does not run it.
+ * Returns 0 or -errno with one line in err naming what was wrong. */
+int hv_vm_create(const struct hv_vm_config *cfg, struct hv_vm **out,
+		 char *err, size_t errlen);
+int hv_vm_start(struct hv_vm *vm);            /* spawns the vCPU threads */
+void hv_vm_stop(struct hv_vm *vm);            /* asks vCPUs to end; no wait */
+void hv_vm_wait(struct hv_vm *vm);            /* joins the vCPU threads */
+bool hv_vm_wait_timeout(struct hv_vm *vm, double seconds); /* true = ended */
+void hv_vm_destroy(struct hv_vm *vm);         /* stop + wait + free */
+
+const char *hv_vm_name(const struct hv_vm *vm);
+uint64_t hv_vm_mem_bytes(const struct hv_vm *vm);
+unsigned hv_vm_ncpus(const struct hv_vm *vm);
+int hv_vm_base_memfd(const struct hv_vm *vm);  /* -1 for anonymous RAM */
+
+enum hv_exit_kind {
+	HV_EXIT_RUNNING = 0,
+	HV_EXIT_EXITED,     /* the guest said HC_EXIT on every vCPU */
+	HV_EXIT_CRASHED,    /* triple fault, bad exit, emulation failure ... */
+	HV_EXIT_TIMEOUT,
+	HV_EXIT_STOPPED,    /* hv_vm_stop() or a signal */
+	HV_EXIT_ERROR,      /* a host-side failure */
+};
+
+struct hv_exit_status {
+	enum hv_exit_kind kind;
+	int code;           /* the guest's HC_EXIT status (first nonzero) */
+	char reason[160];
+};
+
+void hv_vm_status(struct hv_vm *vm, struct hv_exit_status *st);
+const char *hv_exit_kind_name(enum hv_exit_kind k);
+
+/* Timestamps (CLOCK_MONOTONIC ns) for the benchmarks: when hv_vm_start()
+ * ran and when the first hypercall arrived (0 if none yet). */
+uint64_t hv_vm_start_ns(const struct hv_vm *vm);
+uint64_t hv_vm_first_hypercall_ns(const struct hv_vm *vm);
+uint64_t hv_now_ns(void);
+
+/* --------------------------------------------------------- guest memory */
+
+/* Guest RAM as (GPA, host pointer) ranges, one per memslot.  RAM above
+ * HV_PCI_HOLE_START continues at 4 GiB. */
+#define HV_PCI_HOLE_START 0xc0000000ULL
+#define HV_PCI_HOLE_END   0x100000000ULL
+
+struct hv_ram_range {
+	uint64_t gpa;
+	uint64_t len;
+	uint8_t *hva;
+	unsigned slot;
+};
+
+const struct hv_ram_range *hv_vm_ranges(const struct hv_vm *vm, unsigned *n);
+
+/* Host pointer to [gpa, gpa+len) when it lies wholly inside one RAM range,
+ * else NULL.  The one check that device models use on guest addresses. */
+void *hv_gpa_to_hva(const struct hv_vm *vm, uint64_t gpa, uint64_t len);
+/* Highest RAM GPA + 1 (the size of the page-state map, in bytes of GPA). */
+uint64_t hv_vm_gpa_end(const struct hv_vm *vm);
+
+/* ------------------------------------------------------- page-state map */
+
+/*
+ * One 32-bit word per 4 KiB guest page, indexed by GPA >> 12 over
+ * [0, hv_vm_gpa_end()).  It is our view of what the nested page tables map:
+ *   bits 0-2  state (enum hv_page_state)
+ *   bits 3-7  flags (HV_PF_*)
+ *   bits 8-31 frame index (state FRAME only; the owner's numbering)
+ * 24 bits of frame index allow 16M frames (64 GiB of distinct shared
+ * content) per frames file.  Untouched entries read as PRIVATE and cost no
+ * memory.  Updates are single-word atomics: writers use hv_page_cas().
+ */
+enum hv_page_state {
+	HV_PAGE_PRIVATE   = 0, /* the VM's own page */
+	HV_PAGE_ZERO      = 1, /* discarded; reads as zero until written */
+	HV_PAGE_BASE      = 2, /* reverted to the domain's base memfd page */
+	HV_PAGE_FRAME     = 3, /* a frame of a shared frames memfd */
+	HV_PAGE_BALLOONED = 4, /* given to the balloon; discarded */
+};
+
+#define HV_PF_DEVICE   (1u << 3) /* host ABI / ring page: never discard */
+#define HV_PF_BUSY     (1u << 4) /* an operation owns this page now */
+#define HV_PF_USER1    (1u << 5) /* for the owner of the current state */
+#define HV_PF_USER2    (1u << 6)
+#define HV_PF_USER3    (1u << 7)
+
+typedef uint32_t hv_pstate_t;
+
+static inline unsigned hv_ps_state(hv_pstate_t v) { return v & 7u; }
+static inline unsigned hv_ps_flags(hv_pstate_t v) { return v & 0xf8u; }
+static inline uint32_t hv_ps_frame(hv_pstate_t v) { return v >> 8; }
+static inline hv_pstate_t hv_ps_make(unsigned state, unsigned flags,
+				     uint32_t frame)
+{
+	return (state & 7u) | (flags & 0xf8u) | (frame << 8);
+}
+#define HV_PS_FRAME_MAX ((1u << 24) - 1)
+
+/* The map itself; *npages receives its length.  Never NULL for a VM. */
+hv_pstate_t *hv_vm_pagemap(const struct hv_vm *vm, uint64_t *npages);
+hv_pstate_t hv_page_get(const struct hv_vm *vm, uint64_t pfn);
+/* Compare-and-swap one entry; true when it was `old` and is now `new`. */
+bool hv_page_cas(struct hv_vm *vm, uint64_t pfn, hv_pstate_t old,
+		 hv_pstate_t new);
+/* Counts of pages per state over all RAM (for stats and self-checks). */
+void hv_vm_page_counts(const struct hv_vm *vm, uint64_t counts[8]);
+
+/* ---------------------------------------------------------- dirty log */
+
+/* Turns KVM dirty logging on or off for every memslot of the VM. */
+int hv_dirty_enable(struct hv_vm *vm, bool on);
+/* Fetches and clears the dirty bitmap of one range (index into
+ * hv_vm_ranges()).  bitmap has (len/4096 + 63)/64 words; bit i = page
+ * gpa + i*4096 was written since the last fetch. */
+int hv_dirty_fetch(struct hv_vm *vm, unsigned range, uint64_t *bitmap);
+
+/* -------------------------------------------------------- pause/resume */
+
+/* Kicks every vCPU out of KVM_RUN and waits until none runs guest code or
+ * touches guest memory on the guest's behalf.  Nests: the VM runs again at
+ * the last resume.  Returns the wall time it took, in ns. */
+uint64_t hv_vm_pause(struct hv_vm *vm);
+void hv_vm_resume(struct hv_vm *vm);
+
+/* ------------------------------------------------------- backing change */
+
+/* Maps [off, off+len) of memfd MAP_PRIVATE|MAP_FIXED over the guest range
+ * [gpa, gpa+len), which must lie in one RAM range and be page aligned: the
+ * guest then reads the memfd's pages and the kernel copy-on-writes on the
+ * first write.  The caller makes it race-free (pause or write-protect). */
+int hv_vm_replace_backing(struct hv_vm *vm, uint64_t gpa, uint64_t len,
+			  int memfd, uint64_t off);
+/* MADV_DONTNEED over the guest range: the pages read as zero (anonymous
+ * RAM) or as the base memfd's pages (base-backed RAM) until written. */
+int hv_vm_discard(struct hv_vm *vm, uint64_t gpa, uint64_t len);
+/* Number of VMAs in this process (/proc/self/maps lines), for reports. */
+long hv_vma_count(void);
+
+/* ---------------------------------------------------------- hypercalls */
+
+/* A device hypercall handler (nr >= HC_DEVICE_BASE).  `a` is the host's own
+ * copy of the vCPU's argument page, already read once: validate everything
+ * in it.  The return value becomes a->ret; handlers may also fill a->ret2
+ * and a->data (copied back to the guest when copy_back is set). */
+typedef int64_t (*hv_hypercall_fn)(struct hv_vm *vm, unsigned cpu,
+				   struct hv_argpage *a, bool *copy_back,
+				   void *ctx);
+int hv_vm_set_hypercall(struct hv_vm *vm, unsigned nr, hv_hypercall_fn fn,
+			void *ctx);
+
+/* Wakes the VM's vCPUs blocked in HC_WAIT or HC_READY. */
+void hv_vm_notify(struct hv_vm *vm);
+/* Blocks until some vCPU of the VM waits in HC_READY with this tag (or the
+ * VM ends, or the timeout passes).  Returns 0 when it arrived. */
+int hv_vm_wait_ready(struct hv_vm *vm, uint64_t tag, double timeout_s);
+
+/* Counters for reports: hypercalls served, exits seen, bad hypercalls. */
+struct hv_vm_counters {
+	uint64_t hypercalls;
+	uint64_t exits;
+	uint64_t bad_hypercalls;
+	uint64_t pauses;
+};
+void hv_vm_counters(const struct hv_vm *vm, struct hv_vm_counters *c);
+
+#endif

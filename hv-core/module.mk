@@ -1,0 +1,2 @@
+# hv-core: the hypervisor core library.
+$(eval $(call host_lib,hv,hv-core))

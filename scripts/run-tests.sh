@@ -1,0 +1,21 @@
+#!/bin/bash
+# Runs test programs one after another and sums up: each is a cmocka
+# program (or a script) whose exit status is its verdict.  Prints a final
+# "N passed, N failed, N skipped" line (programs, not cases; cmocka prints
+# the per-case lines itself) and exits nonzero if any failed.
+set -o pipefail
+kind=$1; shift
+pass=0; fail=0; skip=0; failed=""
+for t in "$@"; do
+	echo "=== $kind: $(basename "$t")"
+	out=$(mktemp)
+	"$t" 2>&1 | tee "$out"
+	rc=$?
+	s=$(grep -c '^\[  SKIPPED \]' "$out")
+	rm -f "$out"
+	if [ "$rc" -eq 0 ]; then pass=$((pass+1)); else fail=$((fail+1)); failed="$failed $(basename "$t")"; fi
+	skip=$((skip+s))
+done
+echo "$kind: $pass passed, $fail failed, $skip skipped"
+[ -n "$failed" ] && echo "$kind: failed:$failed"
+[ "$fail" -eq 0 ]
