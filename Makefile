@@ -10,10 +10,10 @@
 
 BUILD    := build$(if $(SAN),/san,)
 CC       ?= gcc
-CPPFLAGS := -I. -Ihv-core -D_GNU_SOURCE
+CPPFLAGS := -I. -Ihv-core -Itests/support -D_GNU_SOURCE
 CFLAGS   := -std=gnu11 -O2 -g -Wall -Wextra -Werror -MMD -MP -pthread
 LDFLAGS  := -pthread
-LDLIBS   := -ljemalloc -lxxhash -lurcu-qsbr -lurcu-cds -lurcu-common -lnuma -lm
+LDLIBS   := -ljemalloc -linih -ljansson -lxxhash -lurcu-qsbr -lurcu-cds -lurcu-common -lnuma -lm
 ifneq ($(SAN),)
 CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS  += -fsanitize=address,undefined
@@ -23,9 +23,10 @@ CPPFLAGS += -DDENSEVM_NO_JEMALLOC
 endif
 
 DEB_PACKAGES := libxxhash-dev libjemalloc-dev liburcu-dev libnuma-dev \
-                libcmocka-dev busybox-static cpio xz-utils zstd
+                libcmocka-dev libinih-dev libjansson-dev busybox-static cpio \
+                xz-utils zstd
 
-.PHONY: all deps test test-unit test-integration test-linux guest-linux bench clean
+.PHONY: all deps test test-unit test-integration test-linux guest-linux bench demo clean
 all: $(BUILD)/densevm
 
 deps:
@@ -72,11 +73,20 @@ $(BUILD)/tests/%: $(BUILD)/tests/integration/%.o $(TEST_SUPPORT_OBJS) $(HOST_LIB
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $< $(TEST_SUPPORT_OBJS) -Wl,--start-group $(HOST_LIBS) -Wl,--end-group $(LDLIBS) -lcmocka
 
+# `make test` is what CI runs: the unit and integration tests, then the
+# unit tests again under ASan+UBSan.
 test: test-unit test-integration
+	$(MAKE) --no-print-directory SAN=1 test-unit
 test-unit: $(UNIT_TESTS) $(BUILD)/densevm $(MICRO_GUEST)
 	@BUILD=$(BUILD) scripts/run-tests.sh unit $(UNIT_TESTS)
 test-integration: $(INTEGRATION_TESTS) $(BUILD)/densevm $(MICRO_GUEST) $(TEST_INTEGRATION_EXTRA)
 	@BUILD=$(BUILD) scripts/run-tests.sh integration $(INTEGRATION_TESTS)
+
+# The main job, for now: several micro guests at once in one process.
+demo: $(BUILD)/densevm
+	$(BUILD)/densevm run --vm name=verify,count=4,mem=256M,workload="verify mib=128 seconds=10" \
+	  --vm name=fill,count=4,mem=256M,workload="fill mib=192 identical=60 zero=20 hold=5 check=1" \
+	  --vm name=dirty,count=2,mem=256M,workload="dirty mib=64 rate=20 seconds=10"
 
 clean:
 	rm -rf build

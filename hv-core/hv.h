@@ -229,4 +229,8 @@ struct hv_vm_counters {
 };
 void hv_vm_counters(const struct hv_vm *vm, struct hv_vm_counters *c);
 
+/* The last value the guest sent with HC_RESULT for key (< 16); false if
+ * none came. */
+bool hv_vm_result(struct hv_vm *vm, uint64_t key, uint64_t *value);
+
 #endif

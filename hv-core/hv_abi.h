@@ -81,7 +81,7 @@ enum {
 	HC_CONSOLE   = 1,  /* arg0 = len: write data[0..len) to the console */
 	HC_EXIT      = 2,  /* arg0 = status (0 = success); ends this vCPU's work */
 	HC_TIME      = 3,  /* ret = host CLOCK_MONOTONIC in ns */
-	HC_WAIT      = 4,  /* arg0 = timeout ns (0 = poll): block in the host until
+	HC_WAIT      = 4,  /* arg0 = timeout ns (0 = poll, ~0 = forever): block until
 	                      a notification or the timeout; ret = 1 if notified */
 	HC_NOP       = 5,  /* round trip only (benchmarks) */
 	HC_READY     = 6,  /* arg0 = tag: a rendezvous point for tests; blocks

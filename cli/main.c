@@ -1,0 +1,42 @@
+/*
+ * main.c - the densevm command: dispatches to its subcommands.
+ */
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "cli.h"
+
+static const char usage[] =
+"usage: densevm COMMAND [ARGS]\n"
+"\n"
+"densevm runs many KVM virtual machines densely in one process, reclaiming\n"
+"memory by content-based page sharing and ballooning.\n"
+"\n"
+"commands:\n"
+"  run       run VMs (micro guests or Linux) until they end\n"
+"  help      this text; 'densevm COMMAND --help' for a command\n"
+"  version   print the version\n";
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fputs(usage, stderr);
+		return 2;
+	}
+	const char *cmd = argv[1];
+	if (!strcmp(cmd, "run"))
+		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+		fputs(usage, stdout);
+		return 0;
+	}
+	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+		puts("densevm 0.1");
+		return 0;
+	}
+	fprintf(stderr, "densevm: unknown command '%s' (see 'densevm help')\n", cmd);
+	return 2;
+}

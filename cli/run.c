@@ -1,0 +1,308 @@
+/*
+ * run.c - `densevm run`: builds VM configs from --vm specs and config
+ * files, creates every VM before starting any (so bad input leaves nothing
+ * half-started), runs them until they end or a signal arrives, and
+ * reports how each ended (text on stderr, JSON with --json).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <libgen.h>
+#include <limits.h>
+#include "cli.h"
+
+static const char run_usage[] =
+"usage: densevm run [--vm SPEC]... [--config FILE]... [options]\n"
+"\n"
+"Runs VMs in this process until every one has ended; exit status 0 only\n"
+"when every VM exited with status 0.\n"
+"\n"
+"  --vm SPEC        one VM (repeatable): comma-separated key=value pairs;\n"
+"                   quote a value with \"...\" to include commas or spaces\n"
+"  --config FILE    VMs from a config file ([vm NAME] sections, same keys)\n"
+"  --timeout SEC    stop any VM still running after SEC seconds (default: none)\n"
+"  --json FILE      write a JSON report of every VM to FILE ('-' = stdout)\n"
+"  --quiet          do not print guest console lines\n"
+"  --guest PATH     micro guest ELF (default: guest/microguest.elf beside\n"
+"                   the densevm binary)\n"
+"  --help           this text\n"
+"\n"
+"SPEC keys:\n"
+"  name=NAME        VM name (default vmN); with count>1, NAME0, NAME1, ...\n"
+"  mem=SIZE         guest RAM, a multiple of 2M (default 128M)\n"
+"  cpus=N           vCPUs, 1-16 (default 1)\n"
+"  kind=micro|linux the guest (default micro)\n"
+"  workload=ARGS    micro guest workload, e.g. \"verify mib=64 passes=3\"\n"
+"                   (see guest/README.md: fill, verify, dirty, idle, crash, ...)\n"
+"  image=PATH       micro guest ELF for this VM\n"
+"  kernel=PATH      Linux bzImage or vmlinux (kind=linux)\n"
+"  initrd=PATH      Linux initramfs (kind=linux)\n"
+"  cmdline=TEXT     Linux command line (kind=linux)\n"
+"  count=N          N identical VMs\n"
+"  timeout=SEC      per-VM timeout\n"
+"\n"
+"example:\n"
+"  densevm run --vm name=a,mem=256M,workload=\"verify mib=64\" \\\n"
+"              --vm name=b,count=4,workload=\"fill mib=100 identical=60 zero=20\"\n";
+
+const char *default_guest_path(void)
+{
+	static char path[PATH_MAX];
+	char exe[PATH_MAX];
+	const char *env = getenv("DENSEVM_GUEST");
+
+	if (env && *env)
+		return env;
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return "guest/microguest.elf";
+	exe[n] = 0;
+	snprintf(path, sizeof(path), "%s/guest/microguest.elf", dirname(exe));
+	return path;
+}
+
+struct vm_run {
+	struct hv_vm *vm;
+	struct vm_spec *spec;
+};
+
+static bool g_quiet;
+
+static void quiet_console(struct hv_vm *vm, const char *l, size_t n, void *c)
+{
+	(void)vm; (void)l; (void)n; (void)c;
+}
+
+static int build_and_create(struct run_opts *o, struct vm_run *runs,
+			    unsigned *nruns)
+{
+	char err[512];
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < o->nspecs; i++) {
+		struct vm_spec *s = &o->specs[i];
+		for (unsigned k = 0; k < s->count; k++) {
+			char name[72];
+			if (n >= CLI_MAX_VMS) {
+				fprintf(stderr, "densevm run: more than %u VMs\n", CLI_MAX_VMS);
+				return -EINVAL;
+			}
+			if (!s->name[0])
+				snprintf(name, sizeof(name), "vm%u", n);
+			else if (s->count > 1)
+				snprintf(name, sizeof(name), "%s%u", s->name, k);
+			else
+				snprintf(name, sizeof(name), "%s", s->name);
+			for (unsigned j = 0; j < n; j++)
+				if (!strcmp(hv_vm_name(runs[j].vm), name)) {
+					fprintf(stderr, "densevm run: %s: name: '%s' is used "
+						"twice\n", s->origin, name);
+					return -EINVAL;
+				}
+			struct hv_vm_config c = {
+				.name = name, .mem_bytes = s->mem, .ncpus = s->cpus,
+				.kind = s->kind, .base_memfd = -1,
+				.timeout_s = s->timeout ? s->timeout : o->timeout,
+				.console = g_quiet ? quiet_console : NULL,
+			};
+			if (s->kind == HV_GUEST_MICRO) {
+				c.image = s->image ? s->image : o->guest_path;
+				c.cmdline = s->workload;
+			} else {
+				c.image = s->image;
+				c.initrd = s->initrd;
+				c.cmdline = s->cmdline;
+			}
+			if (hv_vm_create(&c, &runs[n].vm, err, sizeof(err)) < 0) {
+				fprintf(stderr, "densevm run: %s: %s\n", s->origin, err);
+				return -EINVAL;
+			}
+			runs[n++].spec = s;
+			*nruns = n;
+		}
+	}
+	return 0;
+}
+
+static void report_json(const char *path, struct vm_run *runs, unsigned n)
+{
+	json_t *arr = json_array();
+	for (unsigned i = 0; i < n; i++) {
+		struct hv_exit_status st;
+		struct hv_vm_counters ct;
+		hv_vm_status(runs[i].vm, &st);
+		hv_vm_counters(runs[i].vm, &ct);
+		uint64_t s0 = hv_vm_start_ns(runs[i].vm);
+		uint64_t h = hv_vm_first_hypercall_ns(runs[i].vm);
+		json_t *res = json_object();
+		for (uint64_t k = 0; k < 16; k++) {
+			uint64_t v;
+			char key[8];
+			if (hv_vm_result(runs[i].vm, k, &v)) {
+				snprintf(key, sizeof(key), "%llu", (unsigned long long)k);
+				json_object_set_new(res, key, json_integer((json_int_t)v));
+			}
+		}
+		json_array_append_new(arr, json_pack(
+			"{s:s, s:s, s:i, s:s, s:I, s:f, s:I, s:I, s:o}",
+			"name", hv_vm_name(runs[i].vm),
+			"status", hv_exit_kind_name(st.kind), "code", st.code,
+			"reason", st.reason,
+			"mem_bytes", (json_int_t)hv_vm_mem_bytes(runs[i].vm),
+			"first_hypercall_ms", h ? (double)(h - s0) / 1e6 : -1.0,
+			"hypercalls", (json_int_t)ct.hypercalls,
+			"exits", (json_int_t)ct.exits, "results", res));
+	}
+	json_t *root = json_pack("{s:o}", "vms", arr);
+	int rc = !strcmp(path, "-") ? json_dumpf(root, stdout, JSON_INDENT(2))
+				    : json_dump_file(root, path, JSON_INDENT(2));
+	if (rc)
+		fprintf(stderr, "densevm run: --json %s: cannot write\n", path);
+	else if (!strcmp(path, "-"))
+		putchar('\n');
+	json_decref(root);
+}
+
+static int run_vms(struct vm_run *runs, unsigned n)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+
+	for (unsigned i = 0; i < n; i++)
+		hv_vm_start(runs[i].vm);
+	for (;;) {
+		bool all = true;
+		for (unsigned i = 0; i < n; i++)
+			if (!hv_vm_wait_timeout(runs[i].vm, 0))
+				all = false;
+		if (all)
+			break;
+		struct timespec ts = { 0, 100 * 1000 * 1000 };
+		int sig = sigtimedwait(&set, NULL, &ts);
+		if (sig > 0) {
+			fprintf(stderr, "densevm run: %s: stopping %u VMs\n",
+				strsignal(sig), n);
+			for (unsigned i = 0; i < n; i++)
+				hv_vm_stop(runs[i].vm);
+		}
+	}
+	int bad = 0;
+	for (unsigned i = 0; i < n; i++) {
+		struct hv_exit_status st;
+		hv_vm_status(runs[i].vm, &st);
+		double secs = (double)(hv_now_ns() - hv_vm_start_ns(runs[i].vm)) / 1e9;
+		bool ok = st.kind == HV_EXIT_EXITED && st.code == 0;
+		bad += !ok;
+		fprintf(stderr, "densevm: %s: %s%s%s (ran %.2f s)\n", hv_vm_name(runs[i].vm),
+			hv_exit_kind_name(st.kind), st.reason[0] ? ": " : "", st.reason,
+			secs);
+	}
+	return bad;
+}
+
+int cmd_run(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "vm", required_argument, 0, 'v' },
+		{ "config", required_argument, 0, 'c' },
+		{ "timeout", required_argument, 0, 't' },
+		{ "json", required_argument, 0, 'j' },
+		{ "quiet", no_argument, 0, 'q' },
+		{ "guest", required_argument, 0, 'g' },
+		{ "help", no_argument, 0, 'h' },
+		{ 0, 0, 0, 0 },
+	};
+	static struct vm_spec specs[CLI_MAX_VMS];
+	static struct vm_run runs[CLI_MAX_VMS];
+	struct run_opts o = { .specs = specs };
+	char err[512], origin[32];
+	unsigned nvm = 0, nruns = 0;
+	int c, rc = 2;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		switch (c) {
+		case 'v':
+			snprintf(origin, sizeof(origin), "--vm %u", ++nvm);
+			if (o.nspecs >= CLI_MAX_VMS) {
+				fprintf(stderr, "densevm run: more than %u --vm\n", CLI_MAX_VMS);
+				goto out;
+			}
+			spec_init(&specs[o.nspecs], origin);
+			if (spec_parse(&specs[o.nspecs++], optarg, err, sizeof(err)) ||
+			    spec_check(&specs[o.nspecs - 1], err, sizeof(err))) {
+				fprintf(stderr, "densevm run: %s: %s\n", origin, err);
+				goto out;
+			}
+			break;
+		case 'c':
+			if (config_load(optarg, &o, err, sizeof(err))) {
+				fprintf(stderr, "densevm run: %s\n", err);
+				goto out;
+			}
+			break;
+		case 't': {
+			char *end;
+			o.timeout = strtod(optarg, &end);
+			if (end == optarg || *end || o.timeout < 0) {
+				fprintf(stderr, "densevm run: --timeout: '%s' must be seconds "
+					">= 0\n", optarg);
+				goto out;
+			}
+			break;
+		}
+		case 'j': o.json_path = optarg; break;
+		case 'q': g_quiet = true; break;
+		case 'g': o.guest_path = optarg; break;
+		case 'h': fputs(run_usage, stdout); rc = 0; goto out;
+		default:
+			fprintf(stderr, "densevm run: see 'densevm run --help'\n");
+			goto out;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "densevm run: unexpected argument '%s'\n", argv[optind]);
+		goto out;
+	}
+	if (o.nspecs == 0) {
+		fprintf(stderr, "densevm run: no VMs: give --vm SPEC or --config FILE "
+			"(see --help)\n");
+		goto out;
+	}
+	if (!o.guest_path)
+		o.guest_path = default_guest_path();
+
+	/* vCPU threads inherit this mask: only the main thread takes signals */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+	if (hv_init(err, sizeof(err)) < 0) {
+		fprintf(stderr, "densevm run: %s\n", err);
+		rc = 1;
+		goto out;
+	}
+	if (build_and_create(&o, runs, &nruns)) {
+		rc = 1;
+		goto destroy;
+	}
+	rc = run_vms(runs, nruns) ? 1 : 0;
+	if (o.json_path)
+		report_json(o.json_path, runs, nruns);
+destroy:
+	for (unsigned i = 0; i < nruns; i++)
+		hv_vm_destroy(runs[i].vm);
+out:
+	for (unsigned i = 0; i < o.nspecs; i++)
+		spec_free(&specs[i]);
+	return rc;
+}

@@ -1,0 +1,77 @@
+/*
+ * main.c - workload dispatch and the multi-vCPU protocol.
+ *
+ * Owns: the table of workloads, choosing one from bootinfo.args, and what
+ * each vCPU does with it (see workload.h): vCPU 0 runs every workload;
+ * the others run all_cpus workloads (verify, dirty) on their own share and
+ * HC_EXIT(0) at once for the rest.  vCPU 0 reports an all_cpus workload's
+ * summary only after every other vCPU has finished.
+ */
+#include "workload.h"
+
+static const struct workload *const workloads[] = {
+	&wl_verify, &wl_fill, &wl_dirty, &wl_idle, &wl_crash, &wl_dirtyset,
+	&wl_hcbench,
+};
+#define NWORKLOADS (sizeof(workloads) / sizeof(workloads[0]))
+
+static struct wl_args args;
+static const struct workload *cur;
+
+/* Per-vCPU results of all_cpus workloads (index 0 unused). */
+static int cpu_status[HV_MAX_VCPUS];
+static unsigned ndone;
+
+void wl_setup(void)
+{
+	args_split(&args, guest_bootinfo()->args);
+	for (unsigned i = 0; i < NWORKLOADS; i++)
+		if (!gstrcmp(workloads[i]->name, args.name))
+			cur = workloads[i];
+	if (!cur) {
+		char known[128];
+		size_t off = 0;
+		for (unsigned i = 0; i < NWORKLOADS; i++)
+			off += (size_t)gsnprintf(known + off, sizeof(known) - off,
+						 "%s%s", i ? " " : "",
+						 workloads[i]->name);
+		if (args.name[0])
+			args_fail(&args, "unknown workload '%s' (known: %s)",
+				  args.name, known);
+		args_fail(&args, "no workload given (known: %s)", known);
+	}
+	args.wl = cur;
+	cur->setup(&args);
+	args_done(&args);   /* in case setup() forgot */
+}
+
+void wl_run(unsigned cpu)
+{
+	unsigned n = guest_ncpus();
+	if (cpu != 0 && !cur->all_cpus)
+		guest_exit(GUEST_EXIT_OK);
+
+	int st = cur->run(cpu);
+	if (cpu != 0) {
+		cpu_status[cpu] = st;
+		__atomic_fetch_add(&ndone, 1, __ATOMIC_RELEASE);
+		guest_exit(st);
+	}
+	if (st != 0 || !cur->all_cpus)
+		guest_exit(st);
+
+	/* A few ms of latency is nothing next to a workload; polling in
+	 * HC_WAIT keeps this vCPU off the host CPUs meanwhile. */
+	while (__atomic_load_n(&ndone, __ATOMIC_ACQUIRE) < n - 1)
+		hc_wait(2 * NS_PER_MS);
+	for (unsigned c = 1; c < n; c++) {
+		if (cpu_status[c] != 0) {
+			gprintf("%s: failed on cpu %u with status %d\n",
+				cur->name, c, cpu_status[c]);
+			guest_exit(cpu_status[c]);
+		}
+	}
+	if (cur->finish)
+		cur->finish();
+	guest_exit(GUEST_EXIT_OK);
+}

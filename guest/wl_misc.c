@@ -1,0 +1,140 @@
+/*
+ * wl_misc.c - the small workloads: idle, crash and hcbench.
+ *
+ *   idle [seconds=S|-1]     wait in HC_WAIT (never spin); default forever
+ *   crash [after_ms=N]      fault on purpose after N ms (triple fault)
+ *   hcbench [count=N]       N HC_NOP round trips timed with the TSC
+ */
+#include "workload.h"
+
+/* ------------------------------------------------------------------ idle */
+
+static int64_t idle_seconds;
+
+static void idle_setup(struct wl_args *a)
+{
+	idle_seconds = args_int(a, "seconds", -1, -1, 100000000);
+	args_done(a);
+}
+
+static int idle_run(unsigned cpu)
+{
+	(void)cpu;
+	if (idle_seconds < 0) {
+		gprintf("idle: waiting until stopped\n");
+		for (;;)
+			hc_wait(HC_WAIT_FOREVER);
+	}
+	sleep_ns((uint64_t)idle_seconds * NS_PER_SEC);
+	gprintf("idle: done seconds=%ld\n", idle_seconds);
+	return GUEST_EXIT_OK;
+}
+
+const struct workload wl_idle = {
+	.name = "idle",
+	.usage = "[seconds=S|-1]",
+	.setup = idle_setup,
+	.run = idle_run,
+};
+
+/* ----------------------------------------------------------------- crash */
+
+static uint64_t crash_after_ms;
+
+static void crash_setup(struct wl_args *a)
+{
+	crash_after_ms = (uint64_t)args_int(a, "after_ms", 0, 0, 100000000);
+	args_done(a);
+}
+
+static int crash_run(unsigned cpu)
+{
+	(void)cpu;
+	sleep_ns(crash_after_ms * NS_PER_MS);
+	gprintf("crash: faulting now (after %lu ms)\n", crash_after_ms);
+	guest_fault();
+}
+
+const struct workload wl_crash = {
+	.name = "crash",
+	.usage = "[after_ms=N]",
+	.setup = crash_setup,
+	.run = crash_run,
+};
+
+/* --------------------------------------------------------------- hcbench */
+
+#define HCBENCH_WARMUP 16
+
+static uint64_t hb_count;
+static uint64_t *hb_samples;
+
+static void hcbench_setup(struct wl_args *a)
+{
+	hb_count = (uint64_t)args_int(a, "count", 1000, 1, 10000000);
+	args_done(a);
+	uint64_t pages = (hb_count * sizeof(uint64_t) + GUEST_PAGE_SIZE - 1) >>
+			 GUEST_PAGE_SHIFT;
+	hb_samples = (uint64_t *)(uintptr_t)wl_alloc_contig("hcbench", pages);
+}
+
+static void sift_down(uint64_t *a, uint64_t i, uint64_t n)
+{
+	for (;;) {
+		uint64_t c = 2 * i + 1;
+		if (c >= n)
+			return;
+		if (c + 1 < n && a[c + 1] > a[c])
+			c++;
+		if (a[i] >= a[c])
+			return;
+		uint64_t t = a[i];
+		a[i] = a[c];
+		a[c] = t;
+		i = c;
+	}
+}
+
+/* Heapsort: O(n log n), in place, no recursion on a 64 KiB stack. */
+static void sort_u64(uint64_t *a, uint64_t n)
+{
+	for (uint64_t i = n / 2; i-- > 0;)
+		sift_down(a, i, n);
+	for (uint64_t end = n; end-- > 1;) {
+		uint64_t t = a[0];
+		a[0] = a[end];
+		a[end] = t;
+		sift_down(a, 0, end);
+	}
+}
+
+static int hcbench_run(unsigned cpu)
+{
+	(void)cpu;
+	for (unsigned i = 0; i < HCBENCH_WARMUP; i++)
+		hc_nop();
+	for (uint64_t i = 0; i < hb_count; i++) {
+		uint64_t t0 = guest_rdtsc_ordered();
+		hc_nop();
+		hb_samples[i] = guest_rdtsc_ordered() - t0;
+	}
+	sort_u64(hb_samples, hb_count);
+	uint64_t p99 = hb_count * 99 / 100;
+	if (p99 >= hb_count)
+		p99 = hb_count - 1;
+	uint64_t min = tsc_to_ns(hb_samples[0]);
+	uint64_t med = tsc_to_ns(hb_samples[hb_count / 2]);
+	uint64_t q99 = tsc_to_ns(hb_samples[p99]);
+	uint64_t max = tsc_to_ns(hb_samples[hb_count - 1]);
+	gprintf("hcbench: count=%lu min=%lu median=%lu p99=%lu max=%lu ns\n",
+		hb_count, min, med, q99, max);
+	hc_result(DVM_RESULT_HC_MEDIAN_NS, med);
+	return GUEST_EXIT_OK;
+}
+
+const struct workload wl_hcbench = {
+	.name = "hcbench",
+	.usage = "[count=N]",
+	.setup = hcbench_setup,
+	.run = hcbench_run,
+};

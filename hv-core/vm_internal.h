@@ -1,0 +1,133 @@
+/*
+ * vm_internal.h - hv-core internal: the layout of a VM and a vCPU, shared by
+ * the files of hv-core and by nothing else (the public view is hv.h).
+ *
+ * Locking: vm->lock guards the pause/park accounting, HC_WAIT/HC_READY
+ * state and the exit status; vm->cond is broadcast on every change of
+ * them.  Invariant for pause: a vCPU counts as parked only while it is
+ * blocked at a point where it neither runs guest code nor touches guest
+ * memory, and it re-checks pause_req under the lock before leaving it.
+ */
+#ifndef DENSEVM_VM_INTERNAL_H
+#define DENSEVM_VM_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <linux/kvm.h>
+#include "hv.h"
+#include "serial8250.h"
+#include "linux_boot.h"
+
+#define HV_MAX_RANGES 2
+#define HV_CONSOLE_LINE 256
+#define HV_NRESULTS 16
+
+struct hv_vcpu {
+	struct hv_vm *vm;
+	unsigned idx;
+	int fd;
+	struct kvm_run *run;
+	size_t run_size;
+	pthread_t thread;
+	bool started;
+	bool done;               /* left its run loop (under vm->lock) */
+	bool exited;             /* said HC_EXIT (own thread only) */
+	bool pending;            /* a notification not yet consumed */
+	uint64_t ready_tag;      /* nonzero while blocked in HC_READY */
+	struct hv_argpage *argpage; /* guest's page (hostile; copy first) */
+};
+
+struct hv_vm {
+	char name[64];
+	struct hv_vm_config cfg;
+	char *image, *initrd, *cmdline;  /* owned copies of cfg strings */
+	int fd;
+
+	/* RAM: one VA reservation of [0, gpa_end); the PCI hole stays PROT_NONE */
+	uint8_t *ram;            /* GPA 0, 2 MiB aligned */
+	void *ram_raw;           /* what mmap returned */
+	size_t ram_map_len;
+	uint64_t gpa_end;
+	struct hv_ram_range ranges[HV_MAX_RANGES];
+	unsigned nranges;
+	bool dirty_logging;
+
+	hv_pstate_t *pagemap;
+	uint64_t npages;
+
+	struct hv_vcpu vcpus[HV_MAX_VCPUS];
+	unsigned ncpus;
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	unsigned threads_alive;  /* vCPU threads started and not done */
+	unsigned parked;
+	unsigned pause_depth;
+	atomic_int pause_req;
+	atomic_int stop_req;
+	unsigned vcpus_exited;   /* vCPUs that said HC_EXIT */
+	struct hv_exit_status status;
+	bool finished;           /* every vCPU thread is done */
+
+	struct { hv_hypercall_fn fn; void *ctx; } hc[HC_MAX - HC_DEVICE_BASE];
+
+	pthread_mutex_t con_lock;
+	char conline[HV_CONSOLE_LINE + 1];
+	size_t conlen;
+	struct serial8250 serial;
+	struct linux_entry lentry;
+	uint64_t micro_entry;
+
+	uint64_t results[HV_NRESULTS];
+	uint32_t results_set;
+
+	uint64_t start_ns;
+	_Atomic uint64_t first_hc_ns;
+	uint64_t deadline_ns;    /* 0 = none */
+	_Atomic uint64_t n_hypercalls, n_exits, n_bad, n_pauses;
+
+	struct hv_vm *watch_next; /* watchdog list (watchdog.c) */
+	bool joined;
+};
+
+/* mem.c */
+int mem_setup(struct hv_vm *vm, char *err, size_t errlen);
+void mem_teardown(struct hv_vm *vm);
+int mem_set_slots(struct hv_vm *vm);
+
+/* micro_boot.c */
+int micro_load(struct hv_vm *vm, char *err, size_t errlen);
+int micro_vcpu_init(struct hv_vm *vm, struct hv_vcpu *v, char *err, size_t errlen);
+
+/* vcpu.c */
+int vcpu_create(struct hv_vm *vm, unsigned idx, char *err, size_t errlen);
+void vcpu_destroy(struct hv_vcpu *v);
+void *vcpu_thread(void *arg);
+void vcpu_kick(struct hv_vcpu *v);
+void vm_end(struct hv_vm *vm, enum hv_exit_kind kind, int code,
+	    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* pause.c */
+void vcpu_check_pause(struct hv_vcpu *v);
+/* Blocks the vCPU (counted as parked) until *flag is set, the deadline
+ * (CLOCK_MONOTONIC ns, 0 = none) passes or the VM stops; never returns
+ * while the VM is paused.  Caller holds vm->lock.  True if *flag was set. */
+bool vcpu_block_locked(struct hv_vcpu *v, bool *flag, uint64_t deadline_ns);
+
+/* hypercall.c */
+void hypercall_dispatch(struct hv_vcpu *v);
+
+/* console.c */
+void console_write(struct hv_vm *vm, const char *buf, size_t len);
+void console_flush(struct hv_vm *vm);
+void console_serial_out(void *ctx, const char *buf, unsigned len);
+
+/* watchdog.c */
+void watchdog_add(struct hv_vm *vm);
+void watchdog_remove(struct hv_vm *vm);
+
+/* kvm.c */
+int kvm_fd(void);
+int kvm_kick_signal(void);
+
+#endif

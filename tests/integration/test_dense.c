@@ -1,0 +1,84 @@
+/*
+ * test_dense.c - many micro guests in one process: 32 guests of 128 MiB
+ * run at once and one of them crashes on purpose; the other 31 finish
+ * their work.  Then 8 guests run `verify` for 30 s with no mismatch.
+ */
+#include <stdio.h>
+#include <string.h>
+#include "testvm.h"
+#include "guest/patterns.h"
+
+#define NVM 32
+
+static void thirty_two_guests_one_crash(void **state)
+{
+	(void)state;
+	SKIP_WITHOUT_KVM();
+	static struct testvm t[NVM];
+	char name[16];
+	uint64_t t0 = hv_now_ns();
+
+	for (int i = 0; i < NVM; i++) {
+		snprintf(name, sizeof(name), "d%02d", i);
+		testvm_create(&t[i], name, 128 << 20, 1,
+			      i == 7 ? "crash after_ms=200" : "verify mib=16 passes=4");
+	}
+	for (int i = 0; i < NVM; i++)
+		hv_vm_start(t[i].vm);
+	int exited = 0;
+	for (int i = 0; i < NVM; i++) {
+		struct hv_exit_status st = testvm_wait(&t[i], 300);
+		if (i == 7) {
+			assert_int_equal(st.kind, HV_EXIT_CRASHED);
+			continue;
+		}
+		if (st.kind != HV_EXIT_EXITED || st.code != 0)
+			fail_msg("%s: %s %d %s", name, hv_exit_kind_name(st.kind),
+				 st.code, st.reason);
+		assert_true(testvm_log_has(&t[i], "verify: done passes=4 mismatches=0"));
+		exited++;
+	}
+	assert_int_equal(exited, NVM - 1);
+	print_message("32 guests: %.2f s from start to the last exit\n",
+		      (double)(hv_now_ns() - t0) / 1e9);
+	for (int i = 0; i < NVM; i++)
+		testvm_destroy(&t[i]);
+}
+
+static void eight_guests_verify_30s(void **state)
+{
+	(void)state;
+	SKIP_WITHOUT_KVM();
+	struct testvm t[8];
+	char name[16];
+
+	for (int i = 0; i < 8; i++) {
+		snprintf(name, sizeof(name), "soak%d", i);
+		testvm_create(&t[i], name, 128 << 20, 1, "verify mib=32 seconds=30");
+	}
+	for (int i = 0; i < 8; i++)
+		hv_vm_start(t[i].vm);
+	for (int i = 0; i < 8; i++) {
+		struct hv_exit_status st = testvm_wait(&t[i], 120);
+		if (st.kind != HV_EXIT_EXITED || st.code != 0)
+			fail_msg("soak%d: %s %d %s", i, hv_exit_kind_name(st.kind),
+				 st.code, st.reason);
+		assert_false(testvm_log_has(&t[i], "MISMATCH"));
+		uint64_t passes = 0;
+		assert_true(hv_vm_result(t[i].vm, DVM_RESULT_VERIFY_PASSES, &passes));
+		assert_true(passes >= 2);
+		print_message("soak%d: %llu passes in 30 s\n", i,
+			      (unsigned long long)passes);
+	}
+	for (int i = 0; i < 8; i++)
+		testvm_destroy(&t[i]);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(thirty_two_guests_one_crash),
+		cmocka_unit_test(eight_guests_verify_30s),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

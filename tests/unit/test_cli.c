@@ -1,0 +1,209 @@
+/*
+ * test_cli.c - the densevm command's input handling: sizes, --vm specs,
+ * config files (errors name FILE:LINE), and the binary's exit statuses and
+ * messages for bad command lines.  Needs no /dev/kvm, except the cases that
+ * load a guest image, which are skipped by name without it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "testvm.h"
+#include "cli/cli.h"
+
+static void sizes(void **state)
+{
+	(void)state;
+	uint64_t v;
+	assert_int_equal(parse_size("4096", &v), 0); assert_int_equal(v, 4096);
+	assert_int_equal(parse_size("64K", &v), 0); assert_int_equal(v, 65536);
+	assert_int_equal(parse_size("512M", &v), 0); assert_int_equal(v, 512ull << 20);
+	assert_int_equal(parse_size("2GiB", &v), 0); assert_int_equal(v, 2ull << 30);
+	assert_int_equal(parse_size("1T", &v), 0); assert_int_equal(v, 1ull << 40);
+	assert_true(parse_size("", &v) < 0);
+	assert_true(parse_size("-5M", &v) < 0);
+	assert_true(parse_size("12X", &v) < 0);
+	assert_true(parse_size("M", &v) < 0);
+	assert_true(parse_size("99999999999999999999", &v) < 0);
+	assert_true(parse_size("17179869184T", &v) < 0);  /* overflows */
+}
+
+static void specs(void **state)
+{
+	(void)state;
+	struct vm_spec s;
+	char err[400];
+
+	spec_init(&s, "--vm 1");
+	assert_int_equal(spec_parse(&s, "name=a,mem=256M,cpus=2,workload=\"verify "
+				    "mib=64, passes=2\"", err, sizeof(err)), 0);
+	assert_string_equal(s.name, "a");
+	assert_int_equal(s.mem, 256ull << 20);
+	assert_int_equal(s.cpus, 2);
+	assert_string_equal(s.workload, "verify mib=64, passes=2");
+	assert_int_equal(spec_check(&s, err, sizeof(err)), 0);
+	spec_free(&s);
+
+	static const struct { const char *spec, *msg; } bad[] = {
+		{ "mem=lots", "mem: 'lots' is not a size" },
+		{ "cpus=0", "cpus: '0' must be 1 to 16" },
+		{ "cpus=99", "cpus: '99'" },
+		{ "colour=blue", "unknown key 'colour'" },
+		{ "kind=windows", "kind: 'windows' must be micro or linux" },
+		{ "name=a b", "name: 'a b'" },
+		{ "justtext", "'justtext' is not key=value" },
+		{ "workload=\"open", "workload: unterminated quote" },
+		{ "count=0", "count: '0'" },
+		{ "timeout=-1", "timeout: '-1'" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		spec_init(&s, "--vm 1");
+		err[0] = 0;
+		assert_true(spec_parse(&s, bad[i].spec, err, sizeof(err)) < 0);
+		if (!strstr(err, bad[i].msg))
+			fail_msg("%s: expected '%s', got '%s'", bad[i].spec, bad[i].msg, err);
+		spec_free(&s);
+	}
+	spec_init(&s, "--vm 1");
+	assert_int_equal(spec_parse(&s, "kind=linux", err, sizeof(err)), 0);
+	assert_true(spec_check(&s, err, sizeof(err)) < 0);
+	assert_non_null(strstr(err, "kernel: required"));
+	spec_free(&s);
+	spec_init(&s, "--vm 1");
+	assert_true(spec_check(&s, err, sizeof(err)) < 0);
+	assert_non_null(strstr(err, "workload: required"));
+}
+
+static char *tmpfile_with(const char *text)
+{
+	char *p = strdup("/tmp/densevm-conf-XXXXXX");
+	int fd = mkstemp(p);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	return p;
+}
+
+static void config_files(void **state)
+{
+	(void)state;
+	static struct vm_spec sp[CLI_MAX_VMS];
+	struct run_opts o = { .specs = sp };
+	char err[600], want[700];
+
+	char *p = tmpfile_with("# two VMs\n[run]\ntimeout = 5\n\n[vm web]\n"
+			       "mem = 256M\nworkload = idle seconds=1\n"
+			       "[vm db]\ncount = 3\nworkload = verify mib=8\n");
+	assert_int_equal(config_load(p, &o, err, sizeof(err)), 0);
+	assert_int_equal(o.nspecs, 2);
+	assert_string_equal(sp[0].name, "web");
+	assert_int_equal(sp[0].mem, 256ull << 20);
+	assert_int_equal(sp[1].count, 3);
+	assert_true(o.timeout == 5.0);
+	unlink(p); free(p);
+
+	static const struct { const char *text; int line; const char *msg; } bad[] = {
+		{ "[vm a]\nworkload = idle\nmem = huge\n", 3, "mem: 'huge'" },
+		{ "[vm a]\nwork = idle\n", 2, "unknown key 'work'" },
+		{ "mem = 1G\n", 1, "outside any section" },
+		{ "[ksmm]\nx = 1\n", 2, "unknown section [ksmm]" },
+		{ "[vm a]\nthis is not ini\n", 2, "syntax error" },
+		{ "[run]\nspeed = 3\n", 2, "[run] unknown key 'speed'" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		o.nspecs = 0;
+		p = tmpfile_with(bad[i].text);
+		err[0] = 0;
+		assert_true(config_load(p, &o, err, sizeof(err)) < 0);
+		snprintf(want, sizeof(want), "%s:%d: ", p, bad[i].line);
+		if (strncmp(err, want, strlen(want)) || !strstr(err, bad[i].msg))
+			fail_msg("case %zu: expected '%s...%s', got '%s'", i, want,
+				 bad[i].msg, err);
+		unlink(p); free(p);
+	}
+	o.nspecs = 0;
+	assert_true(config_load("/nonexistent.conf", &o, err, sizeof(err)) < 0);
+	assert_non_null(strstr(err, "/nonexistent.conf"));
+}
+
+static void binary_bad_input(void **state)
+{
+	(void)state;
+	char *out;
+	static const struct { const char *a1, *a2, *a3, *msg; int rc; } cases[] = {
+		{ "run", NULL, NULL, "no VMs", 2 },
+		{ "run", "--vm", "mem=12Q,workload=idle", "--vm 1: mem: '12Q'", 2 },
+		{ "run", "--bogus", NULL, "densevm run --help", 2 },
+		{ "frobnicate", NULL, NULL, "unknown command 'frobnicate'", 2 },
+		{ "run", "--config", "/nonexistent.conf", "/nonexistent.conf", 2 },
+		{ "run", "--timeout", "soon", "--timeout: 'soon'", 2 },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *argv[] = { "densevm", (char *)cases[i].a1, (char *)cases[i].a2,
+				 (char *)cases[i].a3, NULL };
+		int rc = run_densevm(argv, &out);
+		if (rc != cases[i].rc || !strstr(out, cases[i].msg))
+			fail_msg("case %zu: rc %d (want %d), output: %s", i, rc,
+				 cases[i].rc, out);
+		free(out);
+	}
+	char *help[] = { "densevm", "run", "--help", NULL };
+	assert_int_equal(run_densevm(help, &out), 0);
+	assert_non_null(strstr(out, "SPEC keys"));
+	free(out);
+}
+
+static void binary_bad_images(void **state)
+{
+	(void)state;
+	SKIP_WITHOUT_KVM();
+	char *out;
+	char *argv[] = { "densevm", "run", "--vm",
+			 "name=x,workload=idle,image=/nonexistent.elf", NULL };
+	assert_int_equal(run_densevm(argv, &out), 1);
+	assert_non_null(strstr(out, "/nonexistent.elf"));
+	free(out);
+	char *argv2[] = { "densevm", "run", "--vm",
+			  "name=x,workload=idle,image=/etc/passwd", NULL };
+	assert_int_equal(run_densevm(argv2, &out), 1);
+	assert_non_null(strstr(out, "/etc/passwd: not an ELF file"));
+	free(out);
+	/* the second VM is bad: the first must not have been left running */
+	char *argv3[] = { "densevm", "run", "--vm", "name=ok,workload=idle",
+			  "--vm", "name=bad,mem=1M,workload=idle", NULL };
+	assert_int_equal(run_densevm(argv3, &out), 1);
+	assert_non_null(strstr(out, "--vm 2"));
+	assert_null(strstr(out, "[ok]"));
+	free(out);
+	/* a good run through the binary, with its JSON report */
+	char json[] = "/tmp/densevm-json-XXXXXX";
+	int fd = mkstemp(json);
+	close(fd);
+	char *argv4[] = { "densevm", "run", "--vm",
+			  "name=g,mem=64M,workload=\"verify mib=8 passes=2\"",
+			  "--json", json, NULL };
+	int rc = run_densevm(argv4, &out);
+	if (rc)
+		fail_msg("rc %d: %s", rc, out);
+	assert_non_null(strstr(out, "[g] verify: done"));
+	free(out);
+	FILE *f = fopen(json, "r");
+	char buf[4096] = "";
+	fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	unlink(json);
+	assert_non_null(strstr(buf, "\"status\": \"exited\""));
+	assert_non_null(strstr(buf, "\"name\": \"g\""));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(sizes),
+		cmocka_unit_test(specs),
+		cmocka_unit_test(config_files),
+		cmocka_unit_test(binary_bad_input),
+		cmocka_unit_test(binary_bad_images),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
