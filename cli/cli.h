@@ -33,6 +33,7 @@ struct run_opts {
 	const char *json_path; /* NULL, "-" or a file */
 	bool quiet;
 	const char *guest_path;
+	char *owned;           /* a path the config file gave, freed at the end */
 };
 
 /* Parses a size such as 4096, 64K, 512M, 2G, 1T (binary units; an optional

@@ -75,7 +75,9 @@ static int handler(void *user, const char *section, const char *key,
 			goto fail;
 		}
 	} else if (!strcmp(key, "guest")) {
-		c->opts->guest_path = strdup(val);
+		free(c->opts->owned);
+		c->opts->owned = strdup(val);
+		c->opts->guest_path = c->opts->owned;
 	} else {
 		snprintf(c->msg, sizeof(c->msg), "[run] unknown key '%s' (known: "
 			 "timeout guest)", key);

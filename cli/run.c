@@ -304,5 +304,6 @@ destroy:
 out:
 	for (unsigned i = 0; i < o.nspecs; i++)
 		spec_free(&specs[i]);
+	free(o.owned);
 	return rc;
 }

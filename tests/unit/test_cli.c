@@ -101,6 +101,8 @@ static void config_files(void **state)
 	assert_int_equal(sp[1].count, 3);
 	assert_true(o.timeout == 5.0);
 	unlink(p); free(p);
+	for (unsigned i = 0; i < o.nspecs; i++)
+		spec_free(&sp[i]);
 
 	static const struct { const char *text; int line; const char *msg; } bad[] = {
 		{ "[vm a]\nworkload = idle\nmem = huge\n", 3, "mem: 'huge'" },
@@ -111,6 +113,8 @@ static void config_files(void **state)
 		{ "[run]\nspeed = 3\n", 2, "[run] unknown key 'speed'" },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		for (unsigned k = 0; k < o.nspecs; k++)
+			spec_free(&sp[k]);
 		o.nspecs = 0;
 		p = tmpfile_with(bad[i].text);
 		err[0] = 0;
@@ -121,6 +125,8 @@ static void config_files(void **state)
 				 bad[i].msg, err);
 		unlink(p); free(p);
 	}
+	for (unsigned k = 0; k < o.nspecs; k++)
+		spec_free(&sp[k]);
 	o.nspecs = 0;
 	assert_true(config_load("/nonexistent.conf", &o, err, sizeof(err)) < 0);
 	assert_non_null(strstr(err, "/nonexistent.conf"));
