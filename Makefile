@@ -73,10 +73,10 @@ $(BUILD)/tests/%: $(BUILD)/tests/integration/%.o $(TEST_SUPPORT_OBJS) $(HOST_LIB
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $< $(TEST_SUPPORT_OBJS) -Wl,--start-group $(HOST_LIBS) -Wl,--end-group $(LDLIBS) -lcmocka
 
-# `make test` is what CI runs: the unit and integration tests, then the
-# unit tests again under ASan+UBSan.
+# `make test` is what CI runs: the unit and integration tests, then all of
+# them again built with ASan+UBSan.
 test: test-unit test-integration
-	$(MAKE) --no-print-directory SAN=1 test-unit
+	$(MAKE) --no-print-directory SAN=1 test-unit test-integration
 test-unit: $(UNIT_TESTS) $(BUILD)/densevm $(MICRO_GUEST)
 	@BUILD=$(BUILD) scripts/run-tests.sh unit $(UNIT_TESTS)
 test-integration: $(INTEGRATION_TESTS) $(BUILD)/densevm $(MICRO_GUEST) $(TEST_INTEGRATION_EXTRA)
