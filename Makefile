@@ -24,7 +24,7 @@ endif
 
 DEB_PACKAGES := libxxhash-dev libjemalloc-dev liburcu-dev libnuma-dev \
                 libcmocka-dev libinih-dev libjansson-dev busybox-static cpio \
-                xz-utils zstd
+                xz-utils zstd lz4
 
 .PHONY: all deps test test-unit test-integration test-linux guest-linux bench demo clean
 all: $(BUILD)/densevm
@@ -52,6 +52,7 @@ include hv-core/module.mk
 -include balloon-host/module.mk
 -include policy/module.mk
 include guest/module.mk
+-include guest/linux/module.mk
 include cli/module.mk
 -include tests/module.mk
 -include bench/module.mk
@@ -77,10 +78,15 @@ $(BUILD)/tests/%: $(BUILD)/tests/integration/%.o $(TEST_SUPPORT_OBJS) $(HOST_LIB
 # them again built with ASan+UBSan.
 test: test-unit test-integration
 	$(MAKE) --no-print-directory SAN=1 test-unit test-integration
-test-unit: $(UNIT_TESTS) $(BUILD)/densevm $(MICRO_GUEST)
+test-unit: $(UNIT_TESTS) $(BUILD)/densevm $(MICRO_GUEST) $(TEST_INTEGRATION_EXTRA)
 	@BUILD=$(BUILD) scripts/run-tests.sh unit $(UNIT_TESTS)
 test-integration: $(INTEGRATION_TESTS) $(BUILD)/densevm $(MICRO_GUEST) $(TEST_INTEGRATION_EXTRA)
 	@BUILD=$(BUILD) scripts/run-tests.sh integration $(INTEGRATION_TESTS)
+
+# Linux guests to the initramfs's ready marker: hosts with hardware
+# virtualization only (on nested software KVM the kernel stops long before).
+test-linux: $(BUILD)/densevm $(LINUX_IMAGE_STAMP)
+	@scripts/test-linux.sh $(BUILD)/densevm $(LINUX_DIR)
 
 # The main job, for now: several micro guests at once in one process.
 demo: $(BUILD)/densevm

@@ -55,6 +55,20 @@ int spec_check(const struct vm_spec *s, char *err, size_t errlen);
 int config_load(const char *path, struct run_opts *opts, char *err,
 		size_t errlen);
 
+struct vm_run {
+	struct hv_vm *vm;
+	struct vm_spec *spec;
+};
+
+struct run_state {
+	struct vm_run *runs;
+	unsigned n;
+};
+
+struct ctl_server;
+/* list, stat, stop: the control-socket commands of a running process */
+void run_register_ctl(struct ctl_server *s, struct run_state *st);
+
 int cmd_run(int argc, char **argv);
 const char *default_guest_path(void);
 

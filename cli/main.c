@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "cli.h"
+#include "ctl.h"
 
 static const char usage[] =
 "usage: densevm COMMAND [ARGS]\n"
@@ -17,6 +18,8 @@ static const char usage[] =
 "\n"
 "commands:\n"
 "  run       run VMs (micro guests or Linux) until they end\n"
+"  ctl       send a command to a running densevm (control socket)\n"
+"  stat      statistics of a running densevm, as JSON\n"
 "  help      this text; 'densevm COMMAND --help' for a command\n"
 "  version   print the version\n";
 
@@ -29,6 +32,10 @@ int main(int argc, char **argv)
 	const char *cmd = argv[1];
 	if (!strcmp(cmd, "run"))
 		return cmd_run(argc - 1, argv + 1);
+	if (!strcmp(cmd, "ctl"))
+		return cmd_ctl(argc - 1, argv + 1);
+	if (!strcmp(cmd, "stat"))
+		return cmd_stat(argc - 1, argv + 1);
 	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
 		fputs(usage, stdout);
 		return 0;

@@ -15,6 +15,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include "cli.h"
+#include "ctl.h"
 
 static const char run_usage[] =
 "usage: densevm run [--vm SPEC]... [--config FILE]... [options]\n"
@@ -28,6 +29,9 @@ static const char run_usage[] =
 "  --timeout SEC    stop any VM still running after SEC seconds (default: none)\n"
 "  --json FILE      write a JSON report of every VM to FILE ('-' = stdout)\n"
 "  --quiet          do not print guest console lines\n"
+"  --ctl PATH       serve the control socket at PATH (default\n"
+"                   " CTL_DEFAULT_DIR "/densevm.sock, or densevm-PID.sock\n"
+"                   when that one is in use); 'none' = no socket\n"
 "  --guest PATH     micro guest ELF (default: guest/microguest.elf beside\n"
 "                   the densevm binary)\n"
 "  --help           this text\n"
@@ -65,11 +69,6 @@ const char *default_guest_path(void)
 	snprintf(path, sizeof(path), "%s/guest/microguest.elf", dirname(exe));
 	return path;
 }
-
-struct vm_run {
-	struct hv_vm *vm;
-	struct vm_spec *spec;
-};
 
 static bool g_quiet;
 
@@ -197,7 +196,8 @@ static int run_vms(struct vm_run *runs, unsigned n)
 	for (unsigned i = 0; i < n; i++) {
 		struct hv_exit_status st;
 		hv_vm_status(runs[i].vm, &st);
-		double secs = (double)(hv_now_ns() - hv_vm_start_ns(runs[i].vm)) / 1e9;
+		double secs = (double)(hv_vm_end_ns(runs[i].vm) -
+				       hv_vm_start_ns(runs[i].vm)) / 1e9;
 		bool ok = st.kind == HV_EXIT_EXITED && st.code == 0;
 		bad += !ok;
 		fprintf(stderr, "densevm: %s: %s%s%s (ran %.2f s)\n", hv_vm_name(runs[i].vm),
@@ -216,13 +216,16 @@ int cmd_run(int argc, char **argv)
 		{ "json", required_argument, 0, 'j' },
 		{ "quiet", no_argument, 0, 'q' },
 		{ "guest", required_argument, 0, 'g' },
+		{ "ctl", required_argument, 0, 'C' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
 	static struct vm_spec specs[CLI_MAX_VMS];
 	static struct vm_run runs[CLI_MAX_VMS];
 	struct run_opts o = { .specs = specs };
-	char err[512], origin[32];
+	char err[512], origin[32], bound[128];
+	const char *ctl_path = NULL;
+	struct ctl_server *ctl = NULL;
 	unsigned nvm = 0, nruns = 0;
 	int c, rc = 2;
 
@@ -261,6 +264,7 @@ int cmd_run(int argc, char **argv)
 		case 'j': o.json_path = optarg; break;
 		case 'q': g_quiet = true; break;
 		case 'g': o.guest_path = optarg; break;
+		case 'C': ctl_path = optarg; break;
 		case 'h': fputs(run_usage, stdout); rc = 0; goto out;
 		default:
 			fprintf(stderr, "densevm run: see 'densevm run --help'\n");
@@ -295,7 +299,18 @@ int cmd_run(int argc, char **argv)
 		rc = 1;
 		goto destroy;
 	}
+	struct run_state rs = { runs, nruns };
+	if (!ctl_path || strcmp(ctl_path, "none")) {
+		if (ctl_start(ctl_path, &ctl, bound, sizeof(bound), err, sizeof(err))) {
+			fprintf(stderr, "densevm run: %s\n", err);
+			rc = 1;
+			goto destroy;
+		}
+		run_register_ctl(ctl, &rs);
+		fprintf(stderr, "densevm: control socket %s\n", bound);
+	}
 	rc = run_vms(runs, nruns) ? 1 : 0;
+	ctl_stop(ctl);
 	if (o.json_path)
 		report_json(o.json_path, runs, nruns);
 destroy:

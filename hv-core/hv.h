@@ -96,10 +96,11 @@ struct hv_exit_status {
 void hv_vm_status(struct hv_vm *vm, struct hv_exit_status *st);
 const char *hv_exit_kind_name(enum hv_exit_kind k);
 
-/* Timestamps (CLOCK_MONOTONIC ns) for the benchmarks: when hv_vm_start()
- * ran and when the first hypercall arrived (0 if none yet). */
+/* Timestamps (CLOCK_MONOTONIC ns): when hv_vm_start() ran, when the first
+ * hypercall arrived (0 if none yet) and when the last vCPU thread ended. */
 uint64_t hv_vm_start_ns(const struct hv_vm *vm);
 uint64_t hv_vm_first_hypercall_ns(const struct hv_vm *vm);
+uint64_t hv_vm_end_ns(const struct hv_vm *vm);   /* 0 while running */
 uint64_t hv_now_ns(void);
 
 /* --------------------------------------------------------- guest memory */

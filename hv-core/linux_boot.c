@@ -511,6 +511,15 @@ static void build_boot_tables(struct loader *l, struct linux_entry *e)
 	e->gdt_gpa = LINUX_GDT_GPA;
 }
 
+const char *linux_default_cmdline(void)
+{
+	static const char base[] = LINUX_BOOT_CMDLINE_BASE;
+	static const char emulated[] = LINUX_BOOT_CMDLINE_BASE
+				       LINUX_BOOT_CMDLINE_EMULATED;
+
+	return access("/sys/module/kvm_pvm", F_OK) == 0 ? emulated : base;
+}
+
 int linux_load(const struct linux_boot_cfg *cfg, struct linux_entry *out,
 	       char *err, size_t errlen)
 {
@@ -565,7 +574,7 @@ int linux_load(const struct linux_boot_cfg *cfg, struct linux_entry *out,
 	if (rc)
 		return rc;
 
-	cmdline = cfg->cmdline ? cfg->cmdline : LINUX_BOOT_DEFAULT_CMDLINE;
+	cmdline = cfg->cmdline ? cfg->cmdline : linux_default_cmdline();
 	cmdlen = strlen(cmdline);
 	if (cmdlen > l.cmdline_size || cmdlen >= LINUX_CMDLINE_MAX)
 		return fail(&l, -E2BIG, "%s: cmdline too long: %zu bytes, this kernel takes at most %llu",

@@ -133,9 +133,10 @@ static int set_cpuid(int kvm_fd, int vcpu_fd, unsigned cpu, char *err,
 	return rc;
 }
 
-/* What a PC BIOS leaves behind: LINT0 as ExtINT (the PIC's output) and
- * LINT1 as NMI, so the PIT tick reaches the boot CPU in virtual-wire mode
- * before Linux programs the LAPIC itself. */
+/* What a PC BIOS leaves behind on the boot CPU: LINT0 as ExtINT (the PIC's
+ * output) and LINT1 as NMI, so the PIT tick reaches it in virtual-wire mode
+ * before Linux programs the LAPIC itself.  (The INIT that starts an AP
+ * resets its LAPIC, so APs are left alone.) */
 static int set_lapic_lint(int vcpu_fd, unsigned cpu, char *err, size_t errlen)
 {
 	struct kvm_lapic_state la;
@@ -225,13 +226,13 @@ int linux_vcpu_init(int kvm_fd, int vcpu_fd, unsigned cpu,
 	rc = set_cpuid(kvm_fd, vcpu_fd, cpu, err, errlen);
 	if (rc)
 		return rc;
-	rc = set_lapic_lint(vcpu_fd, cpu, err, errlen);
-	if (rc)
-		return rc;
 	/* With the in-kernel irqchip, KVM holds every vCPU but 0 in
 	 * UNINITIALIZED until Linux sends INIT/SIPI; their registers are
 	 * set by the SIPI, not by us. */
 	if (cpu != 0)
 		return 0;
+	rc = set_lapic_lint(vcpu_fd, cpu, err, errlen);
+	if (rc)
+		return rc;
 	return set_boot_state(vcpu_fd, e, err, errlen);
 }

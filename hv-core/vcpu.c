@@ -152,10 +152,13 @@ static bool handle_exit(struct hv_vcpu *v)
 	case KVM_EXIT_SYSTEM_EVENT:
 		vm_end(vm, HV_EXIT_EXITED, 0, "system event %u", run->system_event.type);
 		return false;
-	case KVM_EXIT_INTERNAL_ERROR:
-		vm_end(vm, HV_EXIT_CRASHED, 0, "vcpu%u: KVM internal error, suberror %u",
-		       v->idx, run->internal.suberror);
+	case KVM_EXIT_INTERNAL_ERROR: {
+		char what[64];
+		snprintf(what, sizeof(what), "KVM internal error (suberror %u, 1 = "
+			 "emulation failure)", run->internal.suberror);
+		crash_with_regs(v, what);
 		return false;
+	}
 	case KVM_EXIT_FAIL_ENTRY:
 		vm_end(vm, HV_EXIT_CRASHED, 0, "vcpu%u: VM entry failed, reason 0x%llx",
 		       v->idx, (unsigned long long)
@@ -203,8 +206,10 @@ void *vcpu_thread(void *arg)
 	pthread_mutex_lock(&vm->lock);
 	v->done = true;
 	vm->threads_alive--;
-	if (vm->threads_alive == 0)
+	if (vm->threads_alive == 0) {
 		vm->finished = true;
+		vm->end_ns = hv_now_ns();
+	}
 	pthread_cond_broadcast(&vm->cond);
 	pthread_mutex_unlock(&vm->lock);
 	return NULL;

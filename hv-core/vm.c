@@ -64,6 +64,14 @@ static int check_config(const struct hv_vm_config *c, char *err, size_t errlen)
 	return 0;
 }
 
+/* The UART's interrupt line, ISA IRQ 4 on the in-kernel irqchip. */
+static void serial_irq(void *ctx, int level)
+{
+	struct hv_vm *vm = ctx;
+	struct kvm_irq_level l = { .irq = SERIAL_COM1_IRQ, .level = (uint32_t)level };
+	ioctl(vm->fd, KVM_IRQ_LINE, &l);
+}
+
 static char *dup_or_null(const char *s)
 {
 	return s ? strdup(s) : NULL;
@@ -124,6 +132,7 @@ int hv_vm_create(const struct hv_vm_config *cfg, struct hv_vm **out,
 			.nranges = vm->nranges,
 		};
 		serial8250_init(&vm->serial, console_serial_out, vm);
+		serial8250_set_irq(&vm->serial, serial_irq);
 		rc = linux_load(&lc, &vm->lentry, err, errlen);
 	}
 	if (rc < 0)
@@ -164,8 +173,10 @@ int hv_vm_start(struct hv_vm *vm)
 		v->started = true;
 		vm->threads_alive++;
 	}
-	if (vm->threads_alive == 0)
+	if (vm->threads_alive == 0) {
 		vm->finished = true;
+		vm->end_ns = hv_now_ns();
+	}
 	pthread_mutex_unlock(&vm->lock);
 	pthread_attr_destroy(&a);
 	return rc;
@@ -247,6 +258,7 @@ uint64_t hv_vm_mem_bytes(const struct hv_vm *vm) { return vm->cfg.mem_bytes; }
 unsigned hv_vm_ncpus(const struct hv_vm *vm) { return vm->ncpus; }
 int hv_vm_base_memfd(const struct hv_vm *vm) { return vm->cfg.base_memfd; }
 uint64_t hv_vm_start_ns(const struct hv_vm *vm) { return vm->start_ns; }
+uint64_t hv_vm_end_ns(const struct hv_vm *vm) { return vm->end_ns; }
 uint64_t hv_vm_first_hypercall_ns(const struct hv_vm *vm)
 {
 	return atomic_load(&((struct hv_vm *)vm)->first_hc_ns);

@@ -82,6 +82,7 @@ struct hv_vm {
 	uint32_t results_set;
 
 	uint64_t start_ns;
+	uint64_t end_ns;
 	_Atomic uint64_t first_hc_ns;
 	uint64_t deadline_ns;    /* 0 = none */
 	_Atomic uint64_t n_hypercalls, n_exits, n_bad, n_pauses;

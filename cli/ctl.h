@@ -1,0 +1,44 @@
+/*
+ * ctl.h - the control socket: newline-delimited JSON on a unix socket,
+ * served by every `densevm run` process, and its client `densevm ctl`.
+ *
+ * Request:  {"cmd": "NAME", "args": ["positional", ...], ...}\n
+ * Reply:    {"ok": true, ...}\n   or   {"ok": false, "error": "..."}\n
+ * A request longer than CTL_MAX_LINE, bad JSON or an unknown command gets
+ * an error reply; the server keeps serving (a client that does not read its
+ * replies is dropped after a send timeout, so it cannot stall the server).
+ * Commands are registered by whoever owns the data (cli/ today; ksm and
+ * policy register theirs through the same call), so this file knows none.
+ */
+#ifndef DENSEVM_CTL_H
+#define DENSEVM_CTL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#define CTL_MAX_LINE (64 * 1024)
+#define CTL_DEFAULT_DIR "/run/densevm"
+
+struct ctl_server;
+
+/* Returns a reply object (the server adds "ok": true), or NULL after
+ * writing a one-line reason into err. */
+typedef json_t *(*ctl_fn)(json_t *req, void *ctx, char *err, size_t errlen);
+
+/* path NULL = CTL_DEFAULT_DIR/densevm.sock, or densevm-PID.sock when that
+ * one is held by another live process.  *bound receives the path used. */
+int ctl_start(const char *path, struct ctl_server **out, char *bound,
+	      size_t boundlen, char *err, size_t errlen);
+int ctl_register(struct ctl_server *s, const char *cmd, const char *help,
+		 ctl_fn fn, void *ctx);
+void ctl_stop(struct ctl_server *s);
+
+/* Positional argument i of a request as a string, or NULL. */
+const char *ctl_arg(json_t *req, size_t i);
+
+/* `densevm ctl` and `densevm stat` */
+int cmd_ctl(int argc, char **argv);
+int cmd_stat(int argc, char **argv);
+
+#endif

@@ -1,0 +1,163 @@
+/*
+ * run_ctl.c - the control-socket commands of a `densevm run` process:
+ * list, stat (host, process and per-VM figures) and stop.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#ifndef DENSEVM_NO_JEMALLOC
+#include <jemalloc/jemalloc.h>
+#endif
+#include "cli.h"
+#include "ctl.h"
+
+static struct hv_vm *find_vm(struct run_state *st, const char *name)
+{
+	for (unsigned i = 0; name && i < st->n; i++)
+		if (!strcmp(hv_vm_name(st->runs[i].vm), name))
+			return st->runs[i].vm;
+	return NULL;
+}
+
+static json_t *vm_brief(struct hv_vm *vm)
+{
+	struct hv_exit_status es;
+	hv_vm_status(vm, &es);
+	return json_pack("{s:s, s:s, s:I, s:i}", "name", hv_vm_name(vm),
+			 "state", hv_exit_kind_name(es.kind),
+			 "mem_bytes", (json_int_t)hv_vm_mem_bytes(vm),
+			 "cpus", (int)hv_vm_ncpus(vm));
+}
+
+static json_t *ctl_list(json_t *req, void *ctx, char *err, size_t errlen)
+{
+	(void)req; (void)err; (void)errlen;
+	struct run_state *st = ctx;
+	json_t *a = json_array();
+	for (unsigned i = 0; i < st->n; i++)
+		json_array_append_new(a, vm_brief(st->runs[i].vm));
+	return json_pack("{s:o}", "vms", a);
+}
+
+static json_t *vm_stat(struct hv_vm *vm)
+{
+	static const char *names[] = { "private", "zero", "base", "frame",
+				       "ballooned" };
+	uint64_t counts[8];
+	struct hv_vm_counters c;
+	json_t *o = vm_brief(vm);
+	json_t *pages = json_object();
+
+	hv_vm_page_counts(vm, counts);
+	for (int i = 0; i < 5; i++)
+		json_object_set_new(pages, names[i], json_integer((json_int_t)counts[i]));
+	hv_vm_counters(vm, &c);
+	json_object_set_new(o, "pages", pages);
+	json_object_set_new(o, "hypercalls", json_integer((json_int_t)c.hypercalls));
+	json_object_set_new(o, "exits", json_integer((json_int_t)c.exits));
+	json_object_set_new(o, "bad_hypercalls",
+			    json_integer((json_int_t)c.bad_hypercalls));
+	json_object_set_new(o, "pauses", json_integer((json_int_t)c.pauses));
+	return o;
+}
+
+/* Lines "Key:   123 kB" of a /proc file, as an object of kB values. */
+static json_t *proc_kb(const char *path, const char *const keys[])
+{
+	json_t *o = json_object();
+	FILE *f = fopen(path, "r");
+	char line[256];
+	while (f && fgets(line, sizeof(line), f)) {
+		for (int i = 0; keys[i]; i++) {
+			size_t kl = strlen(keys[i]);
+			if (!strncmp(line, keys[i], kl) && line[kl] == ':')
+				json_object_set_new(o, keys[i], json_integer(
+					strtoll(line + kl + 1, NULL, 10)));
+		}
+	}
+	if (f)
+		fclose(f);
+	return o;
+}
+
+static json_t *psi_memory(void)
+{
+	FILE *f = fopen("/proc/pressure/memory", "r");
+	double some = -1, full = -1;
+	char line[256];
+	while (f && fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, "some", 4))
+			sscanf(line, "some avg10=%lf", &some);
+		else if (!strncmp(line, "full", 4))
+			sscanf(line, "full avg10=%lf", &full);
+	}
+	if (f)
+		fclose(f);
+	return json_pack("{s:f, s:f}", "some_avg10", some, "full_avg10", full);
+}
+
+static json_t *jemalloc_stats(void)
+{
+#ifndef DENSEVM_NO_JEMALLOC
+	uint64_t epoch = 1;
+	size_t sz = sizeof(epoch);
+	mallctl("epoch", &epoch, &sz, &epoch, sz);
+	static const char *keys[] = { "stats.allocated", "stats.active",
+				      "stats.metadata", "stats.resident",
+				      "stats.mapped", "stats.retained" };
+	json_t *o = json_object();
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		size_t v = 0, vs = sizeof(v);
+		if (mallctl(keys[i], &v, &vs, NULL, 0) == 0)
+			json_object_set_new(o, keys[i] + 6, json_integer((json_int_t)v));
+	}
+	return o;
+#else
+	return json_null();   /* sanitizer builds use ASan's allocator */
+#endif
+}
+
+static json_t *ctl_stat(json_t *req, void *ctx, char *err, size_t errlen)
+{
+	struct run_state *st = ctx;
+	const char *one = ctl_arg(req, 0);
+	static const char *const mem_keys[] = { "MemTotal", "MemFree",
+		"MemAvailable", "Cached", NULL };
+	static const char *const pss_keys[] = { "Rss", "Pss", "Pss_Anon",
+		"Pss_Shmem", NULL };
+
+	if (one && !find_vm(st, one)) {
+		snprintf(err, errlen, "no VM named '%.64s'", one);
+		return NULL;
+	}
+	json_t *vms = json_array();
+	for (unsigned i = 0; i < st->n; i++)
+		if (!one || !strcmp(one, hv_vm_name(st->runs[i].vm)))
+			json_array_append_new(vms, vm_stat(st->runs[i].vm));
+	json_t *host = proc_kb("/proc/meminfo", mem_keys);
+	json_object_set_new(host, "psi_memory", psi_memory());
+	json_t *proc = proc_kb("/proc/self/smaps_rollup", pss_keys);
+	json_object_set_new(proc, "vmas", json_integer(hv_vma_count()));
+	json_object_set_new(proc, "jemalloc", jemalloc_stats());
+	return json_pack("{s:o, s:o, s:o}", "host", host, "process", proc,
+			 "vms", vms);
+}
+
+static json_t *ctl_stop_vm(json_t *req, void *ctx, char *err, size_t errlen)
+{
+	struct hv_vm *vm = find_vm(ctx, ctl_arg(req, 0));
+	if (!vm) {
+		snprintf(err, errlen, "usage: stop VM (a name from 'list')");
+		return NULL;
+	}
+	hv_vm_stop(vm);
+	return json_object();
+}
+
+void run_register_ctl(struct ctl_server *s, struct run_state *st)
+{
+	ctl_register(s, "list", "the VMs and their state", ctl_list, st);
+	ctl_register(s, "stat", "[VM] host, process (PSS, VMAs, jemalloc) and "
+		     "per-VM statistics", ctl_stat, st);
+	ctl_register(s, "stop", "VM: stop one VM", ctl_stop_vm, st);
+}
