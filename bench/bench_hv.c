@@ -35,6 +35,11 @@ static double pct(double *v, size_t n, double p)
 	return v[i];
 }
 
+static void quiet(struct hv_vm *vm, const char *l, size_t n, void *c)
+{
+	(void)vm; (void)l; (void)n; (void)c;
+}
+
 static struct hv_vm *mkvm(const char *name, uint64_t mem, unsigned cpus,
 			  const char *args)
 {
@@ -43,17 +48,13 @@ static struct hv_vm *mkvm(const char *name, uint64_t mem, unsigned cpus,
 	struct hv_vm_config c = {
 		.name = name, .mem_bytes = mem, .ncpus = cpus, .image = g_guest,
 		.cmdline = args, .base_memfd = -1, .timeout_s = 600,
+		.console = quiet,
 	};
 	if (hv_vm_create(&c, &vm, err, sizeof(err)) < 0) {
 		fprintf(stderr, "bench_hv: %s\n", err);
 		exit(1);
 	}
 	return vm;
-}
-
-static void quiet(struct hv_vm *vm, const char *l, size_t n, void *c)
-{
-	(void)vm; (void)l; (void)n; (void)c;
 }
 
 /* Child mode: start n guests, print each one's first hypercall time

@@ -24,7 +24,12 @@ struct vm_spec {
 	unsigned count;   /* replicate: name0, name1, ... */
 	double timeout;
 	char origin[300]; /* "--vm 2" or "file.conf:12", for messages */
+	struct { char key[32]; char *val; } ext[8]; /* keys extensions own */
+	unsigned next;
 };
+
+/* The value of a per-VM key that an extension claimed, or NULL. */
+const char *spec_ext(const struct vm_spec *s, const char *key);
 
 struct run_opts {
 	struct vm_spec *specs;

@@ -13,12 +13,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
+#include "ext.h"
 
 struct cfg_ctx {
 	const char *path;
 	struct run_opts *opts;
 	char cur_section[128];
 	struct vm_spec *cur;
+	const struct run_ext *ext;   /* owner of the current section */
 	char msg[512];
 	int failed;
 };
@@ -34,7 +36,14 @@ static int handler(void *user, const char *section, const char *key,
 	if (strcmp(section, c->cur_section)) {
 		snprintf(c->cur_section, sizeof(c->cur_section), "%s", section);
 		c->cur = NULL;
-		if (!strncmp(section, "vm ", 3)) {
+		c->ext = NULL;
+		for (int i = 0; run_exts[i]; i++)
+			if (run_exts[i]->section &&
+			    !strcmp(run_exts[i]->section, section))
+				c->ext = run_exts[i];
+		if (c->ext) {
+			/* its keys are checked below */
+		} else if (!strncmp(section, "vm ", 3)) {
 			if (c->opts->nspecs >= CLI_MAX_VMS) {
 				snprintf(c->msg, sizeof(c->msg), "more than %u VMs",
 					 CLI_MAX_VMS);
@@ -50,10 +59,25 @@ static int handler(void *user, const char *section, const char *key,
 			}
 			c->cur = s;
 		} else if (strcmp(section, "run")) {
+			char known[256] = "[run], [vm NAME]";
+			for (int i = 0; run_exts[i]; i++)
+				if (run_exts[i]->section)
+					snprintf(known + strlen(known),
+						 sizeof(known) - strlen(known), ", [%s]",
+						 run_exts[i]->section);
 			snprintf(c->msg, sizeof(c->msg), "unknown section [%s] (known: "
-				 "[run], [vm NAME])", section);
+				 "%s)", section, known);
 			goto fail;
 		}
+	}
+	if (c->ext) {
+		if (!c->ext->config_key ||
+		    c->ext->config_key(key, val, err, sizeof(err))) {
+			snprintf(c->msg, sizeof(c->msg), "[%s] %s", section,
+				 c->ext->config_key ? err : "takes no keys");
+			goto fail;
+		}
+		return 1;
 	}
 	if (c->cur) {
 		if (spec_set(c->cur, key, val, err, sizeof(err))) {

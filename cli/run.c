@@ -16,6 +16,7 @@
 #include <limits.h>
 #include "cli.h"
 #include "ctl.h"
+#include "ext.h"
 
 static const char run_usage[] =
 "usage: densevm run [--vm SPEC]... [--config FILE]... [options]\n"
@@ -117,6 +118,12 @@ static int build_and_create(struct run_opts *o, struct vm_run *runs,
 				c.initrd = s->initrd;
 				c.cmdline = s->cmdline;
 			}
+			for (int e = 0; run_exts[e]; e++)
+				if (run_exts[e]->prepare_vm &&
+				    run_exts[e]->prepare_vm(s, &c, err, sizeof(err))) {
+					fprintf(stderr, "densevm run: %s: %s\n", s->origin, err);
+					return -EINVAL;
+				}
 			if (hv_vm_create(&c, &runs[n].vm, err, sizeof(err)) < 0) {
 				fprintf(stderr, "densevm run: %s: %s\n", s->origin, err);
 				return -EINVAL;
@@ -309,8 +316,21 @@ int cmd_run(int argc, char **argv)
 		run_register_ctl(ctl, &rs);
 		fprintf(stderr, "densevm: control socket %s\n", bound);
 	}
-	rc = run_vms(runs, nruns) ? 1 : 0;
+	int started = 0;
+	for (; run_exts[started]; started++)
+		if (run_exts[started]->start &&
+		    run_exts[started]->start(&rs, ctl, err, sizeof(err))) {
+			fprintf(stderr, "densevm run: %s: %s\n", run_exts[started]->name,
+				err);
+			rc = 1;
+			break;
+		}
+	if (!run_exts[started])
+		rc = run_vms(runs, nruns) ? 1 : 0;
 	ctl_stop(ctl);
+	while (started-- > 0)
+		if (run_exts[started]->stop)
+			run_exts[started]->stop();
 	if (o.json_path)
 		report_json(o.json_path, runs, nruns);
 destroy:

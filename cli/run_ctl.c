@@ -10,6 +10,7 @@
 #endif
 #include "cli.h"
 #include "ctl.h"
+#include "ext.h"
 
 static struct hv_vm *find_vm(struct run_state *st, const char *name)
 {
@@ -58,6 +59,11 @@ static json_t *vm_stat(struct hv_vm *vm)
 	json_object_set_new(o, "bad_hypercalls",
 			    json_integer((json_int_t)c.bad_hypercalls));
 	json_object_set_new(o, "pauses", json_integer((json_int_t)c.pauses));
+	for (int i = 0; run_exts[i]; i++) {
+		json_t *x = run_exts[i]->stat ? run_exts[i]->stat(vm) : NULL;
+		if (x)
+			json_object_set_new(o, run_exts[i]->name, x);
+	}
 	return o;
 }
 
@@ -139,8 +145,14 @@ static json_t *ctl_stat(json_t *req, void *ctx, char *err, size_t errlen)
 	json_t *proc = proc_kb("/proc/self/smaps_rollup", pss_keys);
 	json_object_set_new(proc, "vmas", json_integer(hv_vma_count()));
 	json_object_set_new(proc, "jemalloc", jemalloc_stats());
-	return json_pack("{s:o, s:o, s:o}", "host", host, "process", proc,
-			 "vms", vms);
+	json_t *r = json_pack("{s:o, s:o, s:o}", "host", host, "process", proc,
+			      "vms", vms);
+	for (int i = 0; run_exts[i]; i++) {
+		json_t *x = run_exts[i]->stat ? run_exts[i]->stat(NULL) : NULL;
+		if (x)
+			json_object_set_new(r, run_exts[i]->name, x);
+	}
+	return r;
 }
 
 static json_t *ctl_stop_vm(json_t *req, void *ctx, char *err, size_t errlen)

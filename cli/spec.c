@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
+#include "ext.h"
 
 int parse_size(const char *s, uint64_t *out)
 {
@@ -42,8 +43,49 @@ void spec_init(struct vm_spec *s, const char *origin)
 	snprintf(s->origin, sizeof(s->origin), "%s", origin);
 }
 
+const char *spec_ext(const struct vm_spec *s, const char *key)
+{
+	for (unsigned i = 0; i < s->next; i++)
+		if (!strcmp(s->ext[i].key, key))
+			return s->ext[i].val;
+	return NULL;
+}
+
+/* Offers key to the extensions: 0 = one took it, -ENOENT = none did. */
+static int ext_vm_key(struct vm_spec *s, const char *key, const char *val,
+		      char *err, size_t errlen)
+{
+	for (int i = 0; run_exts[i]; i++) {
+		if (!run_exts[i]->vm_key)
+			continue;
+		int rc = run_exts[i]->vm_key(key, val, err, errlen);
+		if (rc == -ENOENT)
+			continue;
+		if (rc)
+			return rc;
+		for (unsigned k = 0; k < s->next; k++)
+			if (!strcmp(s->ext[k].key, key)) {
+				free(s->ext[k].val);
+				s->ext[k].val = strdup(val);
+				return 0;
+			}
+		if (s->next == sizeof(s->ext) / sizeof(s->ext[0]) ||
+		    strlen(key) >= sizeof(s->ext[0].key)) {
+			snprintf(err, errlen, "%s: too many extension keys", key);
+			return -E2BIG;
+		}
+		snprintf(s->ext[s->next].key, sizeof(s->ext[0].key), "%s", key);
+		s->ext[s->next++].val = strdup(val);
+		return 0;
+	}
+	return -ENOENT;
+}
+
 void spec_free(struct vm_spec *s)
 {
+	for (unsigned i = 0; i < s->next; i++)
+		free(s->ext[i].val);
+	s->next = 0;
 	free(s->image);
 	free(s->initrd);
 	free(s->cmdline);
@@ -124,8 +166,12 @@ int spec_set(struct vm_spec *s, const char *key, const char *val,
 	} else if (!strcmp(key, "cmdline")) {
 		return set_str(&s->cmdline, val);
 	} else {
+		int rc = ext_vm_key(s, key, val, err, errlen);
+		if (rc != -ENOENT)
+			return rc;
 		snprintf(err, errlen, "unknown key '%s' (known: name mem cpus kind "
-			 "workload kernel initrd cmdline image count timeout)", key);
+			 "workload kernel initrd cmdline image count timeout, and the "
+			 "per-VM keys in README.md)", key);
 		return -EINVAL;
 	}
 	return 0;
