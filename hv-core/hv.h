@@ -208,7 +208,8 @@ long hv_vma_count(void);
 /* A device hypercall handler (nr >= HC_DEVICE_BASE).  `a` is the host's own
  * copy of the vCPU's argument page, already read once: validate everything
  * in it.  The return value becomes a->ret; handlers may also fill a->ret2
- * and a->data (copied back to the guest when copy_back is set). */
+ * and a->data (a->ret2 is always copied back; a->data only when the
+ * handler sets copy_back). */
 typedef int64_t (*hv_hypercall_fn)(struct hv_vm *vm, unsigned cpu,
 				   struct hv_argpage *a, bool *copy_back,
 				   void *ctx);

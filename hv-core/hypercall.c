@@ -138,10 +138,9 @@ void hypercall_dispatch(struct hv_vcpu *v)
 		atomic_fetch_add(&vm->n_bad, 1);
 	if (atomic_load(&vm->stop_req))
 		return;
-	if (copy_back) {
+	if (copy_back)
 		memcpy(v->argpage->data, a.data, sizeof(a.data));
-		v->argpage->ret2 = a.ret2;
-	}
+	v->argpage->ret2 = a.ret2;
 	__atomic_store_n(&v->argpage->ret, ret, __ATOMIC_RELEASE);
 }
 
