@@ -31,6 +31,22 @@
 
 #define HV_DOORBELL_PORT  0x00e0      /* outl: eax = vCPU index */
 
+/*
+ * Linux guests have no boot-info page: a driver finds densevm through the
+ * CPUID leaf HV_CPUID_BASE (scanning 0x40000000 + n * 0x100 for the
+ * signature; a module parameter is the fallback where CPUID cannot be set,
+ * as on nested software KVM), registers one argument page for the whole VM
+ * with outl(page GPA >> 12, HV_ARGREG_PORT) (0 unregisters), and then makes
+ * hypercalls with outl(0, HV_DOORBELL_PORT).  The driver serializes its
+ * calls: the page is the VM's, not a vCPU's.  Linux may use HC_NOP, HC_TIME,
+ * HC_RESULT and the device calls.
+ */
+#define HV_ARGREG_PORT    0x00e4
+#define HV_CPUID_BASE     0x40000100u /* eax = max leaf, ebx ecx edx = sig */
+#define HV_CPUID_SIG      "densevm-hv01"  /* 12 bytes: ebx, ecx, edx */
+#define HV_CPUID_PORTS    0x40000101u /* eax = doorbell, ebx = argreg port,
+                                         ecx = HV_FEAT_* */
+
 /* ---- boot-info page, written by the host before the first instruction ---- */
 #define HV_BOOTINFO_MAGIC   0x6d76657365646e65ULL /* "endsevm" + 'm' */
 #define HV_BOOTINFO_VERSION 1

@@ -96,6 +96,12 @@ void hypercall_dispatch(struct hv_vcpu *v)
 	atomic_fetch_add(&vm->n_hypercalls, 1);
 	memcpy(&a, v->argpage, sizeof(a));
 
+	/* Linux drivers get the stateless calls and the devices only: the
+	 * others block or end vCPUs in ways only the micro guest expects. */
+	if (vm->cfg.kind == HV_GUEST_LINUX && a.nr < HC_DEVICE_BASE &&
+	    a.nr != HC_NOP && a.nr != HC_TIME && a.nr != HC_RESULT)
+		a.nr = HC_MAX;   /* -> -ENOSYS below */
+
 	switch (a.nr) {
 	case HC_CONSOLE:
 		if (a.arg[0] > HV_ARG_DATA_MAX) {

@@ -87,7 +87,7 @@ static int set_cpuid(int kvm_fd, int vcpu_fd, unsigned cpu, char *err,
 	int rc;
 
 	for (;;) {
-		c = calloc(1, sizeof(*c) + nent * sizeof(c->entries[0]));
+		c = calloc(1, sizeof(*c) + (nent + 2) * sizeof(c->entries[0]));
 		if (!c)
 			return fail(err, errlen, "linux: out of memory for CPUID");
 		c->nent = nent;
@@ -125,6 +125,19 @@ static int set_cpuid(int kvm_fd, int vcpu_fd, unsigned cpu, char *err,
 			break;
 		}
 	}
+	/* densevm's own leaves after KVM's (hv_abi.h); room was left for them */
+	struct kvm_cpuid_entry2 *d = &c->entries[c->nent];
+	memset(d, 0, 2 * sizeof(*d));
+	d[0].function = HV_CPUID_BASE;
+	d[0].eax = HV_CPUID_PORTS;
+	memcpy(&d[0].ebx, HV_CPUID_SIG, 4);
+	memcpy(&d[0].ecx, HV_CPUID_SIG + 4, 4);
+	memcpy(&d[0].edx, HV_CPUID_SIG + 8, 4);
+	d[1].function = HV_CPUID_PORTS;
+	d[1].eax = HV_DOORBELL_PORT;
+	d[1].ebx = HV_ARGREG_PORT;
+	d[1].ecx = HV_FEAT_BALLOON;
+	c->nent += 2;
 	rc = 0;
 	if (ioctl(vcpu_fd, KVM_SET_CPUID2, c) < 0)
 		rc = fail(err, errlen, "linux: KVM_SET_CPUID2 (cpu %u): %s", cpu,

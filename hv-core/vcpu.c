@@ -88,11 +88,61 @@ static void crash_with_regs(struct hv_vcpu *v, const char *what)
 		vm_end(v->vm, HV_EXIT_CRASHED, 0, "vcpu%u: %s", v->idx, what);
 }
 
+/* A Linux driver's argument-page registration (hv_abi.h).  The page must
+ * be RAM of this VM; it becomes DEVICE so nothing discards it. */
+static void linux_argreg(struct hv_vcpu *v, uint32_t pfn)
+{
+	struct hv_vm *vm = v->vm;
+	uint64_t gpa = (uint64_t)pfn << HV_PAGE_SHIFT;
+	struct hv_argpage *p = pfn ? hv_gpa_to_hva(vm, gpa, HV_PAGE_SIZE) : NULL;
+
+	if (pfn && !p) {   /* not RAM: refused, the old page stays */
+		atomic_fetch_add(&vm->n_bad, 1);
+		return;
+	}
+	pthread_mutex_lock(&vm->lock);
+	if (vm->linux_argpage_gpa) {
+		uint64_t old = vm->linux_argpage_gpa >> HV_PAGE_SHIFT;
+		__atomic_and_fetch(&vm->pagemap[old], ~HV_PF_DEVICE, __ATOMIC_ACQ_REL);
+	}
+	vm->linux_argpage = p;
+	vm->linux_argpage_gpa = p ? gpa : 0;
+	if (p)
+		__atomic_or_fetch(&vm->pagemap[pfn], HV_PF_DEVICE, __ATOMIC_ACQ_REL);
+	pthread_mutex_unlock(&vm->lock);
+}
+
+static void linux_doorbell(struct hv_vcpu *v)
+{
+	struct hv_vm *vm = v->vm;
+
+	pthread_mutex_lock(&vm->lock);
+	v->argpage = vm->linux_argpage;
+	pthread_mutex_unlock(&vm->lock);
+	if (v->argpage)
+		hypercall_dispatch(v);
+	else
+		atomic_fetch_add(&vm->n_bad, 1);
+}
+
 static bool linux_port_io(struct hv_vcpu *v)
 {
 	struct kvm_run *run = v->run;
 	uint8_t *data = (uint8_t *)run + run->io.data_offset;
 	bool out = run->io.direction == KVM_EXIT_IO_OUT;
+
+	if (out && run->io.size == 4 && run->io.count == 1) {
+		uint32_t val;
+		memcpy(&val, data, 4);
+		if (run->io.port == HV_ARGREG_PORT) {
+			linux_argreg(v, val);
+			return true;
+		}
+		if (run->io.port == HV_DOORBELL_PORT) {
+			linux_doorbell(v);
+			return true;
+		}
+	}
 
 	/* data_offset/size/count come from KVM, not the guest: they stay
 	 * inside the kvm_run page. */

@@ -77,6 +77,8 @@ struct hv_vm {
 	struct serial8250 serial;
 	struct linux_entry lentry;
 	uint64_t micro_entry;
+	struct hv_argpage *linux_argpage; /* registered by a Linux driver */
+	uint64_t linux_argpage_gpa;
 
 	uint64_t results[HV_NRESULTS];
 	uint32_t results_set;
