@@ -1,10 +1,18 @@
 # bench: benchmarks (they measure and report; they assert nothing).
+# The baselines need QEMU (installed on first use, like every dependency).
 BENCH_PROGS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/bench_*.c))
+BENCH_PACKAGES := qemu-system-x86
 
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(HOST_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $< -Wl,--start-group $(HOST_LIBS) -Wl,--end-group $(LDLIBS)
 
-bench: $(BENCH_PROGS) $(BUILD)/densevm $(MICRO_GUEST)
+.PHONY: bench-deps
+bench-deps:
+	@scripts/deps.sh $(BENCH_PACKAGES)
+
+bench: $(BENCH_PROGS) $(BUILD)/densevm $(MICRO_GUEST) $(LINUX_IMAGE_STAMP) | bench-deps
 	@mkdir -p $(BUILD)/results
 	@for b in $(BENCH_PROGS); do echo "=== $$b"; $$b --out $(BUILD)/results --guest $(MICRO_GUEST) || exit 1; done
+	@echo "=== baseline: QEMU host memory per VM"
+	@bench/qemu_mem.sh $(BUILD)/results $(LINUX_DIR) 3

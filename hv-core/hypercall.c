@@ -187,9 +187,7 @@ int hv_vm_wait_ready(struct hv_vm *vm, uint64_t tag, double timeout_s)
 		}
 		if (hv_now_ns() >= deadline)
 			break;
-		struct timespec ts = { (time_t)(deadline / 1000000000ull),
-				       (long)(deadline % 1000000000ull) };
-		pthread_cond_timedwait(&vm->cond, &vm->lock, &ts);
+		vm_cond_wait_until(vm, deadline);
 	}
 	pthread_mutex_unlock(&vm->lock);
 	return rc;

@@ -64,10 +64,11 @@ void vcpu_check_pause(struct hv_vcpu *v)
 	pthread_mutex_unlock(&vm->lock);
 }
 
-static void ns_to_timespec(uint64_t ns, struct timespec *ts)
+void vm_cond_wait_until(struct hv_vm *vm, uint64_t deadline_ns)
 {
-	ts->tv_sec = (time_t)(ns / 1000000000ull);
-	ts->tv_nsec = (long)(ns % 1000000000ull);
+	struct timespec ts = { (time_t)(deadline_ns / 1000000000ull),
+			       (long)(deadline_ns % 1000000000ull) };
+	pthread_cond_timedwait(&vm->cond, &vm->lock, &ts);
 }
 
 bool vcpu_block_locked(struct hv_vcpu *v, bool *flag, uint64_t deadline_ns)
@@ -85,9 +86,7 @@ bool vcpu_block_locked(struct hv_vcpu *v, bool *flag, uint64_t deadline_ns)
 		if (paused || !deadline_ns) {
 			pthread_cond_wait(&vm->cond, &vm->lock);
 		} else {
-			struct timespec ts;
-			ns_to_timespec(deadline_ns, &ts);
-			pthread_cond_timedwait(&vm->cond, &vm->lock, &ts);
+			vm_cond_wait_until(vm, deadline_ns);
 		}
 	}
 	vm->parked--;

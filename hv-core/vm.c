@@ -209,9 +209,7 @@ bool hv_vm_wait_timeout(struct hv_vm *vm, double seconds)
 	while (!(done = vm->finished || vm->threads_alive == 0)) {
 		if (hv_now_ns() >= deadline)
 			break;
-		struct timespec ts = { (time_t)(deadline / 1000000000ull),
-				       (long)(deadline % 1000000000ull) };
-		pthread_cond_timedwait(&vm->cond, &vm->lock, &ts);
+		vm_cond_wait_until(vm, deadline);
 	}
 	pthread_mutex_unlock(&vm->lock);
 	if (done)

@@ -116,6 +116,8 @@ void vcpu_check_pause(struct hv_vcpu *v);
  * (CLOCK_MONOTONIC ns, 0 = none) passes or the VM stops; never returns
  * while the VM is paused.  Caller holds vm->lock.  True if *flag was set. */
 bool vcpu_block_locked(struct hv_vcpu *v, bool *flag, uint64_t deadline_ns);
+/* pthread_cond_timedwait on vm->cond (CLOCK_MONOTONIC), vm->lock held */
+void vm_cond_wait_until(struct hv_vm *vm, uint64_t deadline_ns);
 
 /* hypercall.c */
 void hypercall_dispatch(struct hv_vcpu *v);

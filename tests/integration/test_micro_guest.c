@@ -69,6 +69,35 @@ static void multi_vcpu_verify(void **state)
 	testvm_destroy(&t);
 }
 
+/* Over 3 GiB, RAM continues above the PCI hole at 4 GiB in a second
+ * memslot, and the guest is told so in its boot info. */
+static void ram_around_pci_hole(void **state)
+{
+	(void)state;
+	SKIP_WITHOUT_KVM();
+	struct testvm t;
+	testvm_create(&t, "big", 3584ull << 20, 1, "verify mib=16 passes=2");
+	unsigned n;
+	const struct hv_ram_range *r = hv_vm_ranges(t.vm, &n);
+	assert_int_equal(n, 2);
+	assert_int_equal(r[0].gpa, 0);
+	assert_int_equal(r[0].len, HV_PCI_HOLE_START);
+	assert_int_equal(r[1].gpa, HV_PCI_HOLE_END);
+	assert_int_equal(r[1].len, 512ull << 20);
+	assert_null(hv_gpa_to_hva(t.vm, HV_PCI_HOLE_START, 4096));
+	assert_null(hv_gpa_to_hva(t.vm, HV_PCI_HOLE_END - 4096, 8192));
+	assert_non_null(hv_gpa_to_hva(t.vm, HV_PCI_HOLE_END + (512ull << 20) - 4096, 4096));
+	assert_null(hv_gpa_to_hva(t.vm, HV_PCI_HOLE_END + (512ull << 20) - 4096, 4097));
+	const struct hv_bootinfo *bi = hv_gpa_to_hva(t.vm, HV_BOOTINFO_GPA, 4096);
+	assert_int_equal(bi->nranges, 2);
+	assert_int_equal(bi->ranges[1].gpa, HV_PCI_HOLE_END);
+	hv_vm_start(t.vm);
+	struct hv_exit_status st = testvm_wait(&t, 120);
+	assert_int_equal(st.kind, HV_EXIT_EXITED);
+	assert_int_equal(st.code, 0);
+	testvm_destroy(&t);
+}
+
 static void timeout_stops_hung_guest(void **state)
 {
 	(void)state;
@@ -160,6 +189,7 @@ int main(void)
 		cmocka_unit_test(crash_ends_only_the_vm),
 		cmocka_unit_test(bad_workload_args_exit_2),
 		cmocka_unit_test(multi_vcpu_verify),
+		cmocka_unit_test(ram_around_pci_hole),
 		cmocka_unit_test(timeout_stops_hung_guest),
 		cmocka_unit_test(loader_rejects_bad_images),
 	};
