@@ -178,8 +178,12 @@ void hv_vm_page_counts(const struct hv_vm *vm, uint64_t counts[8]);
 int hv_dirty_enable(struct hv_vm *vm, bool on);
 /* Fetches and clears the dirty bitmap of one range (index into
  * hv_vm_ranges()).  bitmap has (len/4096 + 63)/64 words; bit i = page
- * gpa + i*4096 was written since the last fetch. */
+ * gpa + i*4096 was written since the last fetch, by the guest or through
+ * hv_dirty_mark().  Fetch-and-clear: one consumer (ksm) per VM. */
 int hv_dirty_fetch(struct hv_vm *vm, unsigned range, uint64_t *bitmap);
+/* Marks [gpa, gpa+len) dirty for the next hv_dirty_fetch(): KVM logs only
+ * the guest's own writes; device models call this for theirs. */
+void hv_dirty_mark(struct hv_vm *vm, uint64_t gpa, uint64_t len);
 
 /* -------------------------------------------------------- pause/resume */
 
@@ -200,6 +204,10 @@ int hv_vm_replace_backing(struct hv_vm *vm, uint64_t gpa, uint64_t len,
 /* MADV_DONTNEED over the guest range: the pages read as zero (anonymous
  * RAM) or as the base memfd's pages (base-backed RAM) until written. */
 int hv_vm_discard(struct hv_vm *vm, uint64_t gpa, uint64_t len);
+/* Maps the range's original backing back with MAP_FIXED (anonymous memory,
+ * or the base memfd at offset GPA): the pages then read zero or the base
+ * page.  Same rules as hv_vm_replace_backing (pause or write-protect). */
+int hv_vm_restore_backing(struct hv_vm *vm, uint64_t gpa, uint64_t len);
 /* Number of VMAs in this process (/proc/self/maps lines), for reports. */
 long hv_vma_count(void);
 

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -118,6 +119,8 @@ int mem_set_slots(struct hv_vm *vm)
 
 void mem_teardown(struct hv_vm *vm)
 {
+	for (unsigned i = 0; i < HV_MAX_RANGES; i++)
+		free(vm->host_dirty[i]);
 	if (vm->ram_raw)
 		munmap(vm->ram_raw, vm->ram_map_len);
 	if (vm->pagemap)
@@ -166,6 +169,22 @@ int hv_vm_replace_backing(struct hv_vm *vm, uint64_t gpa, uint64_t len,
 	return p == MAP_FAILED ? -errno : 0;
 }
 
+int hv_vm_restore_backing(struct hv_vm *vm, uint64_t gpa, uint64_t len)
+{
+	int rc = check_range(vm, gpa, len);
+	if (rc)
+		return rc;
+	int fd = vm->cfg.base_memfd;
+	int flags = MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE;
+	void *p = mmap(vm->ram + gpa, len, PROT_READ | PROT_WRITE,
+		       fd >= 0 ? flags : flags | MAP_ANONYMOUS, fd,
+		       fd >= 0 ? (off_t)gpa : 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	madvise(p, len, MADV_NOHUGEPAGE);
+	return 0;
+}
+
 int hv_vm_discard(struct hv_vm *vm, uint64_t gpa, uint64_t len)
 {
 	int rc = check_range(vm, gpa, len);
@@ -206,5 +225,41 @@ int hv_dirty_fetch(struct hv_vm *vm, unsigned range, uint64_t *bitmap)
 		return -ENOENT;
 	struct kvm_dirty_log log = { .slot = vm->ranges[range].slot,
 				     .dirty_bitmap = bitmap };
-	return ioctl(vm->fd, KVM_GET_DIRTY_LOG, &log) < 0 ? -errno : 0;
+	if (ioctl(vm->fd, KVM_GET_DIRTY_LOG, &log) < 0)
+		return -errno;
+	uint64_t *hd = vm->host_dirty[range];
+	uint64_t words = ((vm->ranges[range].len >> HV_PAGE_SHIFT) + 63) / 64;
+	for (uint64_t w = 0; hd && w < words; w++)
+		if (__atomic_load_n(&hd[w], __ATOMIC_RELAXED))
+			bitmap[w] |= __atomic_exchange_n(&hd[w], 0, __ATOMIC_ACQ_REL);
+	return 0;
+}
+
+void hv_dirty_mark(struct hv_vm *vm, uint64_t gpa, uint64_t len)
+{
+	for (unsigned r = 0; r < vm->nranges && len; r++) {
+		const struct hv_ram_range *rr = &vm->ranges[r];
+		if (gpa + len <= rr->gpa || gpa >= rr->gpa + rr->len)
+			continue;
+		uint64_t *hd = vm->host_dirty[r];
+		if (!hd) {
+			/* first mark: one bit per page of the range */
+			uint64_t *n = calloc((rr->len / HV_PAGE_SIZE + 63) / 64, 8);
+			if (!n)
+				return;
+			uint64_t *expect = NULL;
+			if (!__atomic_compare_exchange_n(&vm->host_dirty[r], &expect, n,
+							  false, __ATOMIC_ACQ_REL,
+							  __ATOMIC_ACQUIRE)) {
+				free(n);
+				n = expect;
+			}
+			hd = n;
+		}
+		uint64_t lo = gpa > rr->gpa ? gpa : rr->gpa;
+		uint64_t hi = gpa + len < rr->gpa + rr->len ? gpa + len : rr->gpa + rr->len;
+		for (uint64_t p = (lo - rr->gpa) >> HV_PAGE_SHIFT;
+		     p < (hi - rr->gpa + HV_PAGE_SIZE - 1) >> HV_PAGE_SHIFT; p++)
+			__atomic_or_fetch(&hd[p / 64], 1ull << (p % 64), __ATOMIC_RELEASE);
+	}
 }

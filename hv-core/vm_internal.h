@@ -51,6 +51,7 @@ struct hv_vm {
 	struct hv_ram_range ranges[HV_MAX_RANGES];
 	unsigned nranges;
 	bool dirty_logging;
+	uint64_t *host_dirty[HV_MAX_RANGES]; /* hv_dirty_mark() bits per range */
 
 	hv_pstate_t *pagemap;
 	uint64_t npages;

@@ -71,6 +71,19 @@ static void dirty_log_is_exact(void **state)
 		uint64_t *w = hv_gpa_to_hva(t.vm, region + i * 4096, 8);
 		assert_int_equal(*w, dvm_dirtyset_value(seed, i, 2));
 	}
+	/* host-side writes are reported through hv_dirty_mark(), once */
+	hv_dirty_mark(t.vm, region + 5 * 4096 + 100, 4096);  /* 2 pages */
+	assert_int_equal(hv_dirty_fetch(t.vm, 0, bm), 0);
+	uint64_t marked = 0;
+	for (uint64_t p = first; p < first + rp; p++)
+		marked += bm[p / 64] >> (p % 64) & 1;
+	assert_int_equal(marked, 2);
+	assert_true(bm[(first + 5) / 64] >> ((first + 5) % 64) & 1);
+	assert_true(bm[(first + 6) / 64] >> ((first + 6) % 64) & 1);
+	assert_int_equal(hv_dirty_fetch(t.vm, 0, bm), 0);
+	for (uint64_t p = first; p < first + rp; p++)
+		assert_false(bm[p / 64] >> (p % 64) & 1);
+
 	hv_vm_notify(t.vm);
 	struct hv_exit_status st = testvm_wait(&t, 60);
 	assert_int_equal(st.kind, HV_EXIT_EXITED);
@@ -147,6 +160,12 @@ static void replace_backing_under_guest(void **state)
 	assert_true(frame != MAP_FAILED);
 	assert_memory_equal(frame, snap, len);
 	assert_memory_not_equal(hva, snap, len);
+	/* and the original (anonymous) backing comes back, reading zero */
+	assert_int_equal(hv_vm_restore_backing(t.vm, gpa, len), 0);
+	for (uint64_t i = 0; i < len; i += 8)
+		if (*(uint64_t *)(hva + i))
+			fail_msg("restored page not zero at +%llu", (unsigned long long)i);
+	assert_memory_equal(frame, snap, len);
 	munmap(frame, len);
 	close(fd);
 	free(snap);

@@ -1,0 +1,591 @@
+/*
+ * batch.c - verify-and-replace batches: the only place guest backing
+ * changes, and the race-freedom argument of the whole engine.
+ *
+ * The scanner queues ops (zero discard, join/new base page, join/new
+ * frame) whose reference content was compared with the page unpaused.
+ * A flush then:
+ *   1. claims every page (HV_PF_BUSY by CAS on PRIVATE; other owners of
+ *      the page-state map leave BUSY pages alone, and we skip theirs);
+ *   2. writes new frames / base pages (nobody maps them yet: for a base
+ *      page kbase_writable() proved no VM reads base[g]);
+ *   3. pauses every VM with a page in the batch;
+ *   4. compares each page with the reference in full: a guest write that
+ *      landed after the scan shows up here and the page is skipped
+ *      (merge_races), and no write can land between this compare and
+ *      step 5 because no vCPU runs;
+ *   5. changes the backing, coalesced over runs: one madvise per run of
+ *      discards, one mmap per run of pages mapping consecutive frames;
+ *   6. resumes, records the pause time;
+ *   7. commits: the page-state map (CAS BUSY -> new state), refcounts,
+ *      counters; pages that failed go back to PRIVATE and are rehashed.
+ * After the flush, pages still in the candidate table that match a new
+ * frame or base page are queued to join it (kscan_absorb).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "internal.h"
+
+struct kop {
+	uint8_t kind, npg, claimed, ok;
+	uint8_t slot;
+	int node;
+	uint64_t hash;
+	uint32_t frame;
+	struct kpage pg[2];
+	hv_pstate_t old[2];
+	uint8_t *ref;
+};
+
+struct kact {
+	struct ksm_vm *vm;
+	uint32_t r, idx;
+	int fd;             /* -1: discard */
+	uint64_t off;
+	uint32_t op;
+	uint8_t pg;
+};
+
+struct kfollow {
+	unsigned slot;
+	uint64_t hash;
+	uint32_t frame;     /* UINT32_MAX: a base page */
+	uint64_t base_pfn;
+};
+
+struct kbatch {
+	unsigned cap;       /* pages per batch */
+	unsigned n, pages;
+	struct kop *ops;
+	uint8_t *bufs;
+	struct kact *acts;
+	struct ksm_vm **vms;
+	uint64_t *t0;
+	struct kfollow *fu;
+	unsigned nfu;
+	struct kdom *dom;
+	/* hashes of the NEW ops queued: later equal pages wait as candidates
+	 * and join the new content after the flush, instead of making a
+	 * second frame for it.  Open addressing, 2*cap slots, 0 = empty. */
+	uint64_t *pend;
+	unsigned npend_slots;
+};
+
+static unsigned pend_slot(const struct kbatch *b, uint64_t h)
+{
+	return (unsigned)((h * 0x9e3779b97f4a7c15ULL) >> 32) %
+	       b->npend_slots;
+}
+
+static void pend_add(struct kbatch *b, uint64_t h)
+{
+	unsigned i = pend_slot(b, h);
+
+	h |= 1;   /* 0 marks an empty slot; a lost low bit only costs merges */
+	while (b->pend[i] && b->pend[i] != h)
+		i = (i + 1) % b->npend_slots;
+	b->pend[i] = h;
+}
+
+bool kbatch_pending_new(const struct ksm *k, uint64_t h)
+{
+	const struct kbatch *b = k->batch;
+	unsigned i = pend_slot(b, h);
+
+	h |= 1;
+	for (; b->pend[i]; i = (i + 1) % b->npend_slots)
+		if (b->pend[i] == h)
+			return true;
+	return false;
+}
+
+static void batch_free_arrays(struct kbatch *b)
+{
+	free(b->ops); free(b->bufs); free(b->acts);
+	free(b->vms); free(b->t0); free(b->fu); free(b->pend);
+}
+
+int kbatch_resize(struct ksm *k, unsigned pages)
+{
+	struct kbatch *b = k->batch;
+	struct kbatch nb = { .cap = pages };
+
+	if (b && b->n)
+		kbatch_flush(k);
+	nb.ops = calloc(pages, sizeof(*nb.ops));
+	nb.bufs = aligned_alloc(64, (size_t)pages * KSM_PAGE);
+	nb.acts = calloc(2 * (size_t)pages, sizeof(*nb.acts));
+	nb.vms = calloc(2 * (size_t)pages, sizeof(*nb.vms));
+	nb.t0 = calloc(2 * (size_t)pages, sizeof(*nb.t0));
+	nb.fu = calloc(pages, sizeof(*nb.fu));
+	nb.npend_slots = 2 * pages;
+	nb.pend = calloc(nb.npend_slots, sizeof(*nb.pend));
+	if (!nb.ops || !nb.bufs || !nb.acts || !nb.vms || !nb.t0 || !nb.fu ||
+	    !nb.pend || (!b && !(b = calloc(1, sizeof(*b))))) {
+		batch_free_arrays(&nb);
+		return -ENOMEM;
+	}
+	batch_free_arrays(b);
+	*b = nb;
+	k->batch = b;
+	return 0;
+}
+
+int kbatch_init(struct ksm *k)
+{
+	return kbatch_resize(k, k->cfg.batch_pages);
+}
+
+void kbatch_free(struct ksm *k)
+{
+	struct kbatch *b = k->batch;
+
+	if (!b)
+		return;
+	batch_free_arrays(b);
+	free(b);
+	k->batch = NULL;
+}
+
+/* Call before any lookup whose result goes into the batch: a flush in
+ * the middle would invalidate what the lookup found. */
+void kbatch_ensure_room(struct ksm *k, unsigned pages)
+{
+	struct kbatch *b = k->batch;
+
+	if (b->n >= b->cap || b->pages + pages > b->cap)
+		kbatch_flush(k);
+}
+
+uint8_t *kbatch_reserve(struct ksm *k)
+{
+	struct kbatch *b = k->batch;
+
+	return b->bufs + (size_t)b->n * KSM_PAGE;
+}
+
+void kbatch_commit(struct ksm *k, enum kop_kind kind, uint64_t hash,
+		   uint32_t frame, unsigned slot, int node,
+		   const struct kpage *pg, unsigned npg)
+{
+	struct kbatch *b = k->batch;
+	struct kop *op = &b->ops[b->n];
+
+	memset(op, 0, sizeof(*op));
+	op->kind = (uint8_t)kind;
+	op->npg = (uint8_t)npg;
+	op->slot = (uint8_t)slot;
+	op->node = node;
+	op->hash = hash;
+	op->frame = frame;
+	memcpy(op->pg, pg, npg * sizeof(*pg));
+	op->ref = kind == KOP_ZERO ? (uint8_t *)ksm_zero_page :
+		  b->bufs + (size_t)b->n * KSM_PAGE;
+	b->dom = pg[0].vm->dom;
+	if (kind == KOP_JOIN_FRAME)
+		b->dom->frames[frame].pending++;
+	if (kind == KOP_NEW_FRAME || kind == KOP_NEW_BASE)
+		pend_add(b, hash);
+	b->n++;
+	b->pages += npg;
+}
+
+/* ------------------------------------------------------------- pauses */
+
+void kpause_record(struct kpause *p, uint64_t ns)
+{
+	pthread_mutex_lock(&p->mu);
+	p->ns[p->n % KSM_PAUSE_RING] = ns;
+	p->n++;
+	pthread_mutex_unlock(&p->mu);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+void kpause_percentiles(struct kpause *p, uint64_t *p50, uint64_t *p99,
+			uint64_t *max)
+{
+	uint64_t *tmp;
+	size_t n;
+
+	*p50 = *p99 = *max = 0;
+	tmp = malloc(sizeof(p->ns));
+	if (!tmp)
+		return;
+	pthread_mutex_lock(&p->mu);
+	n = p->n < KSM_PAUSE_RING ? p->n : KSM_PAUSE_RING;
+	memcpy(tmp, p->ns, n * sizeof(*tmp));
+	pthread_mutex_unlock(&p->mu);
+	if (n) {
+		qsort(tmp, n, sizeof(*tmp), cmp_u64);
+		*p50 = tmp[(n - 1) / 2];
+		*p99 = tmp[(n - 1) * 99 / 100];
+		*max = tmp[n - 1];
+	}
+	free(tmp);
+}
+
+/* -------------------------------------------------------------- flush */
+
+static bool claim(struct kpage *p, hv_pstate_t *old)
+{
+	uint64_t pfn = kpage_gpa(p->vm, p->r, p->idx) / KSM_PAGE;
+	hv_pstate_t st = kmap_get(p->vm, pfn);
+
+	if (hv_ps_state(st) != HV_PAGE_PRIVATE ||
+	    (hv_ps_flags(st) & (HV_PF_BUSY | HV_PF_DEVICE)))
+		return false;
+	if (!kmap_cas(p->vm, pfn, st, st | HV_PF_BUSY))
+		return false;
+	*old = st;
+	return true;
+}
+
+/* Gives the page back unchanged and asks for a rehash next pass. */
+static void unclaim(struct kpage *p, hv_pstate_t old)
+{
+	uint64_t pfn = kpage_gpa(p->vm, p->r, p->idx) / KSM_PAGE;
+
+	kmap_cas(p->vm, pfn, old | HV_PF_BUSY, old);
+	kbit_set(p->vm->r[p->r].todo, p->idx);
+}
+
+static void drop_op(struct kop *op)
+{
+	unsigned i;
+
+	for (i = 0; i < op->npg; i++)
+		if (op->claimed & (1u << i))
+			unclaim(&op->pg[i], op->old[i]);
+	op->claimed = 0;
+}
+
+/* Step 2: new content goes into the frames memfd or base[g]. */
+static void prepare(struct ksm *k, struct kdom *d, struct kop *op)
+{
+	uint64_t pfn = kpage_gpa(op->pg[0].vm, op->pg[0].r, op->pg[0].idx) /
+		       KSM_PAGE;
+	struct kframe *fr;
+	uint64_t h;
+
+	switch (op->kind) {
+	case KOP_JOIN_FRAME:
+		fr = &d->frames[op->frame];
+		if (fr->used != KF_LIVE)
+			drop_op(op);
+		return;
+	case KOP_JOIN_BASE:
+		return;   /* checked against the final base in base_recheck */
+	case KOP_NEW_BASE:
+		if (__builtin_popcount(op->claimed) < 2) {
+			drop_op(op);
+			return;
+		}
+		op->hash = ksm_hash_page(k, op->ref);
+		if (kbase_hash(k, d, pfn, &h) == 0 && h == op->hash) {
+			op->kind = KOP_JOIN_BASE;   /* already there? */
+			return;                      /* (base_recheck compares) */
+		}
+		if (kbase_writable(k, d, pfn)) {
+			if (kbase_write(k, d, pfn, op->ref) != 0)
+				drop_op(op);
+			return;
+		}
+		op->kind = KOP_NEW_FRAME;   /* someone reads base[g] */
+		/* fall through */
+	case KOP_NEW_FRAME:
+		if (__builtin_popcount(op->claimed) < 2) {
+			drop_op(op);
+			return;
+		}
+		op->hash = ksm_hash_page(k, op->ref);
+		op->frame = kframe_alloc(d);
+		if (op->frame == UINT32_MAX) {
+			drop_op(op);
+			return;
+		}
+		if (kframe_write(k, d, op->frame, op->ref, op->node) != 0) {
+			kframe_release(d, op->frame);
+			op->frame = UINT32_MAX;
+			drop_op(op);
+		}
+		return;
+	default:
+		return;
+	}
+}
+
+/* After every base write of this flush: a page may only be discarded onto
+ * base[g] if base[g] holds its reference bytes, compared in full (a hash
+ * match is never enough, and base[g] must not have changed since). */
+static void base_recheck(struct ksm *k, struct kdom *d, struct kop *op)
+{
+	uint8_t *buf = k->scratch;
+	uint64_t pfn = kpage_gpa(op->pg[0].vm, op->pg[0].r, op->pg[0].idx) /
+		       KSM_PAGE;
+
+	if (op->kind != KOP_JOIN_BASE || !op->claimed)
+		return;
+	if (!kbase_has_data(d, pfn) || kbase_read(d, pfn, buf) != 0 ||
+	    memcmp(buf, op->ref, KSM_PAGE) != 0)
+		drop_op(op);
+}
+
+static int cmp_act(const void *a, const void *b)
+{
+	const struct kact *x = a, *y = b;
+
+	if (x->vm->id != y->vm->id)
+		return x->vm->id < y->vm->id ? -1 : 1;
+	if (x->r != y->r)
+		return x->r < y->r ? -1 : 1;
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* Step 5: one backing call per run; failed runs clear their ok bits. */
+static void apply_actions(struct ksm *k, struct kbatch *b, unsigned nact)
+{
+	unsigned i, j;
+	int ret;
+
+	qsort(b->acts, nact, sizeof(*b->acts), cmp_act);
+	for (i = 0; i < nact; i = j) {
+		struct kact *a = &b->acts[i];
+		uint64_t gpa = kpage_gpa(a->vm, a->r, a->idx);
+
+		for (j = i + 1; j < nact; j++) {
+			struct kact *c = &b->acts[j], *p = &b->acts[j - 1];
+
+			if (c->vm != a->vm || c->r != a->r ||
+			    c->idx != p->idx + 1 || c->fd != a->fd ||
+			    (a->fd >= 0 && c->off != p->off + KSM_PAGE))
+				break;
+		}
+		if (a->fd < 0)
+			ret = a->vm->ops->discard(a->vm->ctx, gpa,
+						  (uint64_t)(j - i) * KSM_PAGE);
+		else
+			ret = a->vm->ops->replace_backing(a->vm->ctx, gpa,
+				(uint64_t)(j - i) * KSM_PAGE, a->fd, a->off);
+		if (ret != 0) {
+			CTR_ADD(k->c.map_failures, j - i);
+			CTR_ADD(a->vm->c.map_failures, j - i);
+			for (unsigned m = i; m < j; m++)
+				b->ops[b->acts[m].op].ok &=
+					(uint8_t)~(1u << b->acts[m].pg);
+		}
+	}
+}
+
+static void commit_page(struct ksm *k, struct kdom *d, struct kop *op,
+			unsigned i)
+{
+	struct kpage *p = &op->pg[i];
+	struct ksm_vm *vm = p->vm;
+	struct kvm_range *rg = &vm->r[p->r];
+	uint64_t pfn = kpage_gpa(vm, p->r, p->idx) / KSM_PAGE;
+	unsigned flags = hv_ps_flags(op->old[i]) & ~HV_PF_BUSY;
+	hv_pstate_t nw;
+
+	switch (op->kind) {
+	case KOP_ZERO:
+		nw = hv_ps_make(HV_PAGE_ZERO, flags, 0);
+		CTR_ADD(vm->c.zero_pages, 1);
+		break;
+	case KOP_JOIN_BASE:
+	case KOP_NEW_BASE:
+		nw = hv_ps_make(HV_PAGE_BASE, flags, 0);
+		kbase_ref(d, pfn);
+		rg->pflags[p->idx] &= (uint8_t)~KP_REMAPPED;
+		CTR_ADD(vm->c.pages_sharing, 1);
+		CTR_ADD(vm->c.base_pages, 1);
+		break;
+	default:
+		nw = hv_ps_make(HV_PAGE_FRAME, flags, op->frame);
+		rg->pflags[p->idx] |= KP_REMAPPED;
+		CTR_ADD(vm->c.pages_sharing, 1);
+		break;
+	}
+	/* BUSY kept everyone else off the entry: this CAS cannot fail */
+	kmap_cas(vm, pfn, op->old[i] | HV_PF_BUSY, nw);
+	rg->own[p->idx] = kown_of(nw);
+	rg->hash[p->idx] = op->hash;
+	kbit_clear(rg->todo, p->idx);
+	CTR_ADD(vm->c.merges, 1);
+	CTR_ADD(k->c.merges, 1);
+}
+
+static void commit(struct ksm *k, struct kbatch *b, struct kdom *d,
+		   struct kop *op)
+{
+	uint64_t pfn = kpage_gpa(op->pg[0].vm, op->pg[0].r, op->pg[0].idx) /
+		       KSM_PAGE;
+	unsigned i, nok = 0;
+
+	if (!op->claimed)
+		return;
+	for (i = 0; i < op->npg; i++) {
+		if (!(op->claimed & (1u << i)))
+			continue;
+		if (op->ok & (1u << i)) {
+			commit_page(k, d, op, i);
+			nok++;
+		} else {
+			unclaim(&op->pg[i], op->old[i]);
+		}
+	}
+	switch (op->kind) {
+	case KOP_NEW_FRAME:
+		kframe_commit_new(k, d, op->frame, op->hash, op->slot,
+				  op->node, nok);
+		if (nok && b->nfu < b->cap)
+			b->fu[b->nfu++] = (struct kfollow){ op->slot, op->hash,
+							     op->frame, 0 };
+		break;
+	case KOP_JOIN_FRAME:
+		for (i = 0; i < nok; i++)
+			kframe_ref(d, op->frame);
+		break;
+	case KOP_NEW_BASE:
+		if (nok && b->nfu < b->cap)
+			b->fu[b->nfu++] = (struct kfollow){ op->slot, op->hash,
+							     UINT32_MAX, pfn };
+		else if (!nok)
+			kbase_drop_unused(k, d, pfn);
+		break;
+	default:
+		break;
+	}
+}
+
+void kbatch_flush(struct ksm *k)
+{
+	struct kbatch *b = k->batch;
+	struct kdom *d = b->dom;
+	struct kfollow *fu;
+	unsigned i, j, nact = 0, nvms = 0, nfu;
+	uint64_t now, worst = 0;
+
+	if (!b->n)
+		return;
+	/* 1 + 2: claim, write new content */
+	for (i = 0; i < b->n; i++) {
+		struct kop *op = &b->ops[i];
+
+		if (op->kind == KOP_JOIN_FRAME)
+			d->frames[op->frame].pending--;
+		for (j = 0; j < op->npg; j++)
+			if (claim(&op->pg[j], &op->old[j]))
+				op->claimed |= (uint8_t)(1u << j);
+		if (op->claimed)
+			prepare(k, d, op);
+	}
+	for (i = 0; i < b->n; i++)
+		base_recheck(k, d, &b->ops[i]);
+	/* collect the VMs to pause */
+	for (i = 0; i < b->n; i++) {
+		struct kop *op = &b->ops[i];
+
+		for (j = 0; j < op->npg; j++) {
+			struct ksm_vm *vm = op->pg[j].vm;
+			unsigned v;
+
+			if (!(op->claimed & (1u << j)))
+				continue;
+			for (v = 0; v < nvms && b->vms[v] != vm; v++)
+				;
+			if (v == nvms)
+				b->vms[nvms++] = vm;
+		}
+	}
+	/* 3: pause */
+	for (i = 0; i < nvms; i++) {
+		b->t0[i] = ksm_now_ns();
+		b->vms[i]->ops->pause(b->vms[i]->ctx);
+	}
+	/* 4: verify in full, with no vCPU running */
+	for (i = 0; i < b->n; i++) {
+		struct kop *op = &b->ops[i];
+
+		for (j = 0; j < op->npg; j++) {
+			struct kpage *p = &op->pg[j];
+			struct kact *a;
+
+			if (!(op->claimed & (1u << j)))
+				continue;
+			if (memcmp(kpage_hva(p->vm, p->r, p->idx), op->ref,
+				   KSM_PAGE) != 0) {
+				CTR_ADD(k->c.merge_races, 1);
+				CTR_ADD(p->vm->c.merge_races, 1);
+				continue;
+			}
+			op->ok |= (uint8_t)(1u << j);
+			a = &b->acts[nact++];
+			a->vm = p->vm;
+			a->r = p->r;
+			a->idx = p->idx;
+			a->op = i;
+			a->pg = (uint8_t)j;
+			a->fd = -1;
+			a->off = 0;
+			if (op->kind == KOP_NEW_FRAME ||
+			    op->kind == KOP_JOIN_FRAME) {
+				a->fd = d->frames_fd;
+				a->off = (uint64_t)op->frame * KSM_PAGE;
+			} else if (op->kind != KOP_ZERO &&
+				   (p->vm->r[p->r].pflags[p->idx] &
+				    KP_REMAPPED)) {
+				/* back to the base mapping, not a discard */
+				a->fd = d->base_fd;
+				a->off = kpage_gpa(p->vm, p->r, p->idx);
+			}
+		}
+	}
+	/* 5: change the backing */
+	apply_actions(k, b, nact);
+	/* 6: resume */
+	for (i = 0; i < nvms; i++) {
+		b->vms[i]->ops->resume(b->vms[i]->ctx);
+		now = ksm_now_ns() - b->t0[i];
+		kpause_record(&b->vms[i]->pause, now);
+		CTR_ADD(b->vms[i]->c.pauses, 1);
+		if (now > worst)
+			worst = now;
+	}
+	if (nvms) {
+		kpause_record(&k->pause, worst);
+		CTR_ADD(k->c.pauses, 1);
+	}
+	/* 7: commit */
+	b->nfu = 0;
+	for (i = 0; i < b->n; i++)
+		commit(k, b, d, &b->ops[i]);
+	b->n = b->pages = 0;
+	memset(b->pend, 0, b->npend_slots * sizeof(*b->pend));
+	/* let the candidates that match new content join it */
+	nfu = b->nfu;
+	if (!nfu)
+		return;
+	fu = malloc(nfu * sizeof(*fu));
+	if (!fu)
+		return;
+	memcpy(fu, b->fu, nfu * sizeof(*fu));
+	b->nfu = 0;
+	for (i = 0; i < nfu; i++)
+		kscan_absorb(k, d, fu[i].slot, fu[i].hash, fu[i].frame,
+			     fu[i].base_pfn);
+	free(fu);
+}
+
+/* Flushes until nothing is queued (absorbed joins queue more). */
+void kbatch_drain(struct ksm *k)
+{
+	while (k->batch->n)
+		kbatch_flush(k);
+}

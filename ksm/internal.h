@@ -1,0 +1,366 @@
+/*
+ * internal.h - ksm's private types and the functions its files share.
+ * Nothing outside ksm/ includes this.
+ *
+ * Ownership: one big lock (ksm->lock) covers every structure below except
+ * the counters (relaxed atomics, read by stats without the lock) and the
+ * cds_lfht tables, whose readers only need to be RCU-online.  The scanner
+ * is the tables' only writer and it holds ksm->lock.
+ */
+#ifndef DENSEVM_KSM_INTERNAL_H
+#define DENSEVM_KSM_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/types.h>
+#include <urcu-qsbr.h>
+#include <urcu/rculfhash.h>
+#include "ksm.h"
+
+#define KSM_PAGE        4096u
+#define KSM_MAX_NODES   64u
+#define KSM_PAUSE_RING  4096u
+#define KSM_WALK_MAX    32u     /* duplicates examined per table lookup */
+#define KSM_ABSORB_MAX  4096u   /* candidates examined per new content */
+
+/* Relaxed counters: written by the scanner, read by stats at any time. */
+#define CTR_ADD(x, n) __atomic_fetch_add(&(x), (n), __ATOMIC_RELAXED)
+#define CTR_SUB(x, n) __atomic_fetch_sub(&(x), (n), __ATOMIC_RELAXED)
+#define CTR_SET(x, n) __atomic_store_n(&(x), (n), __ATOMIC_RELAXED)
+#define CTR_GET(x)    __atomic_load_n(&(x), __ATOMIC_RELAXED)
+
+struct kctr {
+	uint64_t pages_sharing, base_pages, zero_pages, volatile_pages;
+	uint64_t full_scans, pages_hashed, merges, unmerges, collisions;
+	uint64_t merge_races, map_failures, cpu_ns, pauses;
+	uint64_t base_zero_reclaimed;
+};
+
+/* Pause durations, a ring of the last KSM_PAUSE_RING samples. */
+struct kpause {
+	pthread_mutex_t mu;
+	uint64_t n;
+	uint64_t ns[KSM_PAUSE_RING];
+};
+
+/* Per-page flags in kvm_range.pflags. */
+#define KP_IN_CAND   0x01u  /* a candidate-table node names this page */
+#define KP_REMAPPED  0x02u  /* the hva maps the frames memfd, not the VM's
+			     * own backing: a discard would not read zero */
+#define KP_SLOT_SHIFT 2     /* bits 2-7: table slot of the candidate */
+
+struct kvm_range {
+	uint64_t gpa, len, npages, nwords;
+	uint8_t *hva;
+	uint64_t *hash;        /* content hash at the last hashing */
+	uint32_t *last_dirty;  /* pass that last saw the page dirty */
+	uint8_t *streak;       /* consecutive passes it was dirty */
+	uint8_t *pflags;       /* KP_* */
+	uint32_t *own;         /* what ksm made the page: hv_ps_make(state,
+				* 0, frame) of ZERO/BASE/FRAME, 0 = not
+				* ksm's.  Refcounts follow this, never a
+				* map entry someone else may have set. */
+	uint64_t *todo;        /* bitmap: written since last hashed */
+	uint64_t *dirty;       /* scratch for dirty_fetch */
+};
+
+struct kdom;
+
+struct ksm_vm {
+	struct ksm *ksm;
+	struct kdom *dom;
+	unsigned id;
+	char name[64];
+	const struct ksm_vm_ops *ops;
+	void *ctx;
+	unsigned nranges;
+	struct kvm_range *r;
+	hv_pstate_t *map;
+	uint64_t map_npages;
+	bool uses_base;   /* RAM is MAP_PRIVATE of dom->base_fd */
+	bool anon;        /* RAM is anonymous: a discard reads zero */
+	bool dead;        /* removed; freed at the last put */
+	int refs;         /* list + a scan in progress (under ksm->lock) */
+	struct kctr c;
+	struct kpause pause;
+	struct ksm_vm *next;
+};
+
+/* A frame of a domain's frames memfd (offset = index * 4096). */
+struct kframe {
+	uint64_t hash;
+	uint32_t refs;           /* pages in state FRAME naming it */
+	uint32_t pending;        /* joins queued in the current batch */
+	int16_t node;
+	uint8_t used;            /* KF_* */
+	uint8_t slot;
+	struct knode *sn;        /* its stable-table node, or NULL */
+};
+
+#define KF_FREE    0u
+#define KF_PENDING 1u   /* allocated by a batch, not yet committed */
+#define KF_LIVE    2u   /* refs > 0, in the stable table */
+
+#define KB_DATA   0x01u  /* base[g] may hold nonzero content */
+#define KB_HASHED 0x02u  /* base_hash[g] is the hash of base[g] */
+
+struct kdom {
+	unsigned id;
+	bool private_dom;
+	unsigned nvms;
+	/* Base memfd (a dup of the first VM's), or -1. */
+	int base_fd;
+	dev_t base_dev;
+	ino_t base_ino;
+	uint64_t base_npages;    /* size of the arrays below */
+	uint16_t *base_refs;     /* pages in state BASE at g */
+	uint8_t *base_flags;     /* KB_* */
+	uint64_t *base_hash;
+	uint64_t base_used;      /* g with base_refs[g] > 0 */
+	uint64_t base_data_pages;   /* g with KB_DATA */
+	uint64_t base_sweep_slack;  /* see kbase_sweep() */
+	uint64_t sweep_left;
+	/* Frames memfd and its frames. */
+	int frames_fd;
+	uint64_t frames_file_pages;  /* its size, in pages */
+	struct kframe *frames;
+	uint32_t frames_cap, hwm, cursor;
+	uint64_t frames_used;        /* LIVE */
+	uint64_t frames_nonfree;     /* LIVE + PENDING */
+	/* Tables, one per NUMA slot (one when merging across nodes). */
+	unsigned nslots;
+	struct cds_lfht *stable[KSM_MAX_NODES];
+	struct cds_lfht *cand[KSM_MAX_NODES];
+	struct kdom *next;
+};
+
+/* A table node: a frame in the stable table, or a page in the candidate
+ * table.  Freed after a grace period (ksm->grave). */
+struct knode {
+	struct cds_lfht_node ln;
+	uint64_t hash;
+	struct knode *grave_next;
+	bool stable;
+	uint8_t slot;             /* table slot it lives in */
+	uint32_t frame;           /* stable */
+	struct ksm_vm *vm;        /* candidate */
+	uint32_t r, idx;
+};
+
+struct kbatch;
+struct kengine;
+
+struct ksm {
+	struct ksm_config cfg;    /* tunables: written under lock, read
+				   * relaxed by the scanner */
+	pthread_mutex_t lock;
+	pthread_rwlock_t list_lock;  /* vms/doms lists, for stats readers */
+	struct ksm_vm *vms;          /* sorted by id */
+	struct kdom *doms;
+	unsigned next_vm_id, next_private_dom;
+	uint64_t pass;
+	int pagemap_fd;
+	uint64_t zero_hash;
+	unsigned real_nodes;
+	struct kctr c;
+	struct kpause pause;
+	struct knode *grave;
+	struct kbatch *batch;
+	/* scanner thread */
+	pthread_t thr;
+	bool running;
+	bool stop_req;
+	pthread_cond_t cv;
+	uint64_t thr_t0_ns, thr_cpu0_ns, thr_hashed0;
+	uint64_t cpu_mark_ns;     /* thread CPU at the start of this call */
+	struct kengine *ke;
+	bool destroying;
+	/* releases from ksm_page_released(), applied by the next pass */
+	pthread_mutex_t rel_mu;
+	struct krel { struct ksm_vm *vm; uint64_t gpa; } *rel;
+	unsigned nrel, relcap;
+	/* scratch for whoever holds the lock (never __thread: static TLS
+	 * is taken from every thread's stack, vCPU threads included) */
+	uint8_t *scratch;          /* KSM_SCRATCH_PAGES pages */
+};
+#define KSM_SCRATCH_PAGES 64u
+
+/* ---- time, rcu (tables.c) */
+uint64_t ksm_now_ns(void);
+uint64_t ksm_thread_cpu_ns(void);
+void ksm_rcu_online(void);
+void ksm_rcu_offline(void);
+void ksm_rcu_quiescent(void);
+
+/* ---- tables.c */
+struct cds_lfht *ktab_new(void);
+void ktab_destroy(struct cds_lfht *ht);
+struct knode *ktab_first(struct cds_lfht *ht, uint64_t hash,
+			 struct cds_lfht_iter *it);
+struct knode *ktab_next(struct cds_lfht *ht, struct cds_lfht_iter *it);
+void ktab_add(struct cds_lfht *ht, struct knode *n);
+void ktab_del(struct ksm *k, struct cds_lfht *ht, struct knode *n);
+void ktab_reclaim(struct ksm *k);
+void kcand_add(struct ksm *k, struct kdom *d, unsigned slot, uint64_t hash,
+	       struct ksm_vm *vm, uint32_t r, uint32_t idx);
+void kcand_del(struct ksm *k, struct kdom *d, struct knode *n);
+void kcand_del_page(struct ksm *k, struct ksm_vm *vm, uint32_t r,
+		    uint32_t idx);
+void kcand_del_vm(struct ksm *k, struct ksm_vm *vm);
+
+/* ---- hash.c */
+uint64_t ksm_hash_page(const struct ksm *k, const void *page);
+bool ksm_page_is_zero(const void *page);
+extern const uint8_t ksm_zero_page[KSM_PAGE];
+
+/* ---- pagemap (unshare.c) */
+#define PM_PRESENT   (1ULL << 63)
+#define PM_SWAPPED   (1ULL << 62)
+#define PM_FILE      (1ULL << 61)
+#define PM_EXCLUSIVE (1ULL << 56)
+int kpm_read(struct ksm *k, const uint8_t *hva, unsigned n, uint64_t *out);
+/* The page is the VM's own anonymous copy (written, or swapped out). */
+static inline bool kpm_private(uint64_t e)
+{
+	if (e & PM_SWAPPED)
+		return true;
+	return (e & PM_PRESENT) && !(e & PM_FILE) && (e & PM_EXCLUSIVE);
+}
+
+/* ---- page helpers */
+static inline hv_pstate_t kmap_get(const struct ksm_vm *vm, uint64_t pfn)
+{
+	return __atomic_load_n(&vm->map[pfn], __ATOMIC_ACQUIRE);
+}
+static inline bool kmap_cas(struct ksm_vm *vm, uint64_t pfn, hv_pstate_t old,
+			    hv_pstate_t nw)
+{
+	return vm->ops->page_cas(vm->ctx, pfn, old, nw);
+}
+static inline uint64_t kpage_gpa(const struct ksm_vm *vm, uint32_t r,
+				 uint32_t idx)
+{
+	return vm->r[r].gpa + (uint64_t)idx * KSM_PAGE;
+}
+static inline uint8_t *kpage_hva(const struct ksm_vm *vm, uint32_t r,
+				 uint32_t idx)
+{
+	return vm->r[r].hva + (uint64_t)idx * KSM_PAGE;
+}
+static inline void kbit_set(uint64_t *bm, uint64_t i)
+{
+	bm[i / 64] |= 1ULL << (i % 64);
+}
+static inline void kbit_clear(uint64_t *bm, uint64_t i)
+{
+	bm[i / 64] &= ~(1ULL << (i % 64));
+}
+static inline bool kbit_test(const uint64_t *bm, uint64_t i)
+{
+	return (bm[i / 64] >> (i % 64)) & 1;
+}
+/* Finds the range and index of a GPA in a VM; false when not RAM. */
+bool kvm_locate(const struct ksm_vm *vm, uint64_t gpa, uint32_t *r,
+		uint32_t *idx);
+
+/* ---- domain.c */
+struct kdom *kdom_get(struct ksm *k, unsigned id, int base_fd,
+		      uint64_t gpa_end, char *err, size_t errlen);
+void kdom_put(struct ksm *k, struct kdom *d);
+void kdom_free_all(struct ksm *k);
+int kdom_grow_base(struct kdom *d, uint64_t npages);
+void kvm_put(struct ksm *k, struct ksm_vm *vm);
+
+/* ---- numa.c */
+unsigned knuma_slots(const struct ksm *k);
+void knuma_nodes(const struct ksm *k, const uint8_t *const *hva, unsigned n,
+		 int *nodes);
+unsigned knuma_slot_of(const struct ksm *k, int node);
+void knuma_prefer(const struct ksm *k, int node);
+void knuma_unprefer(const struct ksm *k, int node);
+
+/* ---- merge_frame.c */
+uint32_t kframe_alloc(struct kdom *d);
+void kframe_release(struct kdom *d, uint32_t f);
+int kframe_write(struct ksm *k, struct kdom *d, uint32_t f, const void *buf,
+		 int node);
+int kframe_read(struct kdom *d, uint32_t f, void *buf);
+void kframe_commit_new(struct ksm *k, struct kdom *d, uint32_t f,
+		       uint64_t hash, unsigned slot, int node, unsigned refs);
+void kframe_ref(struct kdom *d, uint32_t f);
+void kframe_unref(struct ksm *k, struct kdom *d, uint32_t f);
+
+/* ---- merge_base.c */
+int kbase_init(struct ksm *k, struct kdom *d);
+void kbase_sweep(struct ksm *k, struct kdom *d);
+bool kbase_has_data(const struct kdom *d, uint64_t pfn);
+int kbase_hash(struct ksm *k, struct kdom *d, uint64_t pfn, uint64_t *h);
+int kbase_read(struct kdom *d, uint64_t pfn, void *buf);
+bool kbase_writable(struct ksm *k, struct kdom *d, uint64_t pfn);
+int kbase_write(struct ksm *k, struct kdom *d, uint64_t pfn, const void *buf);
+void kbase_ref(struct kdom *d, uint64_t pfn);
+void kbase_drop_unused(struct ksm *k, struct kdom *d, uint64_t pfn);
+void kbase_unref(struct ksm *k, struct kdom *d, uint64_t pfn,
+		 const struct ksm_vm *leaving);
+
+/* ---- zero.c */
+bool kzero_discardable(const struct ksm_vm *vm, uint32_t r, uint32_t idx);
+
+/* ---- batch.c: queue and run verify-and-replace batches */
+enum kop_kind { KOP_ZERO, KOP_JOIN_BASE, KOP_NEW_BASE, KOP_JOIN_FRAME,
+		KOP_NEW_FRAME };
+struct kpage {
+	struct ksm_vm *vm;
+	uint32_t r, idx;
+};
+/* ref is the op's reference content, filled when queued */
+int kbatch_init(struct ksm *k);
+void kbatch_free(struct ksm *k);
+void kbatch_ensure_room(struct ksm *k, unsigned pages);
+uint8_t *kbatch_reserve(struct ksm *k);
+void kbatch_commit(struct ksm *k, enum kop_kind kind, uint64_t hash,
+		   uint32_t frame, unsigned slot, int node,
+		   const struct kpage *pg, unsigned npg);
+int kbatch_resize(struct ksm *k, unsigned pages);
+void kbatch_flush(struct ksm *k);
+void kbatch_drain(struct ksm *k);
+bool kbatch_pending_new(const struct ksm *k, uint64_t hash);
+void kpause_record(struct kpause *p, uint64_t ns);
+void kpause_percentiles(struct kpause *p, uint64_t *p50, uint64_t *p99,
+			uint64_t *max);
+
+/* ---- unshare.c */
+void kunshare_range(struct ksm *k, struct ksm_vm *vm, uint32_t r,
+		    const uint64_t *dirty);
+void kunshare_page_state(struct ksm *k, struct ksm_vm *vm, uint32_t r,
+			 uint32_t idx, hv_pstate_t st, bool reset_map);
+
+/* ---- unshare.c: releases queued by ksm_page_released() */
+void krel_drain(struct ksm *k);
+void krel_purge_vm(struct ksm *k, struct ksm_vm *vm);
+static inline uint32_t kown_of(hv_pstate_t st)
+{
+	return hv_ps_make(hv_ps_state(st), 0, hv_ps_frame(st));
+}
+
+/* ---- scan.c */
+int kscan_pass(struct ksm *k, bool throttle);
+void kscan_absorb(struct ksm *k, struct kdom *d, unsigned slot,
+		  uint64_t hash, uint32_t frame, uint64_t base_pfn);
+
+/* ---- stats.c */
+void kstats_fill(struct ksm *k, const struct kctr *c, struct kpause *p,
+		 struct ksm_stats *st);
+
+/* ---- kernel_engine.c */
+int kengine_create(struct ksm *k, char *err, size_t errlen);
+void kengine_destroy(struct ksm *k);
+int kengine_add_vm(struct ksm *k, struct ksm_vm *vm);
+void kengine_remove_vm(struct ksm *k, struct ksm_vm *vm);
+int kengine_start(struct ksm *k);
+void kengine_stop(struct ksm *k);
+int kengine_scan_pass(struct ksm *k);
+int kengine_apply_tunables(struct ksm *k);
+void kengine_stats(struct ksm *k, struct ksm_stats *st);
+
+#endif

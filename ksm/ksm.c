@@ -1,0 +1,633 @@
+/*
+ * ksm.c - the engine's lifecycle: create/destroy, VM registration, the
+ * scanner thread, and the tunables.
+ *
+ * Locking: ksm->lock is held by every writer: a scan pass (released only
+ * while a throttled pass sleeps, after flushing its batch), add/remove,
+ * set_tunable and the self-check.  The scanner waits on ksm->cv, so
+ * ksm_stop wakes it at once.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <numa.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "internal.h"
+
+void ksm_config_default(struct ksm_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->engine = KSM_ENGINE_DENSE;
+	cfg->batch_pages = 256;
+	cfg->volatile_passes = 2;
+	cfg->max_sharers = 4096;
+	cfg->merge_across_nodes = true;
+	cfg->sleep_ms = 50;
+}
+
+const char *ksm_engine_name(const struct ksm *k)
+{
+	return k->cfg.engine == KSM_ENGINE_KERNEL ? "kernel" : "dense";
+}
+
+/* ------------------------------------------------------------ tunables */
+
+struct tunable {
+	const char *name;
+	uint64_t min, max;
+};
+
+static const struct tunable tunables[] = {
+	{ "pages_per_sec", 0, UINT64_MAX / 1000000000ULL },
+	{ "cpu_percent", 0, 100 },
+	{ "batch_pages", 2, 4096 },
+	{ "volatile_passes", 0, 255 },
+	{ "max_sharers", 2, HV_PS_FRAME_MAX },
+	{ "merge_across_nodes", 0, 1 },
+	{ "sleep_ms", 0, 60000 },
+};
+#define NTUNABLES (sizeof(tunables) / sizeof(tunables[0]))
+
+const char *const *ksm_tunable_names(void)
+{
+	static const char *names[NTUNABLES + 1];
+	unsigned i;
+
+	for (i = 0; i < NTUNABLES; i++)
+		names[i] = tunables[i].name;
+	names[NTUNABLES] = NULL;
+	return names;
+}
+
+static uint64_t tunable_get(const struct ksm *k, unsigned i)
+{
+	switch (i) {
+	case 0: return k->cfg.pages_per_sec;
+	case 1: return k->cfg.cpu_percent;
+	case 2: return k->cfg.batch_pages;
+	case 3: return k->cfg.volatile_passes;
+	case 4: return k->cfg.max_sharers;
+	case 5: return k->cfg.merge_across_nodes;
+	default: return k->cfg.sleep_ms;
+	}
+}
+
+static int find_tunable(const char *name)
+{
+	unsigned i;
+
+	for (i = 0; i < NTUNABLES; i++)
+		if (name && strcmp(name, tunables[i].name) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* Rebuilds every domain's tables for a new slot count.  Only allowed
+ * with nothing merged (like Linux's merge_across_nodes): candidates are
+ * dropped and every page is rehashed. */
+static int change_slots(struct ksm *k, bool across, char *err, size_t errlen)
+{
+	struct kdom *d;
+	struct ksm_vm *vm;
+	unsigned s;
+	uint32_t r;
+
+	for (d = k->doms; d; d = d->next)
+		if (d->frames_used || d->base_used) {
+			snprintf(err, errlen, "merge_across_nodes: domain %u has "
+				 "merged pages; it can change only while nothing "
+				 "is merged", d->id);
+			return -EBUSY;
+		}
+	k->cfg.merge_across_nodes = across;
+	for (d = k->doms; d; d = d->next) {
+		for (s = 0; s < d->nslots; s++) {
+			ktab_destroy(d->stable[s]);
+			ktab_destroy(d->cand[s]);
+			d->stable[s] = d->cand[s] = NULL;
+		}
+		d->nslots = knuma_slots(k);
+		for (s = 0; s < d->nslots; s++) {
+			d->stable[s] = ktab_new();
+			d->cand[s] = ktab_new();
+		}
+	}
+	for (vm = k->vms; vm; vm = vm->next)
+		for (r = 0; r < vm->nranges; r++) {
+			struct kvm_range *rg = &vm->r[r];
+			uint64_t i;
+
+			for (i = 0; i < rg->npages; i++) {
+				rg->pflags[i] &= KP_REMAPPED;
+				kbit_set(rg->todo, i);
+			}
+		}
+	return 0;
+}
+
+int ksm_set_tunable(struct ksm *k, const char *name, const char *value,
+		    char *err, size_t errlen)
+{
+	unsigned long long v;
+	char *end;
+	int i, ret = 0;
+
+	if (errlen)
+		err[0] = 0;
+	i = find_tunable(name);
+	if (i < 0) {
+		snprintf(err, errlen, "ksm: unknown tunable '%s'",
+			 name ? name : "(null)");
+		return -ENOENT;
+	}
+	errno = 0;
+	v = value ? strtoull(value, &end, 10) : 0;
+	if (!value || !*value || *end || errno || value[0] == '-' ||
+	    v < tunables[i].min || v > tunables[i].max) {
+		snprintf(err, errlen, "ksm: %s must be an integer in [%llu, %llu], "
+			 "not '%s'", name, (unsigned long long)tunables[i].min,
+			 (unsigned long long)tunables[i].max,
+			 value ? value : "(null)");
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&k->lock);
+	ksm_rcu_online();
+	switch (i) {
+	case 0: __atomic_store_n(&k->cfg.pages_per_sec, v, __ATOMIC_RELAXED);
+		break;
+	case 1: __atomic_store_n(&k->cfg.cpu_percent, (unsigned)v,
+				 __ATOMIC_RELAXED);
+		break;
+	case 2: if (k->cfg.engine == KSM_ENGINE_DENSE &&
+		    v != k->cfg.batch_pages) {
+			ret = kbatch_resize(k, (unsigned)v);
+			if (ret) {
+				snprintf(err, errlen, "ksm: batch_pages: out of "
+					 "memory");
+				break;
+			}
+		}
+		k->cfg.batch_pages = (unsigned)v;
+		break;
+	case 3: __atomic_store_n(&k->cfg.volatile_passes, (unsigned)v,
+				 __ATOMIC_RELAXED);
+		break;
+	case 4: k->cfg.max_sharers = (unsigned)v;
+		break;
+	case 5: if ((bool)v != k->cfg.merge_across_nodes) {
+			if (k->cfg.engine == KSM_ENGINE_DENSE)
+				ret = change_slots(k, v != 0, err, errlen);
+			else
+				k->cfg.merge_across_nodes = v != 0;
+		}
+		break;
+	default: k->cfg.sleep_ms = (unsigned)v;
+		pthread_cond_broadcast(&k->cv);
+		break;
+	}
+	if (!ret && k->cfg.engine == KSM_ENGINE_KERNEL) {
+		ret = kengine_apply_tunables(k);
+		if (ret)
+			snprintf(err, errlen, "ksm: /sys/kernel/mm/ksm refused "
+				 "%s=%s: %s", name, value, strerror(-ret));
+	}
+	ksm_rcu_offline();
+	pthread_mutex_unlock(&k->lock);
+	return ret;
+}
+
+int ksm_get_tunable(struct ksm *k, const char *name, char *buf, size_t len)
+{
+	int i = find_tunable(name);
+
+	if (i < 0)
+		return -ENOENT;
+	snprintf(buf, len, "%llu",
+		 (unsigned long long)tunable_get(k, (unsigned)i));
+	return 0;
+}
+
+/* ---------------------------------------------------------- lifecycle */
+
+static void vm_remove_locked(struct ksm *k, struct ksm_vm *vm);
+
+int ksm_create(const struct ksm_config *cfg, struct ksm **out, char *err,
+	       size_t errlen)
+{
+	struct ksm_config def;
+	pthread_condattr_t ca;
+	struct ksm *k;
+	int ret;
+
+	if (errlen)
+		err[0] = 0;
+	*out = NULL;
+	if (!cfg) {
+		ksm_config_default(&def);
+		cfg = &def;
+	}
+	if (cfg->batch_pages < 2 || cfg->batch_pages > 4096 ||
+	    cfg->max_sharers < 2 || cfg->cpu_percent > 100 ||
+	    cfg->volatile_passes > 255 ||
+	    (cfg->node_of && (cfg->nr_nodes < 1 || cfg->nr_nodes > KSM_MAX_NODES))) {
+		snprintf(err, errlen, "ksm: bad config (batch_pages 2..4096, "
+			 "max_sharers >= 2, cpu_percent <= 100, "
+			 "volatile_passes <= 255, nr_nodes 1..%u with node_of)",
+			 KSM_MAX_NODES);
+		return -EINVAL;
+	}
+	k = calloc(1, sizeof(*k));
+	if (!k) {
+		snprintf(err, errlen, "ksm: out of memory");
+		return -ENOMEM;
+	}
+	k->cfg = *cfg;
+	pthread_mutex_init(&k->lock, NULL);
+	pthread_rwlock_init(&k->list_lock, NULL);
+	pthread_mutex_init(&k->pause.mu, NULL);
+	pthread_mutex_init(&k->rel_mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&k->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	k->next_vm_id = 1;
+	k->real_nodes = numa_available() < 0 ? 1 :
+			(unsigned)numa_max_node() + 1;
+	k->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (k->pagemap_fd < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "ksm: /proc/self/pagemap: %s",
+			 strerror(errno));
+		goto fail;
+	}
+	k->scratch = aligned_alloc(64, KSM_SCRATCH_PAGES * KSM_PAGE);
+	if (!k->scratch) {
+		ret = -ENOMEM;
+		snprintf(err, errlen, "ksm: out of memory");
+		goto fail;
+	}
+	k->zero_hash = ksm_hash_page(k, ksm_zero_page);
+	if (cfg->engine == KSM_ENGINE_KERNEL)
+		ret = kengine_create(k, err, errlen);
+	else if ((ret = kbatch_init(k)) != 0)
+		snprintf(err, errlen, "ksm: out of memory for batches");
+	if (ret)
+		goto fail;
+	*out = k;
+	return 0;
+fail:
+	if (k->pagemap_fd >= 0)
+		close(k->pagemap_fd);
+	kbatch_free(k);
+	free(k->scratch);
+	free(k);
+	return ret;
+}
+
+void ksm_destroy(struct ksm *k)
+{
+	if (!k)
+		return;
+	ksm_stop(k);
+	pthread_mutex_lock(&k->lock);
+	ksm_rcu_online();
+	k->destroying = true;   /* no punching: VMs may still map frames */
+	while (k->vms)
+		vm_remove_locked(k, k->vms);
+	ktab_reclaim(k);
+	ksm_rcu_offline();
+	pthread_mutex_unlock(&k->lock);
+	if (k->ke)
+		kengine_destroy(k);
+	kbatch_free(k);
+	close(k->pagemap_fd);
+	free(k->scratch);
+	free(k->rel);
+	pthread_mutex_destroy(&k->rel_mu);
+	pthread_cond_destroy(&k->cv);
+	pthread_mutex_destroy(&k->pause.mu);
+	pthread_rwlock_destroy(&k->list_lock);
+	pthread_mutex_destroy(&k->lock);
+	free(k);
+}
+
+static int vm_alloc_ranges(struct ksm_vm *vm, const struct hv_ram_range *rr,
+			   unsigned n)
+{
+	uint32_t i;
+
+	vm->r = calloc(n, sizeof(*vm->r));
+	if (!vm->r)
+		return -ENOMEM;
+	vm->nranges = n;
+	for (i = 0; i < n; i++) {
+		struct kvm_range *rg = &vm->r[i];
+		uint64_t np = rr[i].len / KSM_PAGE, w;
+
+		if ((rr[i].gpa | rr[i].len | (uintptr_t)rr[i].hva) %
+		    KSM_PAGE || !np || np > UINT32_MAX)
+			return -EINVAL;
+		rg->gpa = rr[i].gpa;
+		rg->len = rr[i].len;
+		rg->hva = rr[i].hva;
+		rg->npages = np;
+		rg->nwords = (np + 63) / 64;
+		rg->hash = calloc(np, sizeof(*rg->hash));
+		rg->last_dirty = calloc(np, sizeof(*rg->last_dirty));
+		rg->streak = calloc(np, 1);
+		rg->pflags = calloc(np, 1);
+		rg->own = calloc(np, sizeof(*rg->own));
+		rg->todo = calloc(rg->nwords, sizeof(uint64_t));
+		rg->dirty = calloc(rg->nwords, sizeof(uint64_t));
+		if (!rg->hash || !rg->last_dirty || !rg->streak ||
+		    !rg->pflags || !rg->own || !rg->todo || !rg->dirty)
+			return -ENOMEM;
+		/* everything needs a first hash */
+		for (w = 0; w < rg->nwords; w++)
+			rg->todo[w] = ~0ULL;
+		if (np % 64)
+			rg->todo[rg->nwords - 1] = (1ULL << (np % 64)) - 1;
+	}
+	return 0;
+}
+
+/* Pages already in a shared state when the VM arrives: only ZERO, and
+ * BASE on the domain's base, can be taken over. */
+static int vm_adopt_states(struct ksm *k, struct ksm_vm *vm, char *err,
+			   size_t errlen)
+{
+	uint32_t r;
+	uint64_t i, pfn;
+
+	for (r = 0; r < vm->nranges; r++)
+		for (i = 0; i < vm->r[r].npages; i++) {
+			hv_pstate_t st;
+
+			pfn = kpage_gpa(vm, r, (uint32_t)i) / KSM_PAGE;
+			if (pfn >= vm->map_npages) {
+				snprintf(err, errlen, "ksm: vm '%s': page-state map "
+					 "(%llu pages) does not cover its RAM",
+					 vm->name,
+					 (unsigned long long)vm->map_npages);
+				return -EINVAL;
+			}
+			st = kmap_get(vm, pfn);
+			switch (hv_ps_state(st)) {
+			case HV_PAGE_ZERO:
+				CTR_ADD(vm->c.zero_pages, 1);
+				vm->r[r].own[i] = kown_of(st);
+				break;
+			case HV_PAGE_BASE:
+				if (vm->uses_base) {
+					vm->r[r].own[i] = kown_of(st);
+					kbase_ref(vm->dom, pfn);
+					CTR_ADD(vm->c.pages_sharing, 1);
+					CTR_ADD(vm->c.base_pages, 1);
+					break;
+				}
+				/* fall through */
+			case HV_PAGE_FRAME:
+				snprintf(err, errlen, "ksm: vm '%s' gpa %#llx is "
+					 "already shared through frames ksm does "
+					 "not own", vm->name,
+					 (unsigned long long)(pfn * KSM_PAGE));
+				return -EEXIST;
+			}
+		}
+	(void)k;
+	return 0;
+}
+
+int ksm_add_vm(struct ksm *k, const struct ksm_vm_ops *ops, void *ctx,
+	       unsigned domain, struct ksm_vm **out, char *err, size_t errlen)
+{
+	const struct hv_ram_range *rr;
+	struct ksm_vm *vm, **pp;
+	uint64_t gpa_end = 0;
+	unsigned n, i;
+	struct stat st;
+	int ret, base_fd;
+
+	if (errlen)
+		err[0] = 0;
+	*out = NULL;
+	if (!ops || !ops->ranges || !ops->pagemap || !ops->page_cas ||
+	    !ops->pause || !ops->resume || !ops->replace_backing ||
+	    !ops->discard || !ops->dirty_fetch || !ops->base_memfd) {
+		snprintf(err, errlen, "ksm: incomplete ksm_vm_ops");
+		return -EINVAL;
+	}
+	vm = calloc(1, sizeof(*vm));
+	if (!vm)
+		return -ENOMEM;
+	vm->ksm = k;
+	vm->ops = ops;
+	vm->ctx = ctx;
+	vm->refs = 1;
+	pthread_mutex_init(&vm->pause.mu, NULL);
+	snprintf(vm->name, sizeof(vm->name), "%s",
+		 ops->name ? ops->name(ctx) : "vm");
+	rr = ops->ranges(ctx, &n);
+	vm->map = ops->pagemap(ctx, &vm->map_npages);
+	if (!rr || !n || !vm->map) {
+		snprintf(err, errlen, "ksm: vm '%s' has no RAM ranges or map",
+			 vm->name);
+		kvm_put(k, vm);
+		return -EINVAL;
+	}
+	ret = vm_alloc_ranges(vm, rr, n);
+	if (ret) {
+		snprintf(err, errlen, "ksm: vm '%s': %s", vm->name,
+			 ret == -EINVAL ? "RAM range not page aligned"
+					: "out of memory");
+		kvm_put(k, vm);
+		return ret;
+	}
+	for (i = 0; i < n; i++)
+		if (rr[i].gpa + rr[i].len > gpa_end)
+			gpa_end = rr[i].gpa + rr[i].len;
+	base_fd = ops->base_memfd(ctx);
+
+	pthread_mutex_lock(&k->lock);
+	ksm_rcu_online();
+	if (k->cfg.engine == KSM_ENGINE_KERNEL) {
+		ret = kengine_add_vm(k, vm);
+		if (ret)
+			snprintf(err, errlen, "ksm: MADV_MERGEABLE on vm '%s': %s",
+				 vm->name, strerror(-ret));
+	} else {
+		vm->dom = kdom_get(k, domain, base_fd, gpa_end, err, errlen);
+		if (!vm->dom) {
+			ret = -ENOMEM;
+		} else {
+			vm->anon = base_fd < 0;
+			vm->uses_base = base_fd >= 0 && fstat(base_fd, &st) == 0 &&
+					st.st_dev == vm->dom->base_dev &&
+					st.st_ino == vm->dom->base_ino;
+			ret = vm_adopt_states(k, vm, err, errlen);
+			if (!ret && ops->dirty_enable &&
+			    (ret = ops->dirty_enable(ctx, true)) != 0)
+				snprintf(err, errlen, "ksm: vm '%s': dirty log: %s",
+					 vm->name, strerror(-ret));
+			if (ret)
+				kdom_put(k, vm->dom);
+		}
+	}
+	if (!ret) {
+		vm->id = k->next_vm_id++;
+		pthread_rwlock_wrlock(&k->list_lock);
+		for (pp = &k->vms; *pp; pp = &(*pp)->next)
+			;
+		*pp = vm;
+		pthread_rwlock_unlock(&k->list_lock);
+	}
+	ksm_rcu_offline();
+	pthread_mutex_unlock(&k->lock);
+	if (ret) {
+		kvm_put(k, vm);
+		return ret;
+	}
+	*out = vm;
+	return 0;
+}
+
+static void vm_remove_locked(struct ksm *k, struct ksm_vm *vm)
+{
+	struct ksm_vm **pp;
+	uint32_t r;
+	uint64_t i;
+
+	pthread_rwlock_wrlock(&k->list_lock);
+	for (pp = &k->vms; *pp && *pp != vm; pp = &(*pp)->next)
+		;
+	if (*pp)
+		*pp = vm->next;
+	pthread_rwlock_unlock(&k->list_lock);
+	vm->dead = true;
+	if (k->cfg.engine == KSM_ENGINE_KERNEL) {
+		kengine_remove_vm(k, vm);
+	} else if (vm->dom) {
+		krel_purge_vm(k, vm);
+		kcand_del_vm(k, vm);
+		for (r = 0; r < vm->nranges; r++)
+			for (i = 0; i < vm->r[r].npages; i++) {
+				uint64_t pfn = kpage_gpa(vm, r, (uint32_t)i) /
+					       KSM_PAGE;
+
+				if (vm->r[r].own[i])
+					kunshare_page_state(k, vm, r, (uint32_t)i,
+							    kmap_get(vm, pfn), true);
+			}
+		if (vm->ops->dirty_enable && !k->destroying)
+			vm->ops->dirty_enable(vm->ctx, false);
+		kdom_put(k, vm->dom);
+		vm->dom = NULL;
+	}
+	kvm_put(k, vm);
+}
+
+void ksm_remove_vm(struct ksm *k, struct ksm_vm *vm)
+{
+	if (!vm)
+		return;
+	pthread_mutex_lock(&k->lock);
+	ksm_rcu_online();
+	vm_remove_locked(k, vm);
+	ksm_rcu_offline();
+	pthread_mutex_unlock(&k->lock);
+}
+
+/* ------------------------------------------------------------- scanner */
+
+int ksm_scan_pass(struct ksm *k)
+{
+	int ret;
+
+	if (k->cfg.engine == KSM_ENGINE_KERNEL)
+		return kengine_scan_pass(k);
+	pthread_mutex_lock(&k->lock);
+	ksm_rcu_online();
+	ret = kscan_pass(k, false);
+	ksm_rcu_offline();
+	pthread_mutex_unlock(&k->lock);
+	return ret;
+}
+
+static void *scanner(void *arg)
+{
+	struct ksm *k = arg;
+	struct timespec ts;
+	uint64_t ms;
+
+	pthread_mutex_lock(&k->lock);
+	ksm_rcu_online();
+	while (!k->stop_req) {
+		kscan_pass(k, true);
+		if (k->stop_req)
+			break;
+		ms = k->cfg.sleep_ms;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += (time_t)(ms / 1000);
+		ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		ksm_rcu_offline();
+		if (ms)
+			pthread_cond_timedwait(&k->cv, &k->lock, &ts);
+		ksm_rcu_online();
+	}
+	ksm_rcu_offline();
+	pthread_mutex_unlock(&k->lock);
+	return NULL;
+}
+
+int ksm_start(struct ksm *k)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&k->lock);
+	if (k->running) {
+		pthread_mutex_unlock(&k->lock);
+		return 0;
+	}
+	if (k->cfg.engine == KSM_ENGINE_KERNEL) {
+		ret = kengine_start(k);
+		k->running = ret == 0;
+		pthread_mutex_unlock(&k->lock);
+		return ret;
+	}
+	k->stop_req = false;
+	k->thr_t0_ns = 0;   /* a fresh throttle window */
+	ret = -pthread_create(&k->thr, NULL, scanner, k);
+	k->running = ret == 0;
+	pthread_mutex_unlock(&k->lock);
+	return ret;
+}
+
+void ksm_stop(struct ksm *k)
+{
+	pthread_mutex_lock(&k->lock);
+	if (k->cfg.engine == KSM_ENGINE_KERNEL) {
+		kengine_stop(k);   /* always: run=0 even if never started */
+		k->running = false;
+		pthread_mutex_unlock(&k->lock);
+		return;
+	}
+	if (!k->running) {
+		pthread_mutex_unlock(&k->lock);
+		return;
+	}
+	k->stop_req = true;
+	pthread_cond_broadcast(&k->cv);
+	pthread_mutex_unlock(&k->lock);
+	pthread_join(k->thr, NULL);
+	pthread_mutex_lock(&k->lock);
+	k->running = false;
+	pthread_mutex_unlock(&k->lock);
+}

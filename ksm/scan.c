@@ -1,0 +1,389 @@
+/*
+ * scan.c - one scan pass: dirty log, hashing, classification, throttling.
+ *
+ * Per VM: fetch the dirty log of every range (unshare.c turns it into
+ * copy-on-write detection and the "todo" bitmap of pages written since
+ * they were last hashed), then hash only the todo pages.  A page written
+ * in each of the last K passes is volatile and waits until it settles.
+ * Untouched pages (not present: they read zero or the base page and cost
+ * nothing) are not read at all, which also keeps a scan from allocating
+ * base memfd pages by faulting holes in.
+ *
+ * Classification of a hashed page, first match wins:
+ *   zero and discardable            -> ZERO op
+ *   base[g] holds this content      -> JOIN_BASE
+ *   a stable frame holds it         -> JOIN_FRAME
+ *   a candidate page holds it       -> NEW_BASE (same GPA, both on the
+ *                                      domain's base) or NEW_FRAME
+ *   else                            -> becomes a candidate
+ * Every match is a byte comparison (unpaused here, paused again in the
+ * batch); a hash match with different bytes counts as a collision.
+ */
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+#include "internal.h"
+
+/* Collision or change?  The page's current hash tells. */
+static bool still_hashes_to(struct ksm *k, const uint8_t *hva, uint64_t h)
+{
+	return ksm_hash_page(k, hva) == h;
+}
+
+static void count_collision(struct ksm *k, struct ksm_vm *vm)
+{
+	CTR_ADD(k->c.collisions, 1);
+	CTR_ADD(vm->c.collisions, 1);
+}
+
+static void classify(struct ksm *k, struct ksm_vm *vm, uint32_t r,
+		     uint32_t idx, uint64_t h, int node)
+{
+	struct kdom *d = vm->dom;
+	const uint8_t *hva = kpage_hva(vm, r, idx);
+	uint64_t pfn = kpage_gpa(vm, r, idx) / KSM_PAGE, bh;
+	unsigned slot = knuma_slot_of(k, node), walked;
+	struct kpage pg[2] = { { vm, r, idx }, { 0 } };
+	struct cds_lfht_iter it;
+	struct knode *n;
+	uint8_t *ref;
+
+	kbatch_ensure_room(k, 2);
+	ref = kbatch_reserve(k);
+
+	if (h == k->zero_hash && ksm_page_is_zero(hva) &&
+	    kzero_discardable(vm, r, idx)) {
+		kbatch_commit(k, KOP_ZERO, h, 0, slot, node, pg, 1);
+		return;
+	}
+	if (vm->uses_base && kbase_has_data(d, pfn) &&
+	    kbase_hash(k, d, pfn, &bh) == 0 && bh == h) {
+		if (kbase_read(d, pfn, ref) == 0 &&
+		    memcmp(hva, ref, KSM_PAGE) == 0) {
+			kbatch_commit(k, KOP_JOIN_BASE, h, 0, slot, node, pg, 1);
+			return;
+		}
+		if (!still_hashes_to(k, hva, h)) {
+			kbit_set(vm->r[r].todo, idx);
+			return;
+		}
+		count_collision(k, vm);
+	}
+	walked = 0;
+	for (n = ktab_first(d->stable[slot], h, &it); n && walked < KSM_WALK_MAX;
+	     n = ktab_next(d->stable[slot], &it), walked++) {
+		struct kframe *fr = &d->frames[n->frame];
+
+		if (fr->used != KF_LIVE ||
+		    fr->refs + fr->pending >= k->cfg.max_sharers)
+			continue;
+		if (kframe_read(d, n->frame, ref) != 0)
+			continue;
+		if (memcmp(hva, ref, KSM_PAGE) == 0) {
+			kbatch_commit(k, KOP_JOIN_FRAME, h, n->frame, slot,
+				      node, pg, 1);
+			return;
+		}
+		if (!still_hashes_to(k, hva, h)) {
+			kbit_set(vm->r[r].todo, idx);
+			return;
+		}
+		count_collision(k, vm);
+	}
+	if (kbatch_pending_new(k, h)) {
+		/* equal content is about to become shared: wait for it */
+		kcand_add(k, d, slot, h, vm, r, idx);
+		return;
+	}
+	walked = 0;
+	for (n = ktab_first(d->cand[slot], h, &it); n && walked < KSM_WALK_MAX;
+	     n = ktab_next(d->cand[slot], &it), walked++) {
+		struct ksm_vm *cvm = n->vm;
+		const uint8_t *chva;
+		hv_pstate_t cst;
+
+		if (cvm == vm && n->r == r && n->idx == idx)
+			continue;
+		chva = kpage_hva(cvm, n->r, n->idx);
+		cst = kmap_get(cvm, kpage_gpa(cvm, n->r, n->idx) / KSM_PAGE);
+		if (hv_ps_state(cst) != HV_PAGE_PRIVATE ||
+		    (hv_ps_flags(cst) & (HV_PF_BUSY | HV_PF_DEVICE))) {
+			kcand_del(k, d, n);
+			continue;
+		}
+		if (memcmp(hva, chva, KSM_PAGE) != 0) {
+			if (!still_hashes_to(k, chva, n->hash)) {
+				/* the candidate changed: rehash it later */
+				kbit_set(cvm->r[n->r].todo, n->idx);
+				kcand_del(k, d, n);
+				continue;
+			}
+			if (!still_hashes_to(k, hva, h)) {
+				kbit_set(vm->r[r].todo, idx);
+				return;
+			}
+			count_collision(k, vm);
+			continue;
+		}
+		memcpy(ref, hva, KSM_PAGE);
+		pg[1] = (struct kpage){ cvm, n->r, n->idx };
+		kcand_del(k, d, n);
+		if (vm->uses_base && cvm->uses_base &&
+		    kpage_gpa(cvm, pg[1].r, pg[1].idx) == pfn * KSM_PAGE)
+			kbatch_commit(k, KOP_NEW_BASE, h, 0, slot, node, pg, 2);
+		else
+			kbatch_commit(k, KOP_NEW_FRAME, h, 0, slot, node, pg, 2);
+		return;
+	}
+	kcand_add(k, d, slot, h, vm, r, idx);
+}
+
+/* New shared content with this hash exists (a frame, or base[base_pfn]):
+ * candidates holding the same bytes join it.  Equal candidates that cannot
+ * (the frame is full, or another GPA than the base page) pair into one
+ * new frame, whose own flush absorbs the rest. */
+void kscan_absorb(struct ksm *k, struct kdom *d, unsigned slot,
+		  uint64_t hash, uint32_t frame, uint64_t base_pfn)
+{
+	struct cds_lfht_iter it;
+	struct knode *n, *next, *left = NULL;
+	unsigned walked = 0;
+
+	for (n = ktab_first(d->cand[slot], hash, &it);
+	     n && walked < KSM_ABSORB_MAX; n = next, walked++) {
+		struct ksm_vm *cvm = n->vm;
+		struct kpage pg[2] = { { cvm, n->r, n->idx }, { 0 } };
+		const uint8_t *chva = kpage_hva(cvm, n->r, n->idx);
+		hv_pstate_t cst;
+		struct kframe *fr;
+		uint8_t *ref;
+
+		next = ktab_next(d->cand[slot], &it);
+		cst = kmap_get(cvm, kpage_gpa(cvm, n->r, n->idx) / KSM_PAGE);
+		if (hv_ps_state(cst) != HV_PAGE_PRIVATE ||
+		    (hv_ps_flags(cst) & (HV_PF_BUSY | HV_PF_DEVICE))) {
+			kcand_del(k, d, n);
+			continue;
+		}
+		kbatch_ensure_room(k, 2);
+		ref = kbatch_reserve(k);
+		if (frame == UINT32_MAX) {
+			if (cvm->uses_base &&
+			    kpage_gpa(cvm, n->r, n->idx) == base_pfn * KSM_PAGE &&
+			    kbase_read(d, base_pfn, ref) == 0 &&
+			    memcmp(chva, ref, KSM_PAGE) == 0) {
+				kcand_del(k, d, n);
+				kbatch_commit(k, KOP_JOIN_BASE, hash, 0, slot, -1,
+					      pg, 1);
+				continue;
+			}
+		} else {
+			fr = &d->frames[frame];
+			if (fr->used == KF_LIVE &&
+			    fr->refs + fr->pending < k->cfg.max_sharers) {
+				if (kframe_read(d, frame, ref) == 0 &&
+				    memcmp(chva, ref, KSM_PAGE) == 0) {
+					kcand_del(k, d, n);
+					kbatch_commit(k, KOP_JOIN_FRAME, hash, frame,
+						      slot, fr->node, pg, 1);
+				}
+				continue;
+			}
+		}
+		/* a leftover: pair it with an equal one into a new frame */
+		if (!left) {
+			left = n;
+			continue;
+		}
+		if (memcmp(chva, kpage_hva(left->vm, left->r, left->idx),
+			   KSM_PAGE) != 0)
+			continue;
+		memcpy(ref, chva, KSM_PAGE);
+		pg[1] = (struct kpage){ left->vm, left->r, left->idx };
+		kcand_del(k, d, n);
+		kcand_del(k, d, left);
+		kbatch_commit(k, KOP_NEW_FRAME, hash, 0, slot, -1, pg, 2);
+		return;
+	}
+}
+
+/* ----------------------------------------------------------- throttle */
+
+/* Sleeps (lock released) when the pass runs ahead of pages_per_sec or
+ * cpu_percent.  Returns false when the pass must end: the VM went away
+ * meanwhile, or ksm_stop() was called. */
+static bool throttle(struct ksm *k, struct ksm_vm *vm)
+{
+	uint64_t now = ksm_now_ns(), cpu = ksm_thread_cpu_ns();
+	uint64_t elapsed = now - k->thr_t0_ns, need = 0, target;
+	uint64_t hashed = CTR_GET(k->c.pages_hashed) - k->thr_hashed0;
+	uint64_t rate = __atomic_load_n(&k->cfg.pages_per_sec,
+					__ATOMIC_RELAXED);
+	unsigned pct = __atomic_load_n(&k->cfg.cpu_percent, __ATOMIC_RELAXED);
+	struct timespec ts;
+
+	if (rate) {
+		target = hashed * 1000000000ULL / rate;
+		if (target > elapsed)
+			need = target - elapsed;
+	}
+	if (pct) {
+		target = (cpu - k->thr_cpu0_ns) * 100 / pct;
+		if (target > elapsed && target - elapsed > need)
+			need = target - elapsed;
+	}
+	if (elapsed > 2000000000ULL && need == 0) {
+		/* a fresh window, so idle time is not banked forever */
+		k->thr_t0_ns = now;
+		k->thr_cpu0_ns = cpu;
+		k->thr_hashed0 += hashed;
+	}
+	if (k->stop_req) {
+		kbatch_drain(k);   /* nothing queued may outlive the pass */
+		return false;
+	}
+	if (need < 1000000ULL)
+		return true;
+	if (need > 1000000000ULL)
+		need = 1000000000ULL;
+	kbatch_drain(k);
+	CTR_ADD(k->c.cpu_ns, cpu - k->cpu_mark_ns);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += (time_t)(need / 1000000000ULL);
+	ts.tv_nsec += (long)(need % 1000000000ULL);
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	ksm_rcu_offline();
+	pthread_cond_timedwait(&k->cv, &k->lock, &ts);
+	ksm_rcu_online();
+	k->cpu_mark_ns = ksm_thread_cpu_ns();
+	return !vm->dead && !k->stop_req;
+}
+
+/* ----------------------------------------------------------------- pass */
+
+static void scan_vm(struct ksm *k, struct ksm_vm *vm, bool throttled)
+{
+	unsigned K = __atomic_load_n(&k->cfg.volatile_passes, __ATOMIC_RELAXED);
+	bool numa = k->cfg.node_of || k->real_nodes > 1;
+	uint64_t vol = 0, pm[64], w, bits, idx, pfn, e, h;
+	const uint8_t *hvas[64];
+	int nodes[64];
+	unsigned i, n, since = 0;
+	uint32_t r;
+	hv_pstate_t st;
+
+	for (r = 0; r < vm->nranges; r++) {
+		struct kvm_range *rg = &vm->r[r];
+
+		memset(rg->dirty, 0, rg->nwords * sizeof(uint64_t));
+		if (vm->ops->dirty_fetch(vm->ctx, r, rg->dirty) == 0)
+			kunshare_range(k, vm, r, rg->dirty);
+	}
+	for (r = 0; r < vm->nranges; r++) {
+		struct kvm_range *rg = &vm->r[r];
+
+		for (w = 0; w < rg->nwords; w++) {
+			if (!rg->todo[w])
+				continue;
+			n = (unsigned)(rg->npages - w * 64 < 64 ?
+				       rg->npages - w * 64 : 64);
+			if (kpm_read(k, kpage_hva(vm, r, (uint32_t)(w * 64)), n,
+				     pm) != 0)
+				continue;
+			if (numa) {
+				for (i = 0; i < n; i++)
+					hvas[i] = kpage_hva(vm, r,
+							    (uint32_t)(w * 64 + i));
+				knuma_nodes(k, hvas, n, nodes);
+			} else {
+				memset(nodes, 0, sizeof(nodes));
+			}
+			bits = rg->todo[w];
+			while (bits) {
+				i = (unsigned)__builtin_ctzll(bits);
+				bits &= bits - 1;
+				idx = w * 64 + i;
+				pfn = kpage_gpa(vm, r, (uint32_t)idx) / KSM_PAGE;
+				st = kmap_get(vm, pfn);
+				if (hv_ps_flags(st) & HV_PF_BUSY)
+					continue;        /* someone's; retry */
+				if (hv_ps_state(st) != HV_PAGE_PRIVATE ||
+				    (hv_ps_flags(st) & HV_PF_DEVICE)) {
+					kbit_clear(rg->todo, idx);
+					continue;
+				}
+				if (K && rg->last_dirty[idx] == k->pass &&
+				    rg->streak[idx] >= K) {
+					vol++;
+					continue;        /* volatile */
+				}
+				e = pm[i];
+				kbit_clear(rg->todo, idx);
+				if (e & PM_SWAPPED)
+					continue;
+				if (!(e & PM_PRESENT) &&
+				    !(vm->uses_base &&
+				      kbase_has_data(vm->dom, pfn)))
+					continue;        /* untouched */
+				if (vm->anon && (e & PM_PRESENT) &&
+				    !(e & (PM_FILE | PM_EXCLUSIVE)))
+					continue;        /* the zero page */
+				if (rg->pflags[idx] & KP_IN_CAND)
+					kcand_del_page(k, vm, r, (uint32_t)idx);
+				h = ksm_hash_page(k, kpage_hva(vm, r, (uint32_t)idx));
+				rg->hash[idx] = h;
+				CTR_ADD(k->c.pages_hashed, 1);
+				CTR_ADD(vm->c.pages_hashed, 1);
+				classify(k, vm, r, (uint32_t)idx, h, nodes[i]);
+				since++;
+			}
+			ksm_rcu_quiescent();   /* no table node held here */
+			if (throttled && since >= 64) {
+				since = 0;
+				if (!throttle(k, vm))
+					return;
+			}
+		}
+	}
+	kbatch_drain(k);
+	CTR_SET(vm->c.volatile_pages, vol);
+	CTR_ADD(vm->c.full_scans, 1);
+}
+
+int kscan_pass(struct ksm *k, bool throttled)
+{
+	struct ksm_vm *vm;
+	unsigned last = 0;
+	bool first = true;
+
+	k->pass++;
+	k->cpu_mark_ns = ksm_thread_cpu_ns();
+	krel_drain(k);
+	if (!k->thr_t0_ns) {
+		k->thr_t0_ns = ksm_now_ns();
+		k->thr_cpu0_ns = k->cpu_mark_ns;
+		k->thr_hashed0 = CTR_GET(k->c.pages_hashed);
+	}
+	for (;;) {
+		/* by id: the list may change while a throttle sleeps */
+		for (vm = k->vms; vm && !first && vm->id <= last; vm = vm->next)
+			;
+		if (!vm || (throttled && k->stop_req))
+			break;
+		first = false;
+		last = vm->id;
+		vm->refs++;
+		scan_vm(k, vm, throttled);
+		kvm_put(k, vm);
+		ksm_rcu_quiescent();
+	}
+	for (struct kdom *d = k->doms; d; d = d->next)
+		kbase_sweep(k, d);
+	ktab_reclaim(k);
+	CTR_ADD(k->c.full_scans, 1);
+	CTR_ADD(k->c.cpu_ns, ksm_thread_cpu_ns() - k->cpu_mark_ns);
+	return 0;
+}

@@ -1,0 +1,256 @@
+/*
+ * tables.c - the stable and candidate tables (liburcu cds_lfht, QSBR flavour)
+ * and the RCU bookkeeping around them.
+ *
+ * Keys are 64-bit content hashes; duplicates are allowed (hash collisions,
+ * frames that reached max_sharers, several candidate pages with the same
+ * content hash), so lookups walk the duplicate chain and the caller
+ * compares bytes.  Readers need only be RCU-online; the scanner is the only
+ * writer (under ksm->lock).  Deleted nodes go to ksm->grave and are freed
+ * after a grace period at the end of a pass.
+ *
+ * QSBR needs every reading thread registered: any thread entering ksm goes
+ * online (registering on first use; a thread-exit destructor unregisters)
+ * and offline on leaving, so idle threads never hold up a grace period.
+ */
+#include <stdlib.h>
+#include <time.h>
+#include "internal.h"
+
+uint64_t ksm_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t ksm_thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------------ RCU */
+
+static pthread_key_t rcu_key;
+static pthread_once_t rcu_once = PTHREAD_ONCE_INIT;
+static __thread bool rcu_registered;
+static __thread unsigned rcu_depth;
+
+static void rcu_thread_dtor(void *p)
+{
+	(void)p;
+	if (rcu_registered) {
+		if (rcu_depth)
+			rcu_thread_offline();
+		rcu_unregister_thread();
+		rcu_registered = false;
+	}
+}
+
+static void rcu_key_init(void)
+{
+	pthread_key_create(&rcu_key, rcu_thread_dtor);
+}
+
+/* Nests: the thread goes offline at the outermost ksm_rcu_offline(). */
+void ksm_rcu_online(void)
+{
+	if (!rcu_registered) {
+		pthread_once(&rcu_once, rcu_key_init);
+		rcu_register_thread();          /* leaves the thread online */
+		rcu_registered = true;
+		pthread_setspecific(rcu_key, (void *)1);
+		rcu_depth = 1;
+		return;
+	}
+	if (rcu_depth++ == 0)
+		rcu_thread_online();
+}
+
+void ksm_rcu_offline(void)
+{
+	if (rcu_depth && --rcu_depth == 0)
+		rcu_thread_offline();
+}
+
+/* Only where no table node or iterator is held: the tables' resize
+ * frees bucket arrays after a grace period. */
+void ksm_rcu_quiescent(void)
+{
+	if (rcu_depth)
+		rcu_quiescent_state();
+}
+
+/* --------------------------------------------------------------- tables */
+
+static int key_match(struct cds_lfht_node *ln, const void *key)
+{
+	const struct knode *n = caa_container_of(ln, struct knode, ln);
+
+	return n->hash == *(const uint64_t *)key;
+}
+
+struct cds_lfht *ktab_new(void)
+{
+	return cds_lfht_new(1024, 1024, 0,
+			    CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, NULL);
+}
+
+/* No reader may run: frees every node at once. */
+void ktab_destroy(struct cds_lfht *ht)
+{
+	struct cds_lfht_iter it;
+	struct knode *n;
+
+	if (!ht)
+		return;
+	rcu_read_lock();
+	cds_lfht_for_each_entry(ht, &it, n, ln) {
+		cds_lfht_del(ht, &n->ln);
+		free(n);
+	}
+	rcu_read_unlock();
+	/* the resize worker may be waiting for a grace period: an online
+	 * caller waiting for that worker would deadlock */
+	if (rcu_depth)
+		rcu_thread_offline();
+	cds_lfht_destroy(ht, NULL);
+	if (rcu_depth)
+		rcu_thread_online();
+}
+
+/* The caller is RCU-online; the returned node stays valid until it goes
+ * through a quiescent state. */
+struct knode *ktab_first(struct cds_lfht *ht, uint64_t hash,
+			 struct cds_lfht_iter *it)
+{
+	struct cds_lfht_node *ln;
+
+	rcu_read_lock();
+	cds_lfht_lookup(ht, (unsigned long)hash, key_match, &hash, it);
+	ln = cds_lfht_iter_get_node(it);
+	rcu_read_unlock();
+	return ln ? caa_container_of(ln, struct knode, ln) : NULL;
+}
+
+struct knode *ktab_next(struct cds_lfht *ht, struct cds_lfht_iter *it)
+{
+	struct cds_lfht_node *ln;
+	uint64_t hash;
+
+	ln = cds_lfht_iter_get_node(it);
+	if (!ln)
+		return NULL;
+	hash = caa_container_of(ln, struct knode, ln)->hash;
+	rcu_read_lock();
+	cds_lfht_next_duplicate(ht, key_match, &hash, it);
+	ln = cds_lfht_iter_get_node(it);
+	rcu_read_unlock();
+	return ln ? caa_container_of(ln, struct knode, ln) : NULL;
+}
+
+void ktab_add(struct cds_lfht *ht, struct knode *n)
+{
+	rcu_read_lock();
+	cds_lfht_add(ht, (unsigned long)n->hash, &n->ln);
+	rcu_read_unlock();
+}
+
+void ktab_del(struct ksm *k, struct cds_lfht *ht, struct knode *n)
+{
+	int ret;
+
+	rcu_read_lock();
+	ret = cds_lfht_del(ht, &n->ln);
+	rcu_read_unlock();
+	if (ret == 0) {
+		n->grave_next = k->grave;
+		k->grave = n;
+	}
+}
+
+/* Frees the deleted nodes once no reader can hold them. */
+void ktab_reclaim(struct ksm *k)
+{
+	struct knode *n, *next;
+
+	if (!k->grave)
+		return;
+	synchronize_rcu();
+	for (n = k->grave; n; n = next) {
+		next = n->grave_next;
+		free(n);
+	}
+	k->grave = NULL;
+}
+
+/* ------------------------------------------------------ candidate pages */
+
+void kcand_add(struct ksm *k, struct kdom *d, unsigned slot, uint64_t hash,
+	       struct ksm_vm *vm, uint32_t r, uint32_t idx)
+{
+	struct knode *n = calloc(1, sizeof(*n));
+
+	(void)k;
+	if (!n)
+		return;   /* a missed candidate only costs a missed merge */
+	n->hash = hash;
+	n->slot = (uint8_t)slot;
+	n->vm = vm;
+	n->r = r;
+	n->idx = idx;
+	ktab_add(d->cand[slot], n);
+	vm->r[r].pflags[idx] = (uint8_t)((vm->r[r].pflags[idx] & KP_REMAPPED) |
+		KP_IN_CAND | (slot << KP_SLOT_SHIFT));
+}
+
+void kcand_del(struct ksm *k, struct kdom *d, struct knode *n)
+{
+	struct kvm_range *rg = &n->vm->r[n->r];
+
+	rg->pflags[n->idx] &= KP_REMAPPED;
+	ktab_del(k, d->cand[n->slot], n);
+}
+
+/* Removes the page's candidate node, found by its last hash. */
+void kcand_del_page(struct ksm *k, struct ksm_vm *vm, uint32_t r,
+		    uint32_t idx)
+{
+	struct kvm_range *rg = &vm->r[r];
+	struct cds_lfht_iter it;
+	struct knode *n;
+	unsigned slot;
+
+	if (!(rg->pflags[idx] & KP_IN_CAND))
+		return;
+	slot = rg->pflags[idx] >> KP_SLOT_SHIFT;
+	for (n = ktab_first(vm->dom->cand[slot], rg->hash[idx], &it); n;
+	     n = ktab_next(vm->dom->cand[slot], &it)) {
+		if (n->vm == vm && n->r == r && n->idx == idx) {
+			kcand_del(k, vm->dom, n);
+			return;
+		}
+	}
+	rg->pflags[idx] &= KP_REMAPPED;
+}
+
+void kcand_del_vm(struct ksm *k, struct ksm_vm *vm)
+{
+	struct kdom *d = vm->dom;
+	struct cds_lfht_iter it;
+	struct knode *n;
+	unsigned s;
+
+	for (s = 0; s < d->nslots; s++) {
+		rcu_read_lock();
+		cds_lfht_for_each_entry(d->cand[s], &it, n, ln) {
+			if (n->vm == vm)
+				kcand_del(k, d, n);
+		}
+		rcu_read_unlock();
+	}
+}

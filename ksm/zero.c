@@ -1,0 +1,26 @@
+/*
+ * zero.c - when a zero page may simply be discarded.
+ *
+ * A discard (MADV_DONTNEED) makes the page read what lies under the
+ * private mapping: zeros for anonymous RAM, base[g] for base-backed RAM,
+ * and the frame for a page that was ever remapped to the frames memfd.
+ * So a zero page is discarded only when that is zero: anonymous RAM, or a
+ * base page known to be a hole, and never a remapped page.  Other zero
+ * pages take the content path (a shared zero frame or base page).  The
+ * discard itself runs in a paused batch (batch.c) like any merge: the
+ * page is verified zero while the VM is paused, right before it.
+ * Discarded pages are state ZERO and counted in zero_pages, not in
+ * pages_sharing.
+ */
+#include "internal.h"
+
+bool kzero_discardable(const struct ksm_vm *vm, uint32_t r, uint32_t idx)
+{
+	if (vm->r[r].pflags[idx] & KP_REMAPPED)
+		return false;
+	if (vm->anon)
+		return true;
+	if (!vm->uses_base)
+		return false;   /* some other memfd we know nothing of */
+	return !kbase_has_data(vm->dom, kpage_gpa(vm, r, idx) / KSM_PAGE);
+}

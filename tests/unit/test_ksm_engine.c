@@ -1,0 +1,464 @@
+/*
+ * test_ksm_engine.c - ksm's engine on fake VMs (ksm_fake.h): dirty-log
+ * guided scanning and volatility, NUMA slots (faked nodes), max_sharers,
+ * tunables and their errors, the scanner thread and stats JSON, the
+ * pages_per_sec cap, the self-check catching a corrupted map, and a
+ * throughput measurement (printed, not asserted).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "ksm/ksm.h"
+#include "ksm/ksm_fake.h"
+
+#define PG 4096ULL
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static struct ksm *mk(const struct ksm_config *cfg)
+{
+	struct ksm_config def;
+	struct ksm *k;
+	char err[256];
+
+	if (!cfg) {
+		ksm_config_default(&def);
+		cfg = &def;
+	}
+	assert_int_equal(ksm_create(cfg, &k, err, sizeof(err)), 0);
+	return k;
+}
+
+static struct ksm_fake_vm *vm_new(const char *name, int base_fd,
+				  uint64_t npages)
+{
+	struct ksm_fake_range r = { 0, npages * PG };
+	struct ksm_fake_vm *vm;
+
+	assert_int_equal(ksm_fake_vm_create(name, base_fd, &r, 1, &vm), 0);
+	return vm;
+}
+
+static struct ksm_vm *add(struct ksm *k, struct ksm_fake_vm *vm,
+			  unsigned domain)
+{
+	struct ksm_vm *kv;
+	char err[256];
+	int ret = ksm_add_vm(k, &ksm_fake_ops, vm, domain, &kv, err,
+			     sizeof(err));
+
+	if (ret)
+		fprintf(stderr, "add_vm: %s\n", err);
+	assert_int_equal(ret, 0);
+	return kv;
+}
+
+static void check(struct ksm *k)
+{
+	char err[512];
+	int ret = ksm_self_check(k, err, sizeof(err));
+
+	if (ret)
+		fprintf(stderr, "self-check: %s\n", err);
+	assert_int_equal(ret, 0);
+}
+
+static void pass(struct ksm *k)
+{
+	assert_int_equal(ksm_scan_pass(k), 0);
+}
+
+static unsigned state(struct ksm_fake_vm *vm, uint64_t gpa)
+{
+	return hv_ps_state(ksm_fake_page_state(vm, gpa));
+}
+
+/* ---------------------------------------------- dirty-log guided scans */
+
+static void test_dirty_guided_and_volatile(void **state_)
+{
+	struct ksm_config cfg;
+	struct ksm *k;
+	struct ksm_fake_vm *a = vm_new("a", -1, 256);
+	struct ksm_stats st, st2;
+	uint64_t x;
+	unsigned p;
+
+	(void)state_;
+	ksm_config_default(&cfg);
+	cfg.volatile_passes = 2;
+	k = mk(&cfg);
+	for (x = 0; x < 200; x++)
+		ksm_fake_fill_pages(a, x * PG, 1, 10000 + x);
+	add(k, a, 0);
+	pass(k);
+	ksm_stats(k, &st);
+	assert_int_equal(st.pages_hashed, 200);
+	pass(k);                        /* nothing written: nothing hashed */
+	ksm_stats(k, &st2);
+	assert_int_equal(st2.pages_hashed, 200);
+	ksm_fake_fill_pages(a, 3 * PG, 1, 1);
+	pass(k);
+	ksm_stats(k, &st2);
+	assert_int_equal(st2.pages_hashed, 201);
+	/* page 7 written before every pass: volatile from the 2nd on */
+	for (p = 0; p < 4; p++) {
+		x = p + 1;
+		ksm_fake_write(a, 7 * PG, &x, sizeof(x));
+		pass(k);
+	}
+	ksm_stats(k, &st);
+	assert_int_equal(st.volatile_pages, 1);
+	assert_int_equal(st.pages_hashed, 201 + 1);   /* only the first */
+	pass(k);                       /* settled: hashed again */
+	ksm_stats(k, &st2);
+	assert_int_equal(st2.volatile_pages, 0);
+	assert_int_equal(st2.pages_hashed, 203);
+	check(k);
+	ksm_destroy(k);
+	ksm_fake_vm_destroy(a);
+}
+
+/* ------------------------------------------------------------- NUMA */
+
+static int fake_node(const void *hva, void *arg)
+{
+	uintptr_t base = *(uintptr_t *)arg;
+
+	/* pages [0,32) of VM a are node 0; everything else node 1 */
+	return ((uintptr_t)hva >= base && (uintptr_t)hva < base + 32 * PG) ?
+	       0 : 1;
+}
+
+static void test_numa_slots(void **state_)
+{
+	struct ksm_config cfg;
+	struct ksm *k;
+	struct ksm_fake_vm *a = vm_new("a", -1, 64), *b = vm_new("b", -1, 64);
+	uintptr_t abase = (uintptr_t)ksm_fake_hva(a, 0);
+	struct ksm_stats st;
+	char err[256];
+
+	(void)state_;
+	ksm_config_default(&cfg);
+	cfg.merge_across_nodes = false;
+	cfg.node_of = fake_node;
+	cfg.node_arg = &abase;
+	cfg.nr_nodes = 2;
+	k = mk(&cfg);
+	ksm_fake_fill_pages(a, 0, 1, 61);        /* node 0 */
+	ksm_fake_fill_pages(b, 0, 1, 61);        /* node 1 */
+	ksm_fake_fill_pages(a, 40 * PG, 1, 62);  /* node 1 */
+	ksm_fake_fill_pages(b, 1 * PG, 1, 62);   /* node 1 */
+	add(k, a, 0);
+	add(k, b, 0);
+	pass(k);
+	assert_int_equal(state(a, 0), HV_PAGE_PRIVATE);   /* across nodes */
+	assert_int_equal(state(b, 0), HV_PAGE_PRIVATE);
+	assert_int_equal(state(a, 40 * PG), HV_PAGE_FRAME);  /* same node */
+	assert_int_equal(state(b, 1 * PG), HV_PAGE_FRAME);
+	check(k);
+	/* cannot change while pages are merged */
+	assert_int_equal(ksm_set_tunable(k, "merge_across_nodes", "1", err,
+					 sizeof(err)), -EBUSY);
+	assert_non_null(strstr(err, "merge_across_nodes"));
+	ksm_stats(k, &st);
+	assert_int_equal(st.frames, 1);
+	ksm_destroy(k);
+	ksm_fake_vm_destroy(a);
+	ksm_fake_vm_destroy(b);
+
+	/* with merging across nodes, the node-0/node-1 pair merges */
+	a = vm_new("a", -1, 64);
+	b = vm_new("b", -1, 64);
+	abase = (uintptr_t)ksm_fake_hva(a, 0);
+	k = mk(&cfg);
+	ksm_fake_fill_pages(a, 0, 1, 61);
+	ksm_fake_fill_pages(b, 0, 1, 61);
+	add(k, a, 0);
+	add(k, b, 0);
+	assert_int_equal(ksm_set_tunable(k, "merge_across_nodes", "1", err,
+					 sizeof(err)), 0);
+	pass(k);
+	assert_int_equal(state(a, 0), HV_PAGE_FRAME);
+	check(k);
+	ksm_destroy(k);
+	ksm_fake_vm_destroy(a);
+	ksm_fake_vm_destroy(b);
+}
+
+/* ------------------------------------------- max sharers, tunables, etc */
+
+static void test_max_sharers(void **state_)
+{
+	struct ksm *k = mk(NULL);
+	struct ksm_fake_vm *a = vm_new("a", -1, 64);
+	struct ksm_stats st;
+	char err[256];
+
+	(void)state_;
+	assert_int_equal(ksm_set_tunable(k, "max_sharers", "4", err,
+					 sizeof(err)), 0);
+	ksm_fake_fill_pages(a, 0, 10, 808);
+	add(k, a, 0);
+	pass(k);
+	ksm_stats(k, &st);
+	/* 10 equal pages, at most 4 per frame: 4 + 4 + 2 */
+	assert_int_equal(st.pages_sharing, 10);
+	assert_int_equal(st.frames, 3);
+	check(k);
+	ksm_destroy(k);
+	ksm_fake_vm_destroy(a);
+}
+
+static void test_tunables(void **state_)
+{
+	struct ksm *k = mk(NULL);
+	char err[256], v[32];
+	const char *const *names = ksm_tunable_names();
+
+	(void)state_;
+	assert_int_equal(ksm_set_tunable(k, "no_such", "1", err, sizeof(err)),
+			 -ENOENT);
+	assert_non_null(strstr(err, "no_such"));
+	assert_int_equal(ksm_set_tunable(k, "cpu_percent", "101", err,
+					 sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "cpu_percent"));
+	assert_int_equal(ksm_set_tunable(k, "batch_pages", "abc", err,
+					 sizeof(err)), -EINVAL);
+	assert_int_equal(ksm_set_tunable(k, "batch_pages", "-5", err,
+					 sizeof(err)), -EINVAL);
+	assert_int_equal(ksm_set_tunable(k, "batch_pages", "64", err,
+					 sizeof(err)), 0);
+	assert_int_equal(ksm_get_tunable(k, "batch_pages", v, sizeof(v)), 0);
+	assert_string_equal(v, "64");
+	assert_int_equal(ksm_set_tunable(k, "pages_per_sec", "100000", err,
+					 sizeof(err)), 0);
+	assert_int_equal(ksm_set_tunable(k, "volatile_passes", "0", err,
+					 sizeof(err)), 0);
+	assert_int_equal(ksm_set_tunable(k, "sleep_ms", "5", err,
+					 sizeof(err)), 0);
+	for (; *names; names++)
+		assert_int_equal(ksm_get_tunable(k, *names, v, sizeof(v)), 0);
+	ksm_destroy(k);
+}
+
+static void test_stats_json_and_scanner_thread(void **state_)
+{
+	struct ksm *k = mk(NULL);
+	struct ksm_fake_vm *a = vm_new("vm \"q\"", -1, 64),
+			   *b = vm_new("b", -1, 64);
+	char json[8192], err[64];
+	struct ksm_stats st;
+	size_t n;
+	int i;
+
+	(void)state_;
+	ksm_fake_fill_pages(a, 0, 16, 71);
+	ksm_fake_fill_pages(b, 0, 16, 71);
+	add(k, a, 0);
+	add(k, b, 0);
+	assert_int_equal(ksm_set_tunable(k, "sleep_ms", "1", err, sizeof(err)),
+			 0);
+	assert_int_equal(ksm_start(k), 0);
+	for (i = 0; i < 500; i++) {
+		ksm_stats(k, &st);
+		if (st.pages_sharing == 32)
+			break;
+		usleep(2000);
+	}
+	ksm_stop(k);
+	assert_int_equal(st.pages_sharing, 32);
+	assert_true(st.pauses >= 1);
+	assert_true(st.pause_p99_ns >= st.pause_p50_ns);
+	n = ksm_stats_json(k, json, sizeof(json));
+	assert_true(n > 0 && n < sizeof(json));
+	assert_int_equal(strlen(json), n);
+	assert_non_null(strstr(json, "\"engine\":\"dense\""));
+	assert_non_null(strstr(json, "\"pages_sharing\":32"));
+	assert_non_null(strstr(json, "\"name\":\"vm \\\"q\\\"\""));
+	assert_non_null(strstr(json, "\"pause_p99_ns\""));
+	assert_non_null(strstr(json, "\"tunables\":{\"pages_per_sec\":0"));
+	/* too small a buffer: the needed length, a terminated prefix */
+	assert_int_equal(ksm_stats_json(k, json, 10), n);
+	assert_int_equal(strlen(json), 9);
+	check(k);
+	ksm_destroy(k);
+	ksm_fake_vm_destroy(a);
+	ksm_fake_vm_destroy(b);
+}
+
+/* pages_per_sec caps the scanner thread's hashing rate. */
+static void test_rate_limit(void **state_)
+{
+	struct ksm *k = mk(NULL);
+	struct ksm_fake_vm *a = vm_new("a", -1, 8192);
+	struct ksm_stats st;
+	char err[128];
+	uint64_t i;
+
+	(void)state_;
+	for (i = 0; i < 8192; i++)
+		ksm_fake_fill_pages(a, i * PG, 1, 70000 + i);
+	add(k, a, 0);
+	assert_int_equal(ksm_set_tunable(k, "pages_per_sec", "4000", err,
+					 sizeof(err)), 0);
+	assert_int_equal(ksm_start(k), 0);
+	usleep(500000);
+	ksm_stop(k);
+	ksm_stats(k, &st);
+	printf("[ rate ] 4000 pages/s for 0.5 s: %llu hashed\n",
+	       (unsigned long long)st.pages_hashed);
+	assert_true(st.pages_hashed >= 1000 && st.pages_hashed <= 3500);
+	ksm_destroy(k);
+	ksm_fake_vm_destroy(a);
+}
+
+static void test_self_check_catches_inconsistency(void **state_)
+{
+	struct ksm *k = mk(NULL);
+	struct ksm_fake_vm *a = vm_new("a", -1, 16), *b = vm_new("b", -1, 16);
+	struct ksm_vm_ops ops;
+	hv_pstate_t old;
+	uint64_t n;
+	char err[512];
+
+	(void)state_;
+	ksm_fake_fill_pages(a, 0, 1, 5);
+	ksm_fake_fill_pages(b, 0, 1, 5);
+	add(k, a, 0);
+	add(k, b, 0);
+	pass(k);
+	check(k);
+	/* someone else rewrites a's entry behind ksm's back */
+	ops = ksm_fake_ops;
+	old = ops.pagemap(a, &n)[0];
+	assert_true(ops.page_cas(a, 0, old,
+				 hv_ps_make(HV_PAGE_PRIVATE, 0, 0)));
+	assert_int_equal(ksm_self_check(k, err, sizeof(err)), -EUCLEAN);
+	assert_non_null(strstr(err, "frame 0"));
+	assert_true(ops.page_cas(a, 0, hv_ps_make(HV_PAGE_PRIVATE, 0, 0), old));
+	check(k);
+	ksm_destroy(k);
+	ksm_fake_vm_destroy(a);
+	ksm_fake_vm_destroy(b);
+}
+
+/* ------------------------------------------------------- throughput */
+
+static void test_throughput(void **state_)
+{
+	const uint64_t np = 16384;            /* 64 MiB per VM */
+	struct ksm *k = mk(NULL);
+	int base = memfd_create("perf-base", MFD_CLOEXEC);
+	struct ksm_fake_vm *u = vm_new("u", -1, np);
+	struct ksm_fake_vm *a = vm_new("a", base, np), *b = vm_new("b", base, np);
+	struct ksm_fake_vm *c = vm_new("c", -1, np), *d = vm_new("d", -1, np);
+	struct ksm_stats s0, s1;
+	volatile uint64_t sink = 0;
+	double t0, t1;
+	uint64_t i;
+
+	(void)state_;
+	for (i = 0; i < np; i++) {
+		ksm_fake_fill_pages(u, i * PG, 1, 1 + i);
+		ksm_fake_fill_pages(a, i * PG, 1, 1000000 + i);
+		ksm_fake_fill_pages(b, i * PG, 1, 1000000 + i);
+		ksm_fake_fill_pages(c, i * PG, 1, 2000000 + i);
+		ksm_fake_fill_pages(d, ((i + 7) % np) * PG, 1, 2000000 + i);
+	}
+	/* raw XXH3 over resident memory */
+	t0 = now_s();
+	for (i = 0; i < np; i++)
+		sink += XXH3_64bits(ksm_fake_hva(u, i * PG), PG);
+	t1 = now_s();
+	printf("[ perf ] XXH3 on resident memory: %.2f M pages/s\n",
+	       (double)np / (t1 - t0) / 1e6);
+	/* a full first pass over unique pages: hash + candidate insert */
+	add(k, u, 7);
+	t0 = now_s();
+	pass(k);
+	t1 = now_s();
+	ksm_stats(k, &s0);
+	printf("[ perf ] scan pass, %llu unique pages: %.2f M pages/s\n",
+	       (unsigned long long)s0.pages_hashed,
+	       (double)s0.pages_hashed / (t1 - t0) / 1e6);
+	/* same-GPA merges through the base memfd */
+	add(k, a, 1);
+	add(k, b, 1);
+	t0 = now_s();
+	pass(k);
+	t1 = now_s();
+	ksm_stats(k, &s1);
+	printf("[ perf ] same-GPA base merges: %llu pages in %.3f s = %.0f k "
+	       "pages/s (pass incl. hashing %llu pages)\n",
+	       (unsigned long long)(s1.merges - s0.merges), t1 - t0,
+	       (double)(s1.merges - s0.merges) / (t1 - t0) / 1e3,
+	       (unsigned long long)(s1.pages_hashed - s0.pages_hashed));
+	s0 = s1;
+	/* cross-GPA frame merges (shifted by 7 pages: long runs) */
+	add(k, c, 2);
+	add(k, d, 2);
+	t0 = now_s();
+	pass(k);
+	t1 = now_s();
+	ksm_stats(k, &s1);
+	printf("[ perf ] cross-GPA frame merges: %llu pages in %.3f s = %.0f k "
+	       "pages/s; vmas c=%ld d=%ld; pause p50 %.1f us p99 %.1f us\n",
+	       (unsigned long long)(s1.merges - s0.merges), t1 - t0,
+	       (double)(s1.merges - s0.merges) / (t1 - t0) / 1e3,
+	       ksm_fake_vma_count(c), ksm_fake_vma_count(d),
+	       (double)s1.pause_p50_ns / 1e3, (double)s1.pause_p99_ns / 1e3);
+	assert_int_equal(s1.merges, 4 * np);
+	/* an idle pass after convergence */
+	t0 = now_s();
+	pass(k);
+	t1 = now_s();
+	printf("[ perf ] idle pass over %llu pages: %.3f ms\n",
+	       (unsigned long long)(5 * np), (t1 - t0) * 1e3);
+	check(k);
+	(void)sink;
+	ksm_destroy(k);
+	ksm_fake_vm_destroy(u);
+	ksm_fake_vm_destroy(a);
+	ksm_fake_vm_destroy(b);
+	ksm_fake_vm_destroy(c);
+	ksm_fake_vm_destroy(d);
+	close(base);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_dirty_guided_and_volatile),
+		cmocka_unit_test(test_numa_slots),
+		cmocka_unit_test(test_max_sharers),
+		cmocka_unit_test(test_tunables),
+		cmocka_unit_test(test_stats_json_and_scanner_thread),
+		cmocka_unit_test(test_rate_limit),
+		cmocka_unit_test(test_self_check_catches_inconsistency),
+		cmocka_unit_test(test_throughput),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
