@@ -176,6 +176,7 @@ static void report_json(const char *path, struct vm_run *runs, unsigned n)
 
 static int run_vms(struct vm_run *runs, unsigned n)
 {
+	int stopped_by = 0;
 	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
@@ -193,6 +194,7 @@ static int run_vms(struct vm_run *runs, unsigned n)
 		struct timespec ts = { 0, 100 * 1000 * 1000 };
 		int sig = sigtimedwait(&set, NULL, &ts);
 		if (sig > 0) {
+			stopped_by = sig;
 			fprintf(stderr, "densevm run: %s: stopping %u VMs\n",
 				strsignal(sig), n);
 			for (unsigned i = 0; i < n; i++)
@@ -207,8 +209,11 @@ static int run_vms(struct vm_run *runs, unsigned n)
 				       hv_vm_start_ns(runs[i].vm)) / 1e9;
 		bool ok = st.kind == HV_EXIT_EXITED && st.code == 0;
 		bad += !ok;
-		fprintf(stderr, "densevm: %s: %s%s%s (ran %.2f s)\n", hv_vm_name(runs[i].vm),
-			hv_exit_kind_name(st.kind), st.reason[0] ? ": " : "", st.reason,
+		fprintf(stderr, "densevm: %s: %s%s%s%s%s (ran %.2f s)\n",
+			hv_vm_name(runs[i].vm), hv_exit_kind_name(st.kind),
+			st.reason[0] ? ": " : "", st.reason,
+			st.kind == HV_EXIT_STOPPED && stopped_by ? " on SIG" : "",
+			st.kind == HV_EXIT_STOPPED && stopped_by ? sigabbrev_np(stopped_by) : "",
 			secs);
 	}
 	return bad;
