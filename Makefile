@@ -24,7 +24,7 @@ endif
 
 DEB_PACKAGES := libxxhash-dev libjemalloc-dev liburcu-dev libnuma-dev \
                 libcmocka-dev libinih-dev libjansson-dev busybox-static cpio \
-                xz-utils zstd lz4
+                xz-utils zstd lz4 qemu-system-x86
 
 .PHONY: all deps test test-unit test-integration test-linux guest-linux bench demo clean
 all: $(BUILD)/densevm
@@ -53,6 +53,7 @@ include hv-core/module.mk
 -include policy/module.mk
 include guest/module.mk
 -include guest/linux/module.mk
+-include balloon-driver/linux/module.mk
 include cli/module.mk
 -include tests/module.mk
 -include bench/module.mk

@@ -1,7 +1,7 @@
 # bench: benchmarks (they measure and report; they assert nothing).
 # The baselines need QEMU (installed on first use, like every dependency).
 BENCH_PROGS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/bench_*.c))
-BENCH_PACKAGES := qemu-system-x86
+BENCH_PACKAGES := qemu-system-x86 strace
 
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(HOST_LIBS)
 	@mkdir -p $(dir $@)
@@ -16,3 +16,4 @@ bench: $(BENCH_PROGS) $(BUILD)/densevm $(MICRO_GUEST) $(LINUX_IMAGE_STAMP) | ben
 	@for b in $(BENCH_PROGS); do echo "=== $$b"; $$b --out $(BUILD)/results --guest $(MICRO_GUEST) || exit 1; done
 	@echo "=== baseline: QEMU host memory per VM"
 	@bench/qemu_mem.sh $(BUILD)/results $(LINUX_DIR) 3
+	@echo "=== baseline: QEMU virtio-balloon" && bench/qemu_balloon.sh $(BUILD)/results $(LINUX_DIR) 3
