@@ -112,6 +112,7 @@ struct balloon_host_stats {
 	uint64_t reject[BH_REJ_NR];
 	uint64_t busy;                  /* transient refusals (not the guest's fault) */
 	uint64_t io_errors;             /* discard failures */
+	uint64_t discards;              /* discard calls (one madvise each) */
 	uint64_t log_suppressed;
 	/* target set -> host size == target: the last completed latency, and
 	 * whether the current target has been reached */

@@ -252,7 +252,7 @@ static void mark_duplicates(struct balloon_host *dev, uint64_t count)
 
 /* Copies the guest half of the config page word by word (the guest may be
  * writing it) and keeps only what is sane. */
-static void read_guest_half(struct balloon_host *dev, bool with_stats)
+void bh_read_guest_half(struct balloon_host *dev, bool with_stats)
 {
 	struct balloon_cfg_guest g;
 	uint64_t *dst = (uint64_t *)&g;
@@ -340,6 +340,7 @@ static void sweep_ballooned(struct balloon_host *dev)
 			hv_pstate_t v;
 			if (claim_page(dev, pfn, BALLOON_OP_DEFLATE) != BALLOON_ST_OK)
 				continue;
+			dev->discards++;
 			if (dev->be.discard(dev->be.ctx, pfn * PG, PG) < 0) {
 				void *hva = dev->be.gpa_to_hva(dev->be.ctx, pfn * PG, PG);
 				dev->io_errors++;
@@ -565,6 +566,7 @@ static int64_t do_ring(struct balloon_host *dev, uint64_t op, uint64_t count,
 				hook_entry(dev, c[j]);
 			len += ent_len(c[j]);
 		}
+		dev->discards++;
 		if (dev->be.discard(dev->be.ctx, start, len) < 0) {
 			for (uint64_t k = i; k < j; k++) {
 				unclaim_range(dev, balloon_ent_gpa(c[k]) / PG,
@@ -632,7 +634,7 @@ int64_t balloon_host_hypercall(struct balloon_host *dev, const uint64_t a[5],
 		ret = 0;
 		goto out;
 	case BALLOON_OP_STATS:
-		read_guest_half(dev, true);
+		bh_read_guest_half(dev, true);
 		ret = 0;
 		goto out;
 	case BALLOON_OP_REPORT:
@@ -651,7 +653,7 @@ int64_t balloon_host_hypercall(struct balloon_host *dev, const uint64_t a[5],
 	ret = do_ring(dev, op, a[1], ret2);
 out:
 	if (dev->registered) {
-		read_guest_half(dev, false);
+		bh_read_guest_half(dev, false);
 		__atomic_store_n(&dev->cfg_h->host_pages, dev->host_pages,
 				 __ATOMIC_RELAXED);
 	}

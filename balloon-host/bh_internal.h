@@ -83,6 +83,7 @@ struct balloon_host {
 	uint64_t requests, inflated, deflated, reported;
 	uint64_t reject[BH_REJ_NR];
 	uint64_t busy, io_errors, stats_updates;
+	uint64_t discards;           /* be.discard calls (madvise on hv-core) */
 	uint64_t guest_balloon_pages;
 	uint32_t guest_status;
 	struct balloon_stats guest;
@@ -97,6 +98,10 @@ struct balloon_host {
 	unsigned log_lines;
 	uint64_t log_suppressed, log_suppressed_window;
 };
+
+/* Copies the guest half of the config page (the guest's count and status;
+ * its stats block too when with_stats) into dev; lock held. */
+void bh_read_guest_half(struct balloon_host *dev, bool with_stats);
 
 /* bh_stats.c helpers used by bh_device.c (lock held). */
 void bh_publish_config(struct balloon_host *dev);

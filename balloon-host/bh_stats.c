@@ -177,6 +177,9 @@ void balloon_host_stats(struct balloon_host *dev, struct balloon_host_stats *out
 {
 	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&dev->lock);
+	/* the guest's own count as of now, not as of its last doorbell */
+	if (dev->registered)
+		bh_read_guest_half(dev, false);
 	out->registered = dev->registered;
 	out->reporting = (dev->flags & BALLOON_CFG_F_REPORTING) != 0;
 	out->stats_period_ms = dev->stats_period_ms;
@@ -196,6 +199,7 @@ void balloon_host_stats(struct balloon_host *dev, struct balloon_host_stats *out
 	}
 	out->busy = dev->busy;
 	out->io_errors = dev->io_errors;
+	out->discards = dev->discards;
 	out->log_suppressed = dev->log_suppressed;
 	out->target_reached = dev->reached;
 	out->reach_ns = dev->reach_ns;
@@ -255,9 +259,9 @@ int balloon_host_stats_json(const struct balloon_host_stats *s, char *buf,
 		put(buf, len, &pos, "%s\"%s\":%" PRIu64, i ? "," : "",
 		    balloon_host_reject_name((enum balloon_host_reject)i), s->reject[i]);
 	put(buf, len, &pos,
-	    "},\"busy\":%" PRIu64 ",\"io_errors\":%" PRIu64 ",\"log_suppressed\":%" PRIu64
-	    ",\"target_reached\":%s,\"reach_ms\":",
-	    s->busy, s->io_errors, s->log_suppressed,
+	    "},\"busy\":%" PRIu64 ",\"io_errors\":%" PRIu64 ",\"discards\":%" PRIu64
+	    ",\"log_suppressed\":%" PRIu64 ",\"target_reached\":%s,\"reach_ms\":",
+	    s->busy, s->io_errors, s->discards, s->log_suppressed,
 	    s->target_reached ? "true" : "false");
 	if (s->reach_ns >= 0)
 		put(buf, len, &pos, "%" PRId64 ".%03" PRId64, s->reach_ns / 1000000,

@@ -22,6 +22,8 @@ static const char ctl_usage[] =
 "  list                 the VMs and their state\n"
 "  stat [VM]            host, process (PSS, VMAs, jemalloc) and per-VM stats\n"
 "  stop VM              stop one VM\n"
+"  balloon VM SIZE      set VM's balloon to SIZE (the guest keeps RAM - SIZE)\n"
+"  balloon-stat [VM]    balloon size, target, counters and guest stats\n"
 "\n"
 "  --socket PATH   default " CTL_DEFAULT_DIR "/densevm.sock\n"
 "  --raw           print the reply on one line\n";
@@ -82,7 +84,8 @@ static int request(const char *path, json_t *req, bool raw)
 			json_string_value(json_object_get(rep, "error")));
 	json_object_del(rep, "ok");
 	if (ok) {
-		json_dumpf(rep, stdout, raw ? JSON_COMPACT : JSON_INDENT(2));
+		json_dumpf(rep, stdout, (raw ? JSON_COMPACT : JSON_INDENT(2)) |
+			   JSON_REAL_PRECISION(15));
 		putchar('\n');
 	}
 	json_decref(rep);

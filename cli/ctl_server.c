@@ -50,7 +50,8 @@ const char *ctl_arg(json_t *req, size_t i)
 
 static void send_reply(struct ctl_client *c, json_t *reply)
 {
-	char *s = json_dumps(reply, JSON_COMPACT);
+	/* 15 digits: 2.239, not 2.2389999999999999 */
+	char *s = json_dumps(reply, JSON_COMPACT | JSON_REAL_PRECISION(15));
 	if (!s)
 		return;
 	size_t n = strlen(s);

@@ -4,6 +4,9 @@
 #include <stddef.h>
 #include "ext.h"
 
+extern const struct run_ext balloon_ext;
+
 const struct run_ext *const run_exts[] = {
+	&balloon_ext,
 	NULL,
 };

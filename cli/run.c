@@ -50,6 +50,7 @@ static const char run_usage[] =
 "  cmdline=TEXT     Linux command line (kind=linux)\n"
 "  count=N          N identical VMs\n"
 "  timeout=SEC      per-VM timeout\n"
+"  balloon=on|off   the balloon device (default on; see [balloon] in README.md)\n"
 "\n"
 "example:\n"
 "  densevm run --vm name=a,mem=256M,workload=\"verify mib=64\" \\\n"

@@ -11,7 +11,7 @@
  * what it reads before using it.
  *
  * vCPU 0 boots (zeroes .bss, validates the boot info, calibrates time,
- * initialises the allocator, sets the workload up) while the others wait
+ * initialises the allocator and the balloon, sets the workload up) while the others wait
  * on boot_state; it then releases them with RUN, or with FAILED and the
  * exit status it is about to use itself.
  */
@@ -119,10 +119,14 @@ static void boot_cpu0(void)
 	time_init();
 	if (palloc_init(bi->ranges, bi->nranges, bi->heap_start) < 0)
 		bad_boot("allocator: %s", palloc_error());
+	/* Before the workload allocates: the balloon's two shared pages
+	 * then sit beside the allocator bitmap, not inside a region. */
+	guest_balloon_init();
 	gprintf("microguest: cpus=%u ram=%lu MiB heap=0x%lx free=%lu MiB "
-		"tsc_khz=%lu args='%s'\n",
+		"tsc_khz=%lu balloon=%s args='%s'\n",
 		ncpus, bi->ram_bytes >> 20, bi->heap_start,
-		palloc_free_count() >> 8, tsc_khz(), bi->args);
+		palloc_free_count() >> 8, tsc_khz(),
+		guest_balloon_active() ? "on" : "off", bi->args);
 	wl_setup();
 	__atomic_store_n(&boot_state, BOOT_RUN, __ATOMIC_RELEASE);
 }

@@ -1,10 +1,10 @@
 /*
  * guest.h - the micro guest's one public interface.
  *
- * Owns: the runtime seen by workloads and by a future in-guest balloon
- * driver: hypercall wrappers, console printf, the TSC clock, panic/exit,
- * the page allocator over guest RAM and "regions" (multi-page allocations
- * addressed by page index).
+ * Owns: the runtime seen by workloads and by the in-guest balloon driver:
+ * hypercall wrappers, console printf, the TSC clock, panic/exit, the page
+ * allocator over guest RAM, "regions" (multi-page allocations addressed by
+ * page index) and the balloon service calls.
  *
  * The micro guest runs at CPL3, in 64-bit mode, identity mapped (GPA ==
  * virtual address), with no IDT: any exception ends the VM.  So nothing here
@@ -93,6 +93,8 @@ unsigned guest_ncpus(void);          /* bootinfo.ncpus, after validation */
 /* Generic call on this vCPU's argument page; returns the page's `ret`.
  * If ret2 is not NULL it receives the page's `ret2`. */
 int64_t hc_call(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t *ret2);
+/* The same with all five arguments (device calls such as HC_BALLOON). */
+int64_t hc_call5(uint64_t nr, const uint64_t a[5], uint64_t *ret2);
 void hc_console(const char *s, size_t len);   /* len clipped to the page */
 uint64_t hc_time(void);                       /* host CLOCK_MONOTONIC ns */
 int64_t hc_wait(uint64_t timeout_ns);         /* 1 = notified, 0 = timeout */
@@ -127,7 +129,8 @@ void time_init(void);                 /* vCPU 0 at boot: TSC frequency */
 uint64_t now_ns(void);                /* ns since time_init, from the TSC */
 uint64_t tsc_to_ns(uint64_t cycles);
 uint64_t tsc_khz(void);
-/* Sleeps in HC_WAIT (not spinning) until ns have passed. */
+/* Sleeps in HC_WAIT (not spinning) until ns have passed; the balloon is
+ * served meanwhile (guest_wait). */
 void sleep_ns(uint64_t ns);
 
 /* --------------------------------------------------------- string helpers */
@@ -172,6 +175,14 @@ uint64_t palloc_meta_end(void);        /* GPA just past the bitmap */
 bool palloc_page_busy(uint64_t gpa);   /* allocated or not heap (tests) */
 /* Calls the pressure hook (if any) for npages; returns its result. */
 int palloc_pressure(uint64_t npages_needed);
+/*
+ * Free page reporting: takes out of the allocator up to `max` whole free
+ * 2 MiB blocks that were handed out (by any allocation) since they were
+ * last claimed here, as long as more than `keep` pages stay free; stores
+ * their GPAs and returns how many.  The caller reports them and gives them
+ * back with palloc_free_2m(); meanwhile nobody else can be handed them.
+ */
+unsigned palloc_claim_reportable(uint64_t *gpas, unsigned max, uint64_t keep);
 
 /*
  * Called (without the allocator lock) before an allocation would fail; the
@@ -179,6 +190,35 @@ int palloc_pressure(uint64_t npages_needed);
  * the allocation is then retried once.
  */
 extern int (*guest_alloc_pressure_hook)(uint64_t npages_needed);
+
+/* ----------------------------------------------------------------- balloon */
+
+/*
+ * balloon.c: the balloon driver (balloon-driver/ core) in the micro guest.
+ * It is on when the host announced the device (HV_FEAT_BALLOON in the boot
+ * info).  The guest has no interrupts, so the driver runs when the guest
+ * calls in: busy loops call guest_service() often (it costs a TSC read and
+ * one memory read unless the host changed the config page or a timer is
+ * due), and every wait goes through guest_wait().  A target change thus
+ * starts inflating within one service interval of a busy loop, or at once
+ * for a guest blocked in guest_wait() (the host's notify wakes HC_WAIT).
+ */
+void guest_balloon_init(void);       /* vCPU 0 at boot, after palloc_init */
+bool guest_balloon_active(void);
+/* false: inflate with 4 KiB pages only (the default is 2 MiB blocks first) */
+void guest_balloon_set_huge(bool on);
+void guest_service(void);
+/* Every how many pages a busy loop calls guest_service(): 64 pages are
+ * ~50-200 us of work, far below the 100 ms a target change may take. */
+#define GUEST_SERVICE_PAGES 64
+static inline void guest_service_every(uint64_t i)
+{
+	if ((i & (GUEST_SERVICE_PAGES - 1)) == 0)
+		guest_service();
+}
+/* hc_wait(timeout_ns) that serves the balloon first and wakes for its
+ * timers; it may return early, so callers wait in a loop on their clock. */
+void guest_wait(uint64_t timeout_ns);
 
 /* ----------------------------------------------------------------- regions */
 

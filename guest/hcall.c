@@ -42,6 +42,21 @@ int64_t hc_call(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t *ret2)
 	return p->ret;
 }
 
+int64_t hc_call5(uint64_t nr, const uint64_t a[5], uint64_t *ret2)
+{
+	unsigned cpu = guest_cpu();
+	volatile struct hv_argpage *p = argpage(cpu);
+	p->nr = nr;
+	for (unsigned i = 0; i < 5; i++)
+		p->arg[i] = a[i];
+	p->ret = 0;
+	p->ret2 = 0;
+	doorbell(cpu);
+	if (ret2)
+		*ret2 = p->ret2;
+	return p->ret;
+}
+
 void hc_console(const char *s, size_t len)
 {
 	unsigned cpu = guest_cpu();

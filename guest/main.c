@@ -5,13 +5,14 @@
  * each vCPU does with it (see workload.h): vCPU 0 runs every workload;
  * the others run all_cpus workloads (verify, dirty) on their own share and
  * HC_EXIT(0) at once for the rest.  vCPU 0 reports an all_cpus workload's
- * summary only after every other vCPU has finished.
+ * summary only after every other vCPU has finished.  Keys every workload
+ * takes (balloon_huge) are read here.
  */
 #include "workload.h"
 
 static const struct workload *const workloads[] = {
 	&wl_verify, &wl_fill, &wl_dirty, &wl_idle, &wl_crash, &wl_dirtyset,
-	&wl_hcbench,
+	&wl_hcbench, &wl_grow,
 };
 #define NWORKLOADS (sizeof(workloads) / sizeof(workloads[0]))
 
@@ -41,6 +42,9 @@ void wl_setup(void)
 		args_fail(&args, "no workload given (known: %s)", known);
 	}
 	args.wl = cur;
+	/* A key every workload takes: the balloon's page size (benchmarks
+	 * compare 2 MiB with 4 KiB inflation). */
+	guest_balloon_set_huge(args_int(&args, "balloon_huge", 1, 0, 1));
 	cur->setup(&args);
 	args_done(&args);   /* in case setup() forgot */
 }
@@ -63,7 +67,7 @@ void wl_run(unsigned cpu)
 	/* A few ms of latency is nothing next to a workload; polling in
 	 * HC_WAIT keeps this vCPU off the host CPUs meanwhile. */
 	while (__atomic_load_n(&ndone, __ATOMIC_ACQUIRE) < n - 1)
-		hc_wait(2 * NS_PER_MS);
+		guest_wait(2 * NS_PER_MS);
 	for (unsigned c = 1; c < n; c++) {
 		if (cpu_status[c] != 0) {
 			gprintf("%s: failed on cpu %u with status %d\n",

@@ -8,6 +8,11 @@ MICRO_GUEST := $(BUILD)/guest/microguest.elf
 
 GUEST_SRCS    := $(wildcard guest/*.c)
 GUEST_OBJS    := $(patsubst %.c,$(BUILD)/%.o,$(GUEST_SRCS))
+# The balloon driver's shared core, compiled again with the guest's flags
+# (it is freestanding and has no undefined symbols); its hosted build for
+# the unit tests is libballoon-driver.a.
+GUEST_SHARED  := balloon-driver/balloon_core.c
+GUEST_OBJS    += $(patsubst %.c,$(BUILD)/guest/shared/%.o,$(GUEST_SHARED))
 GUEST_LDS     := guest/micro.ld
 GUEST_CC      ?= $(CC)
 GUEST_CFLAGS  := -std=gnu11 -O2 -g -Wall -Wextra -Werror -MMD -MP \
@@ -20,6 +25,10 @@ GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,--build-id=none \
 
 # A more specific pattern than the top-level $(BUILD)/%.o rule, so it wins.
 $(BUILD)/guest/%.o: guest/%.c
+	@mkdir -p $(dir $@)
+	$(GUEST_CC) $(GUEST_CFLAGS) -c $< -o $@
+
+$(BUILD)/guest/shared/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(GUEST_CC) $(GUEST_CFLAGS) -c $< -o $@
 

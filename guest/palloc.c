@@ -2,7 +2,9 @@
  * palloc.c - the micro guest's page allocator.
  *
  * Owns: the free-page bitmap over the heap and alloc/free of 4 KiB pages,
- * 2 MiB blocks and aligned contiguous runs; the pressure hook.
+ * 2 MiB blocks and aligned contiguous runs; the pressure hook; and for free
+ * page reporting, which 2 MiB blocks were handed out since they were last
+ * reported (a block never handed out was never written: nothing to report).
  *
  * Layout: bit i of the bitmap stands for the page at base + i * 4 KiB, where
  * base = align_down(heap_start, 2 MiB) and the bitmap spans up to the
@@ -21,6 +23,12 @@
 #include "guest.h"
 
 int (*guest_alloc_pressure_hook)(uint64_t npages_needed);
+
+/* One bit per 2 MiB block of the bitmap's span: set when an allocation
+ * takes any page of it, cleared when palloc_claim_reportable() takes it.
+ * Sized for the largest micro guest GPA space (HV_PGTABLE_MAXPD GiB). */
+#define USED2M_BLOCKS ((uint64_t)HV_PGTABLE_MAXPD * 512)
+static uint64_t used2m[USED2M_BLOCKS / 64];
 
 static struct {
 	uint64_t base;       /* GPA of bit 0, 2 MiB aligned */
@@ -145,6 +153,8 @@ int palloc_init(const struct hv_memrange *ranges, unsigned nranges,
 		return -1;
 	}
 	pa.bitmap = (uint64_t *)(uintptr_t)heap_start;
+	for (uint64_t w = 0; w < USED2M_BLOCKS / 64; w++)
+		used2m[w] = 0;
 
 	/* Everything unavailable, then open the heap part of each range. */
 	for (uint64_t w = 0; w < pa.nwords; w++)
@@ -208,10 +218,42 @@ uint64_t palloc_try_contig(uint64_t npages, uint64_t align_pages)
 			bits_assign(i, npages, true);
 			pa.nfree -= npages;
 			gpa = pa.base + (i << GUEST_PAGE_SHIFT);
+			for (uint64_t b = i >> 9; b <= (i + npages - 1) >> 9 &&
+			     b < USED2M_BLOCKS; b++)
+				used2m[b >> 6] |= 1ULL << (b & 63);
 		}
 	}
 	pa_unlock();
 	return gpa;
+}
+
+unsigned palloc_claim_reportable(uint64_t *gpas, unsigned max, uint64_t keep)
+{
+	unsigned n = 0;
+	if (!pa.bitmap)
+		return 0;
+	uint64_t nblocks = pa.npages >> 9;
+	if (nblocks > USED2M_BLOCKS)
+		nblocks = USED2M_BLOCKS;
+	pa_lock();
+	for (uint64_t w = 0; w < (nblocks + 63) / 64 && n < max; w++) {
+		uint64_t word = used2m[w];
+		while (word && n < max && pa.nfree >= keep + GUEST_2M_PAGES) {
+			uint64_t b = (w << 6) + (uint64_t)__builtin_ctzll(word);
+			word &= word - 1;
+			if (b >= nblocks)
+				break;
+			uint64_t i = b << 9;
+			if (!bits_all(i, GUEST_2M_PAGES, false))
+				continue;        /* in use: stays marked */
+			bits_assign(i, GUEST_2M_PAGES, true);
+			pa.nfree -= GUEST_2M_PAGES;
+			used2m[w] &= ~(1ULL << (b & 63));
+			gpas[n++] = pa.base + (i << GUEST_PAGE_SHIFT);
+		}
+	}
+	pa_unlock();
+	return n;
 }
 
 int palloc_pressure(uint64_t npages_needed)

@@ -31,6 +31,7 @@
 #define DVM_RESULT_REGION_GPA     3  /* dirtyset: region start GPA */
 #define DVM_RESULT_HC_MEDIAN_NS   4  /* hcbench: median round trip, ns */
 #define DVM_RESULT_DIRTY_REWRITES 5  /* dirty: page rewrites, all vCPUs */
+#define DVM_RESULT_GROW_MIB       6  /* grow: MiB held at the end */
 
 /* HC_EXIT statuses. */
 #define DVM_EXIT_OK        0

@@ -57,5 +57,5 @@ void sleep_ns(uint64_t ns)
 {
 	uint64_t end = now_ns() + ns;
 	for (uint64_t t = now_ns(); t < end; t = now_ns())
-		hc_wait(end - t);
+		guest_wait(end - t);
 }

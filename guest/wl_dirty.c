@@ -81,8 +81,10 @@ static int mismatch(unsigned cpu, uint64_t bad)
 static int dirty_run(unsigned cpu)
 {
 	uint64_t n = dt.region[cpu].npages;
-	for (uint64_t i = 0; i < n; i++)
+	for (uint64_t i = 0; i < n; i++) {
+		guest_service_every(i);
 		write_page(cpu, i, 1);
+	}
 
 	/* pages per second, and the step length that follows from it */
 	double pps = (double)n * (double)dt.rate / 100.0;
@@ -101,6 +103,7 @@ static int dirty_run(unsigned cpu)
 			break;
 		uint64_t due = (uint64_t)(pps * (double)t / (double)NS_PER_SEC);
 		for (; j < due; j++) {
+			guest_service_every(j);
 			uint64_t i = dvm_dirty_page(dt.seed, n, j);
 			uint64_t bad = check_page(cpu, i);
 			if (bad)
@@ -118,10 +121,11 @@ static int dirty_run(unsigned cpu)
 		if (next > limit)
 			next = limit;
 		if (now - t0 < next)
-			hc_wait(next - (now - t0));
+			guest_wait(next - (now - t0));
 	}
 	uint64_t elapsed = now_ns() - t0;
 	for (uint64_t i = 0; i < n; i++) {
+		guest_service_every(i);
 		uint64_t bad = check_page(cpu, i);
 		if (bad)
 			return mismatch(cpu, bad);

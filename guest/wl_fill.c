@@ -71,8 +71,10 @@ static int fill_run(unsigned cpu)
 	(void)cpu;
 	uint64_t n = fl.region.npages, counts[3] = { 0, 0, 0 };
 	uint64_t t0 = now_ns();
-	for (uint64_t i = 0; i < n; i++)
+	for (uint64_t i = 0; i < n; i++) {
+		guest_service_every(i);
 		fill_page(i, true, counts);
+	}
 	gprintf("fill: done pages=%lu identical=%lu zero=%lu unique=%lu "
 		"ms=%lu\n", n, counts[DVM_FILL_IDENTICAL],
 		counts[DVM_FILL_ZERO], counts[DVM_FILL_UNIQUE],
@@ -82,7 +84,7 @@ static int fill_run(unsigned cpu)
 	if (fl.hold < 0) {
 		gprintf("fill: holding until stopped\n");
 		for (;;)
-			hc_wait(HC_WAIT_FOREVER);
+			guest_wait(HC_WAIT_FOREVER);
 	}
 	if (fl.hold > 0) {
 		gprintf("fill: holding %ld s\n", fl.hold);
@@ -90,8 +92,10 @@ static int fill_run(unsigned cpu)
 	}
 	if (fl.check) {
 		uint64_t bad = 0;
-		for (uint64_t i = 0; i < n; i++)
+		for (uint64_t i = 0; i < n; i++) {
+			guest_service_every(i);
 			bad += fill_page(i, false, 0);
+		}
 		if (bad) {
 			gprintf("fill: check FAILED: %lu words differ\n", bad);
 			return GUEST_EXIT_MISMATCH;

@@ -1,7 +1,11 @@
 /*
  * wl_misc.c - the small workloads: idle, crash and hcbench.
  *
- *   idle [seconds=S|-1]     wait in HC_WAIT (never spin); default forever
+ *   idle [seconds=S|-1] [touch=0|1]
+ *                           wait in HC_WAIT (never spin); default forever;
+ *                           touch=1 first writes every free 2 MiB block once
+ *                           and frees it again (memory a guest used and
+ *                           released: what a balloon or reporting reclaims)
  *   crash [after_ms=N]      fault on purpose after N ms (triple fault)
  *   hcbench [count=N]       N HC_NOP round trips timed with the TSC
  */
@@ -10,20 +14,47 @@
 /* ------------------------------------------------------------------ idle */
 
 static int64_t idle_seconds;
+static bool idle_touch;
 
 static void idle_setup(struct wl_args *a)
 {
 	idle_seconds = args_int(a, "seconds", -1, -1, 100000000);
+	idle_touch = args_int(a, "touch", 0, 0, 1);
 	args_done(a);
+}
+
+/* Takes every free 2 MiB block (never through the pressure hook: the
+ * balloon keeps what it has), writes one word per page so the host backs
+ * it, and frees the blocks.  The blocks are chained through their first
+ * word, so this needs no memory of its own. */
+static void idle_touch_free(void)
+{
+	uint64_t head = 0, n = 0, gpa;
+	while ((gpa = palloc_try_contig(GUEST_2M_PAGES, GUEST_2M_PAGES))) {
+		uint64_t *blk = (uint64_t *)(uintptr_t)gpa;
+		for (uint64_t pg = 1; pg < GUEST_2M_PAGES; pg++)
+			blk[pg * DVM_PAGE_WORDS] = gpa + (pg << GUEST_PAGE_SHIFT);
+		blk[0] = head;
+		head = gpa;
+		n++;
+	}
+	while (head) {
+		uint64_t next = *(uint64_t *)(uintptr_t)head;
+		palloc_free_2m(head);
+		head = next;
+	}
+	gprintf("idle: touched %lu MiB\n", n * 2);
 }
 
 static int idle_run(unsigned cpu)
 {
 	(void)cpu;
+	if (idle_touch)
+		idle_touch_free();
 	if (idle_seconds < 0) {
 		gprintf("idle: waiting until stopped\n");
 		for (;;)
-			hc_wait(HC_WAIT_FOREVER);
+			guest_wait(HC_WAIT_FOREVER);
 	}
 	sleep_ns((uint64_t)idle_seconds * NS_PER_SEC);
 	gprintf("idle: done seconds=%ld\n", idle_seconds);
@@ -32,7 +63,7 @@ static int idle_run(unsigned cpu)
 
 const struct workload wl_idle = {
 	.name = "idle",
-	.usage = "[seconds=S|-1]",
+	.usage = "[seconds=S|-1] [touch=0|1]",
 	.setup = idle_setup,
 	.run = idle_run,
 };

@@ -60,6 +60,7 @@ static uint64_t sweep(unsigned cpu, uint64_t check, uint64_t write)
 	uint64_t first = vf.first[cpu], bad = 0;
 	for (uint64_t i = 0; i < r->npages; i++) {
 		uint64_t *p = wl_page(r, i);
+		guest_service_every(i);
 		if (check) {
 			uint64_t base = dvm_verify_base(vf.seed, check,
 							first + i);

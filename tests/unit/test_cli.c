@@ -92,11 +92,15 @@ static void config_files(void **state)
 	char err[600], want[700];
 
 	char *p = tmpfile_with("# two VMs\n[run]\ntimeout = 5\n\n[vm web]\n"
-			       "mem = 256M\nworkload = idle seconds=1\n"
-			       "[vm db]\ncount = 3\nworkload = verify mib=8\n");
+			       "mem = 256M\nworkload = idle seconds=1\nballoon = off\n"
+			       "[vm db]\ncount = 3\nworkload = verify mib=8\n"
+			       "[balloon]\nstats_period_ms = 250\n"
+			       "free_page_reporting = on\nlog_lines_per_sec = 2\n");
 	assert_int_equal(config_load(p, &o, err, sizeof(err)), 0);
 	assert_int_equal(o.nspecs, 2);
 	assert_string_equal(sp[0].name, "web");
+	assert_string_equal(spec_ext(&sp[0], "balloon"), "off");
+	assert_null(spec_ext(&sp[1], "balloon"));
 	assert_int_equal(sp[0].mem, 256ull << 20);
 	assert_int_equal(sp[1].count, 3);
 	assert_true(o.timeout == 5.0);
@@ -111,6 +115,13 @@ static void config_files(void **state)
 		{ "[ksmm]\nx = 1\n", 2, "unknown section [ksmm]" },
 		{ "[vm a]\nthis is not ini\n", 2, "syntax error" },
 		{ "[run]\nspeed = 3\n", 2, "[run] unknown key 'speed'" },
+		{ "[balloon]\nstats_period_ms = soon\n", 2,
+		  "[balloon] stats_period_ms: 'soon'" },
+		{ "[balloon]\nfree_page_reporting = maybe\n", 2,
+		  "free_page_reporting: 'maybe' must be on or off" },
+		{ "[balloon]\nsize = 1G\n", 2, "[balloon] unknown key 'size'" },
+		{ "[vm a]\nworkload = idle\nballoon = sometimes\n", 3,
+		  "balloon: 'sometimes' must be on or off" },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		for (unsigned k = 0; k < o.nspecs; k++)

@@ -161,6 +161,43 @@ static void test_2m_blocks(void **state)
 	assert_int_equal(palloc_free_count(), 511);
 }
 
+/* Free page reporting: only whole free blocks that were handed out since
+ * their last claim, never below `keep`, and a claimed block is nobody's. */
+static void test_claim_reportable(void **state)
+{
+	(void)state;
+	init_simple();
+	uint64_t g[64];
+	/* nothing was ever handed out: nothing to report */
+	assert_int_equal(palloc_claim_reportable(g, 64, 0), 0);
+	uint64_t b1 = palloc_alloc_2m(), b2 = palloc_alloc_2m();
+	uint64_t p = palloc_alloc_page();          /* in the bitmap's block */
+	uint64_t b3 = palloc_alloc_2m();
+	assert_int_equal(palloc_free_2m(b1), 0);
+	assert_int_equal(palloc_free_pages(b3 + 4096, 511), 0);  /* keeps 1 */
+	/* b1 is free and was used; b2 is in use; b3's block is partly used;
+	 * the bitmap's block is never wholly free */
+	uint64_t before = palloc_free_count();
+	assert_int_equal(palloc_claim_reportable(g, 64, 0), 1);
+	assert_int_equal(g[0], b1);
+	assert_int_equal(palloc_free_count(), before - 512);
+	/* while claimed, no allocation can be handed b1 */
+	for (uint64_t x; (x = palloc_try_contig(512, 512));)
+		assert_true(x != b1);
+	assert_int_equal(palloc_free_2m(b1), 0);
+	/* reported once: not again until it is handed out again */
+	assert_int_equal(palloc_claim_reportable(g, 64, 0), 0);
+	assert_int_equal(palloc_free_2m(b2), 0);
+	assert_int_equal(palloc_free_pages(b3, 1), 0);
+	assert_int_equal(palloc_free_page(p), 0);
+	uint64_t free_now = palloc_free_count();
+	/* `keep`: at most what leaves that many pages free */
+	assert_int_equal(palloc_claim_reportable(g, 64, free_now - 512), 1);
+	assert_int_equal(palloc_free_2m(g[0]), 0);
+	assert_int_equal(palloc_claim_reportable(g, 1, 0), 1);   /* max */
+	assert_int_equal(palloc_free_2m(g[0]), 0);
+}
+
 static void test_ranges_with_hole(void **state)
 {
 	(void)state;
@@ -301,6 +338,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_frees, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_2m_blocks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_claim_reportable, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_ranges_with_hole, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_pressure_hook, setup,

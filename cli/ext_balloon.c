@@ -1,0 +1,326 @@
+/*
+ * ext_balloon.c - ballooning in `densevm run` (a struct run_ext, ext.h).
+ *
+ * Owns: the [balloon] config section (stats_period_ms, free_page_reporting,
+ * log_lines_per_sec), the per-VM key balloon=on|off (default on: the device
+ * costs nothing until a guest driver registers), attaching balloon-host to
+ * every VM before it starts and detaching it after it ended, the control
+ * commands `balloon VM SIZE` and `balloon-stat [VM]`, and the balloon's
+ * part of `stat`.
+ *
+ * SIZE in `balloon VM SIZE` is the balloon's size, i.e. how much memory is
+ * taken away from the guest (the guest keeps mem - SIZE), as in the issue's
+ * "a 512 MiB guest gets `balloon vm0 256M`".  `balloon VM --guest-size
+ * SIZE` is the QEMU meaning (the guest keeps SIZE).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "balloon-host/balloon_host.h"
+#include "cli.h"
+#include "ctl.h"
+#include "ext.h"
+
+#define DEFAULT_STATS_PERIOD_MS 1000
+
+static struct balloon_host_config g_cfg = {
+	.stats_period_ms = DEFAULT_STATS_PERIOD_MS,
+	.log_lines_per_sec = 5,
+};
+
+struct bvm {
+	struct hv_vm *vm;
+	struct balloon_host *dev;   /* NULL: balloon=off */
+};
+
+/* The control thread serves requests from before start() until after the
+ * VMs ended: the table is read and written under this lock. */
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct bvm *g_vms;
+static unsigned g_n;
+
+/* ---------------------------------------------------------- parsing */
+
+static int parse_bool(const char *v, bool *out)
+{
+	if (!strcmp(v, "on") || !strcmp(v, "true") || !strcmp(v, "yes") ||
+	    !strcmp(v, "1"))
+		*out = true;
+	else if (!strcmp(v, "off") || !strcmp(v, "false") || !strcmp(v, "no") ||
+		 !strcmp(v, "0"))
+		*out = false;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+static int parse_u32(const char *v, uint32_t lo, uint32_t hi, uint32_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long x = strtoull(v, &end, 10);
+	if (errno || end == v || *end || *v == '-' || x < lo || x > hi)
+		return -EINVAL;
+	*out = (uint32_t)x;
+	return 0;
+}
+
+static int balloon_config_key(const char *key, const char *val, char *err,
+			      size_t errlen)
+{
+	uint32_t u;
+	if (!strcmp(key, "stats_period_ms")) {
+		if (parse_u32(val, 0, 3600000, &u)) {
+			snprintf(err, errlen, "stats_period_ms: '%s' must be 0 (off) "
+				 "to 3600000", val);
+			return -EINVAL;
+		}
+		g_cfg.stats_period_ms = u;
+	} else if (!strcmp(key, "free_page_reporting")) {
+		if (parse_bool(val, &g_cfg.free_page_reporting)) {
+			snprintf(err, errlen, "free_page_reporting: '%s' must be on "
+				 "or off", val);
+			return -EINVAL;
+		}
+	} else if (!strcmp(key, "log_lines_per_sec")) {
+		if (parse_u32(val, 1, 100000, &u)) {
+			snprintf(err, errlen, "log_lines_per_sec: '%s' must be 1 to "
+				 "100000", val);
+			return -EINVAL;
+		}
+		g_cfg.log_lines_per_sec = u;
+	} else {
+		snprintf(err, errlen, "unknown key '%s' (known: stats_period_ms "
+			 "free_page_reporting log_lines_per_sec)", key);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int balloon_vm_key(const char *key, const char *val, char *err,
+			  size_t errlen)
+{
+	bool on;
+	if (strcmp(key, "balloon"))
+		return -ENOENT;
+	if (parse_bool(val, &on)) {
+		snprintf(err, errlen, "balloon: '%s' must be on or off", val);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static bool spec_wants_balloon(const struct vm_spec *s)
+{
+	const char *v = spec_ext(s, "balloon");
+	bool on = true;
+	if (v)
+		parse_bool(v, &on);   /* checked by balloon_vm_key */
+	return on;
+}
+
+/* ------------------------------------------------------ control socket */
+
+/* Finds a VM by name; lock held.  NULL with a reason in err. */
+static struct bvm *find_locked(const char *name, bool need_dev, char *err,
+			       size_t errlen)
+{
+	for (unsigned i = 0; name && i < g_n; i++) {
+		if (strcmp(hv_vm_name(g_vms[i].vm), name))
+			continue;
+		if (need_dev && !g_vms[i].dev) {
+			snprintf(err, errlen, "VM '%.64s' has no balloon (balloon=off)",
+				 name);
+			return NULL;
+		}
+		return &g_vms[i];
+	}
+	snprintf(err, errlen, "no VM named '%.64s'", name ? name : "");
+	return NULL;
+}
+
+static json_t *stats_object(struct balloon_host *dev)
+{
+	struct balloon_host_stats s;
+	char buf[2048];
+	balloon_host_stats(dev, &s);
+	int n = balloon_host_stats_json(&s, buf, sizeof(buf));
+	if (n < 0 || (size_t)n >= sizeof(buf))
+		return json_pack("{s:s}", "error", "stats too long");
+	json_t *o = json_loads(buf, 0, NULL);
+	return o ? o : json_pack("{s:s}", "error", "stats are not JSON");
+}
+
+static const char balloon_usage[] =
+	"usage: balloon VM SIZE (the balloon's size: the guest keeps its RAM "
+	"minus SIZE; 0 returns everything) | balloon VM --guest-size SIZE "
+	"(the guest keeps SIZE)";
+
+static json_t *ctl_balloon(json_t *req, void *ctx, char *err, size_t errlen)
+{
+	(void)ctx;
+	const char *name = ctl_arg(req, 0), *a1 = ctl_arg(req, 1);
+	bool guest_size = a1 && !strcmp(a1, "--guest-size");
+	const char *size_s = guest_size ? ctl_arg(req, 2) : a1;
+	uint64_t size, mem;
+	json_t *r = NULL;
+
+	if (!name || !size_s || ctl_arg(req, guest_size ? 3 : 2)) {
+		snprintf(err, errlen, "%s", balloon_usage);
+		return NULL;
+	}
+	if (parse_size(size_s, &size)) {
+		snprintf(err, errlen, "'%.64s' is not a size (e.g. 256M, 1G, 0)",
+			 size_s);
+		return NULL;
+	}
+	pthread_mutex_lock(&g_lock);
+	struct bvm *b = find_locked(name, true, err, errlen);
+	if (!b)
+		goto out;
+	mem = hv_vm_mem_bytes(b->vm);
+	if (size > mem) {
+		snprintf(err, errlen, "%.64s is more than %s's RAM (%" PRIu64 " MiB)",
+			 size_s, name, mem >> 20);
+		goto out;
+	}
+	struct hv_exit_status es;
+	hv_vm_status(b->vm, &es);
+	if (es.kind != HV_EXIT_RUNNING) {
+		snprintf(err, errlen, "VM '%s' is not running (%s)", name,
+			 hv_exit_kind_name(es.kind));
+		goto out;
+	}
+	int rc = guest_size ? balloon_host_set_guest_size(b->dev, size)
+			    : balloon_host_set_target(b->dev, size);
+	if (rc < 0) {
+		snprintf(err, errlen, "setting the target failed (%d)", rc);
+		goto out;
+	}
+	struct balloon_host_stats s;
+	balloon_host_stats(b->dev, &s);
+	r = json_pack("{s:s, s:I, s:I, s:I, s:b}", "vm", name,
+		      "mem_bytes", (json_int_t)s.mem_bytes,
+		      "target_bytes", (json_int_t)s.target_bytes,
+		      "size_bytes", (json_int_t)s.size_bytes,
+		      "registered", s.registered);
+out:
+	pthread_mutex_unlock(&g_lock);
+	return r;
+}
+
+static json_t *ctl_balloon_stat(json_t *req, void *ctx, char *err,
+				size_t errlen)
+{
+	(void)ctx;
+	const char *one = ctl_arg(req, 0);
+	json_t *vms = NULL;
+
+	pthread_mutex_lock(&g_lock);
+	if (one && !find_locked(one, true, err, errlen))
+		goto out;
+	vms = json_array();
+	for (unsigned i = 0; i < g_n; i++) {
+		const char *name = hv_vm_name(g_vms[i].vm);
+		if (!g_vms[i].dev || (one && strcmp(one, name)))
+			continue;
+		json_t *o = stats_object(g_vms[i].dev);
+		json_object_set_new(o, "name", json_string(name));
+		json_array_append_new(vms, o);
+	}
+out:
+	pthread_mutex_unlock(&g_lock);
+	return vms ? json_pack("{s:o}", "vms", vms) : NULL;
+}
+
+/* ------------------------------------------------------------- hooks */
+
+static int balloon_start(struct run_state *st, struct ctl_server *ctl,
+			 char *err, size_t errlen)
+{
+	struct bvm *v = calloc(st->n ? st->n : 1, sizeof(*v));
+	if (!v) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	for (unsigned i = 0; i < st->n; i++) {
+		v[i].vm = st->runs[i].vm;
+		if (!spec_wants_balloon(st->runs[i].spec))
+			continue;
+		int rc = balloon_host_attach(v[i].vm, &g_cfg, &v[i].dev);
+		if (rc < 0) {
+			snprintf(err, errlen, "%s: attaching the balloon failed: %s",
+				 hv_vm_name(v[i].vm), strerror(-rc));
+			while (i-- > 0)
+				balloon_host_detach(v[i].dev);
+			free(v);
+			return rc;
+		}
+	}
+	pthread_mutex_lock(&g_lock);
+	g_vms = v;
+	g_n = st->n;
+	pthread_mutex_unlock(&g_lock);
+	if (ctl) {
+		ctl_register(ctl, "balloon", "VM SIZE: set the balloon's size (the "
+			     "guest keeps its RAM minus SIZE; 0 = give all back); "
+			     "VM --guest-size SIZE: the guest keeps SIZE",
+			     ctl_balloon, NULL);
+		ctl_register(ctl, "balloon-stat", "[VM] balloon size, target, "
+			     "counters, refusals and the guest's stats",
+			     ctl_balloon_stat, NULL);
+	}
+	return 0;
+}
+
+static json_t *balloon_stat(struct hv_vm *vm)
+{
+	json_t *r = NULL;
+	pthread_mutex_lock(&g_lock);
+	if (vm) {
+		for (unsigned i = 0; i < g_n; i++)
+			if (g_vms[i].vm == vm && g_vms[i].dev)
+				r = stats_object(g_vms[i].dev);
+	} else if (g_n) {
+		uint64_t size = 0, target = 0;
+		unsigned n = 0;
+		for (unsigned i = 0; i < g_n; i++) {
+			struct balloon_host_stats s;
+			if (!g_vms[i].dev)
+				continue;
+			balloon_host_stats(g_vms[i].dev, &s);
+			size += s.size_bytes;
+			target += s.target_bytes;
+			n++;
+		}
+		r = json_pack("{s:i, s:I, s:I}", "vms", (int)n,
+			      "size_bytes", (json_int_t)size,
+			      "target_bytes", (json_int_t)target);
+	}
+	pthread_mutex_unlock(&g_lock);
+	return r;
+}
+
+static void balloon_stop(void)
+{
+	pthread_mutex_lock(&g_lock);
+	for (unsigned i = 0; i < g_n; i++)
+		balloon_host_detach(g_vms[i].dev);
+	free(g_vms);
+	g_vms = NULL;
+	g_n = 0;
+	pthread_mutex_unlock(&g_lock);
+}
+
+const struct run_ext balloon_ext = {
+	.name = "balloon",
+	.section = "balloon",
+	.config_key = balloon_config_key,
+	.vm_key = balloon_vm_key,
+	.start = balloon_start,
+	.stat = balloon_stat,
+	.stop = balloon_stop,
+};
