@@ -24,7 +24,7 @@ endif
 
 DEB_PACKAGES := libxxhash-dev libjemalloc-dev liburcu-dev libnuma-dev \
                 libcmocka-dev libinih-dev libjansson-dev busybox-static cpio \
-                xz-utils zstd lz4 qemu-system-x86
+                xz-utils zstd lz4 qemu-system-x86 clang libclang-rt-14-dev
 
 .PHONY: all deps test test-unit test-integration test-linux guest-linux bench demo clean
 all: $(BUILD)/densevm
@@ -76,9 +76,11 @@ $(BUILD)/tests/%: $(BUILD)/tests/integration/%.o $(TEST_SUPPORT_OBJS) $(HOST_LIB
 	$(CC) $(LDFLAGS) -o $@ $< $(TEST_SUPPORT_OBJS) -Wl,--start-group $(HOST_LIBS) -Wl,--end-group $(LDLIBS) -lcmocka
 
 # `make test` is what CI runs: the unit and integration tests, then all of
-# them again built with ASan+UBSan.
+# them again built with ASan+UBSan, then a short libFuzzer run of the
+# balloon device's request path (`make fuzz-balloon FUZZ_TIME=600` by hand).
 test: test-unit test-integration
 	$(MAKE) --no-print-directory SAN=1 test-unit test-integration
+	$(MAKE) --no-print-directory fuzz-balloon FUZZ_TIME=10
 test-unit: $(UNIT_TESTS) $(BUILD)/densevm $(MICRO_GUEST) $(TEST_INTEGRATION_EXTRA)
 	@BUILD=$(BUILD) scripts/run-tests.sh unit $(UNIT_TESTS)
 test-integration: $(INTEGRATION_TESTS) $(BUILD)/densevm $(MICRO_GUEST) $(TEST_INTEGRATION_EXTRA)
