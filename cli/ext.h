@@ -32,6 +32,14 @@ struct run_ext {
 			  char *err, size_t errlen);
 	int (*start)(struct run_state *st, struct ctl_server *ctl, char *err,
 		     size_t errlen);
+	/* A page-sharing extension gives the balloon the hook that drops its
+	 * reference to a page before the balloon discards it (see
+	 * balloon_host.h, on_page_released).  Called from the balloon's start,
+	 * so the sharing extension comes first in run_exts[].  *fn = NULL when
+	 * it does not manage this VM. */
+	void (*release_hook)(struct hv_vm *vm,
+			     void (**fn)(void *ctx, uint64_t gpa, hv_pstate_t old),
+			     void **ctx);
 	/* its part of `stat` (NULL = nothing); vm NULL = process-wide */
 	json_t *(*stat)(struct hv_vm *vm);
 	void (*stop)(void);

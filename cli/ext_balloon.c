@@ -250,7 +250,12 @@ static int balloon_start(struct run_state *st, struct ctl_server *ctl,
 		v[i].vm = st->runs[i].vm;
 		if (!spec_wants_balloon(st->runs[i].spec))
 			continue;
-		int rc = balloon_host_attach(v[i].vm, &g_cfg, &v[i].dev);
+		struct balloon_host_config cfg = g_cfg;
+		for (int e = 0; run_exts[e]; e++)
+			if (run_exts[e]->release_hook && !cfg.on_page_released)
+				run_exts[e]->release_hook(v[i].vm, &cfg.on_page_released,
+							  &cfg.release_ctx);
+		int rc = balloon_host_attach(v[i].vm, &cfg, &v[i].dev);
 		if (rc < 0) {
 			snprintf(err, errlen, "%s: attaching the balloon failed: %s",
 				 hv_vm_name(v[i].vm), strerror(-rc));
