@@ -1,0 +1,81 @@
+/*
+ * ksm_test.h - helpers shared by the ksm unit tests (tests/unit/test_ksm_*):
+ * an engine, fake VMs on memfds, one scan pass, the self-check, and the
+ * expected content of a page, each asserting success.
+ */
+#ifndef DENSEVM_KSM_TEST_H
+#define DENSEVM_KSM_TEST_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <cmocka.h>
+#include "ksm/ksm.h"
+#include "ksm/ksm_fake.h"
+
+#define PG 4096ULL
+
+static inline struct ksm *mk(const struct ksm_config *cfg)
+{
+	struct ksm_config def;
+	struct ksm *k;
+	char err[256];
+
+	if (!cfg) {
+		ksm_config_default(&def);
+		cfg = &def;
+	}
+	assert_int_equal(ksm_create(cfg, &k, err, sizeof(err)), 0);
+	return k;
+}
+
+static inline struct ksm_fake_vm *vm_new(const char *name, int base_fd,
+				  uint64_t npages)
+{
+	struct ksm_fake_range r = { 0, npages * PG };
+	struct ksm_fake_vm *vm;
+
+	assert_int_equal(ksm_fake_vm_create(name, base_fd, &r, 1, &vm), 0);
+	return vm;
+}
+
+static inline struct ksm_vm *add(struct ksm *k, struct ksm_fake_vm *vm,
+			  unsigned domain)
+{
+	struct ksm_vm *kv;
+	char err[256];
+	int ret = ksm_add_vm(k, &ksm_fake_ops, vm, domain, &kv, err,
+			     sizeof(err));
+
+	if (ret)
+		fprintf(stderr, "add_vm: %s\n", err);
+	assert_int_equal(ret, 0);
+	return kv;
+}
+
+static inline void check(struct ksm *k)
+{
+	char err[512];
+	int ret = ksm_self_check(k, err, sizeof(err));
+
+	if (ret)
+		fprintf(stderr, "self-check: %s\n", err);
+	assert_int_equal(ret, 0);
+}
+
+static inline void pass(struct ksm *k)
+{
+	assert_int_equal(ksm_scan_pass(k), 0);
+}
+
+static inline void expect_pattern(struct ksm_fake_vm *vm, uint64_t gpa,
+			   uint64_t seed)
+{
+	static uint8_t buf[PG];
+
+	ksm_fake_pattern(buf, seed);
+	assert_memory_equal(ksm_fake_hva(vm, gpa), buf, PG);
+}
+
+#endif
