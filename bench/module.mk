@@ -1,7 +1,7 @@
 # bench: benchmarks (they measure and report; they assert nothing).
 # The baselines need QEMU (installed on first use, like every dependency).
 BENCH_PROGS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/bench_*.c))
-BENCH_PACKAGES := qemu-system-x86 strace
+BENCH_PACKAGES := qemu-system-x86 strace gnuplot-nox
 
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(HOST_LIBS)
 	@mkdir -p $(dir $@)

@@ -42,6 +42,9 @@ struct run_ext {
 			     void **ctx);
 	/* its part of `stat` (NULL = nothing); vm NULL = process-wide */
 	json_t *(*stat)(struct hv_vm *vm);
+	/* `stat --check`: its consistency self-check; 0 = consistent, else
+	 * one line in err and `stat` replies with an error */
+	int (*check)(char *err, size_t errlen);
 	void (*stop)(void);
 };
 

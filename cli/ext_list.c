@@ -4,9 +4,12 @@
 #include <stddef.h>
 #include "ext.h"
 
+extern const struct run_ext ksm_ext;
 extern const struct run_ext balloon_ext;
 
+/* ksm before balloon: the balloon's start asks for ksm's release_hook */
 const struct run_ext *const run_exts[] = {
+	&ksm_ext,
 	&balloon_ext,
 	NULL,
 };

@@ -152,6 +152,19 @@ static json_t *ctl_stat(json_t *req, void *ctx, char *err, size_t errlen)
 		if (x)
 			json_object_set_new(r, run_exts[i]->name, x);
 	}
+	/* `stat --check`: every extension's self-check, or an error reply */
+	if (json_is_true(json_object_get(req, "check"))) {
+		for (int i = 0; run_exts[i]; i++) {
+			char e[400] = "";
+			if (run_exts[i]->check && run_exts[i]->check(e, sizeof(e))) {
+				snprintf(err, errlen, "check failed: %s: %s",
+					 run_exts[i]->name, e);
+				json_decref(r);
+				return NULL;
+			}
+		}
+		json_object_set_new(r, "check", json_string("ok"));
+	}
 	return r;
 }
 

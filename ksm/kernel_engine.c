@@ -12,6 +12,12 @@
  * use_zero_pages=1 so zero pages count apart as in our engine.  Per-VM
  * figures are not available from the kernel; the global ones are read
  * from sysfs and ksmd's CPU time from /proc/<ksmd>/stat.
+ *
+ * /sys/kernel/mm/ksm is one per host, so the engine holds an exclusive
+ * flock on KSM_LOCK from start to stop: a second densevm (or test) gets
+ * -EBUSY instead of interleaving its save/restore with ours, which would
+ * leave the host with someone else's tunables.  Without the lock, stop
+ * writes run=0 only if it can take the lock (nobody else's engine runs).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -19,11 +25,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <unistd.h>
 #include "internal.h"
 
 #define KSM_SYS "/sys/kernel/mm/ksm/"
+#define KSM_LOCK "/run/lock/densevm-ksm-kernel.lock"
+#define KSM_LOCK_FALLBACK "/tmp/densevm-ksm-kernel.lock"
 
 static const char *const saved_names[] = {
 	"pages_to_scan", "sleep_millisecs", "max_page_sharing",
@@ -35,8 +44,37 @@ struct kengine {
 	bool saved;
 	char old[NSAVED][32];
 	int ksmd_pid;
-	uint64_t scans0;
+	uint64_t scans0, scanned0;  /* counters at ksm_start: stats are ours */
+	double cpu0;
+	int lock_fd;     /* holds KSM_LOCK while >= 0 */
 };
+
+/* Takes the host-wide engine lock without waiting: 0 or -EBUSY. */
+static int lock_take(struct kengine *ke)
+{
+	int fd;
+
+	if (ke->lock_fd >= 0)
+		return 0;
+	fd = open(KSM_LOCK, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		fd = open(KSM_LOCK_FALLBACK, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return 0;   /* nowhere to lock: behave as before */
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		close(fd);
+		return -EBUSY;
+	}
+	ke->lock_fd = fd;
+	return 0;
+}
+
+static void lock_drop(struct kengine *ke)
+{
+	if (ke->lock_fd >= 0)
+		close(ke->lock_fd);   /* releases the flock */
+	ke->lock_fd = -1;
+}
 
 static int sys_read(const char *name, char *buf, size_t len)
 {
@@ -148,6 +186,7 @@ int kengine_create(struct ksm *k, char *err, size_t errlen)
 	if (!k->ke)
 		return -ENOMEM;
 	k->ke->ksmd_pid = find_ksmd();
+	k->ke->lock_fd = -1;
 	return 0;
 }
 
@@ -216,6 +255,8 @@ int kengine_start(struct ksm *k)
 	unsigned i;
 	int ret;
 
+	if (lock_take(ke))
+		return -EBUSY;   /* another engine owns /sys/kernel/mm/ksm */
 	if (!ke->saved) {
 		for (i = 0; i < NSAVED; i++)
 			if (sys_read(saved_names[i], ke->old[i],
@@ -225,6 +266,10 @@ int kengine_start(struct ksm *k)
 	}
 	ret = kengine_apply_tunables(k);
 	(void)ret;   /* a refused max_page_sharing is not fatal */
+	/* sysfs counters and ksmd's CPU run since boot: report this run's */
+	ke->scans0 = sys_u64("full_scans");
+	ke->scanned0 = sys_u64("pages_scanned");
+	ke->cpu0 = ksmd_cpu_seconds(ke->ksmd_pid);
 	ret = sys_write("run", "1");
 	if (ret)
 		kengine_stop(k);
@@ -236,13 +281,17 @@ void kengine_stop(struct ksm *k)
 	struct kengine *ke = k->ke;
 	unsigned i;
 
+	if (ke && lock_take(ke))
+		return;   /* KSM is another engine's now: leave it alone */
 	sys_write("run", "0");
-	if (!ke || !ke->saved)
-		return;
-	for (i = 0; i < NSAVED; i++)
-		if (ke->old[i][0])
-			sys_write(saved_names[i], ke->old[i]);
-	ke->saved = false;
+	if (ke && ke->saved) {
+		for (i = 0; i < NSAVED; i++)
+			if (ke->old[i][0])
+				sys_write(saved_names[i], ke->old[i]);
+		ke->saved = false;
+	}
+	if (ke)
+		lock_drop(ke);
 }
 
 /* Waits for ksmd's next full scan (its pass), up to 60 s. */
@@ -278,5 +327,14 @@ void kengine_stats(struct ksm *k, struct ksm_stats *st)
 	st->pages_hashed = sys_u64("pages_scanned");
 	st->merges = st->pages_sharing + st->zero_pages;
 	st->cpu_seconds = ksmd_cpu_seconds(k->ke ? k->ke->ksmd_pid : -1);
+	if (k->ke) {
+		/* since ksm_start (the counters keep their last run's values) */
+		st->full_scans -= st->full_scans >= k->ke->scans0 ?
+				  k->ke->scans0 : st->full_scans;
+		st->pages_hashed -= st->pages_hashed >= k->ke->scanned0 ?
+				    k->ke->scanned0 : st->pages_hashed;
+		st->cpu_seconds -= st->cpu_seconds >= k->ke->cpu0 ?
+				   k->ke->cpu0 : st->cpu_seconds;
+	}
 	st->bytes_saved = (sharing + st->zero_pages) * KSM_PAGE;
 }

@@ -572,14 +572,16 @@ static void *scanner(void *arg)
 		ms = k->cfg.sleep_ms;
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		ts.tv_sec += (time_t)(ms / 1000);
-		ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+		/* sleep_ms=0 still waits 100 us with the lock released: back
+		 * to back passes would starve every other writer (self-check,
+		 * tunables, ksm_stop itself), as mutexes are not fair */
+		ts.tv_nsec += ms ? (long)(ms % 1000) * 1000000L : 100000L;
 		if (ts.tv_nsec >= 1000000000L) {
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000L;
 		}
 		ksm_rcu_offline();
-		if (ms)
-			pthread_cond_timedwait(&k->cv, &k->lock, &ts);
+		pthread_cond_timedwait(&k->cv, &k->lock, &ts);
 		ksm_rcu_online();
 	}
 	ksm_rcu_offline();

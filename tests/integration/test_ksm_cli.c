@@ -1,0 +1,484 @@
+/*
+ * test_ksm_cli.c - ksm end to end through `densevm run` and its control
+ * socket: the [ksm] section's errors name FILE:LINE; guests running
+ * `dirty` with one seed (equal content at equal GPAs) unshare and reshare
+ * while `densevm stat --check` passes during the run and after it; domains
+ * and private=1 keep VMs apart; `ksm-set` changes a tunable at run time;
+ * the balloon takes pages ksm shared through ksm's release hook; and
+ * engine=kernel runs Linux KSM for the same VMs and leaves run=0.
+ */
+#include <fcntl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "testvm.h"
+
+extern char **environ;
+
+#define MAX_MAP_COUNT "/proc/sys/vm/max_map_count"
+
+static char g_sock[96], g_conf[96], g_json[96];
+static pid_t g_pid = -1;
+static long long g_old_map_count = -1;
+
+static long long read_ll(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	long long v = -1;
+	if (f) {
+		if (fscanf(f, "%lld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+static void write_ll(const char *path, long long v)
+{
+	FILE *f = fopen(path, "w");
+	if (f) {
+		fprintf(f, "%lld\n", v);
+		fclose(f);
+	}
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* densevm run raises vm.max_map_count as root: put it back.  A failed
+ * test must not leave its densevm running either. */
+static bool g_kernel_ksm;   /* this test turned kernel KSM on */
+
+static int teardown(void **state)
+{
+	(void)state;
+	if (g_pid > 0) {
+		/* SIGTERM lets densevm stop its VMs and ksm (run=0) */
+		kill(g_pid, SIGTERM);
+		int i;
+		for (i = 0; i < 100 && waitpid(g_pid, NULL, WNOHANG) == 0; i++)
+			usleep(100000);
+		if (i == 100) {
+			kill(g_pid, SIGKILL);
+			waitpid(g_pid, NULL, 0);
+		}
+	}
+	g_pid = -1;
+	if (g_kernel_ksm && read_ll("/sys/kernel/mm/ksm/run") != 0)
+		write_ll("/sys/kernel/mm/ksm/run", 0);
+	g_kernel_ksm = false;
+	if (g_old_map_count > 0)
+		write_ll(MAX_MAP_COUNT, g_old_map_count);
+	unlink(g_conf);
+	unlink(g_json);
+	return 0;
+}
+
+static void start_densevm(const char *conf_text)
+{
+	snprintf(g_sock, sizeof(g_sock), "/tmp/densevm-ksm-%d.sock", (int)getpid());
+	snprintf(g_conf, sizeof(g_conf), "/tmp/densevm-ksm-%d.conf", (int)getpid());
+	snprintf(g_json, sizeof(g_json), "/tmp/densevm-ksm-%d.json", (int)getpid());
+	write_file(g_conf, conf_text);
+	g_old_map_count = read_ll(MAX_MAP_COUNT);
+	char *argv[] = { (char *)test_densevm_path(), "run", "--quiet", "--ctl",
+			 g_sock, "--config", g_conf, "--json", g_json, NULL };
+	assert_int_equal(posix_spawn(&g_pid, argv[0], NULL, NULL, argv, environ), 0);
+	for (int i = 0; i < 200 && access(g_sock, F_OK); i++)
+		usleep(50000);
+	assert_int_equal(access(g_sock, F_OK), 0);
+}
+
+/* `densevm ctl --raw ARGS...` (or `densevm stat` when args[0] is "stat");
+ * returns the exit status, the reply parsed into *out when it is JSON. */
+static int ctl(json_t **out, const char *a0, const char *a1, const char *a2,
+	       const char *a3)
+{
+	char *argv[12] = { "densevm" };
+	int n = 1;
+	bool stat = !strcmp(a0, "stat");
+	argv[n++] = stat ? "stat" : "ctl";
+	argv[n++] = "--socket";
+	argv[n++] = g_sock;
+	argv[n++] = "--raw";
+	const char *rest[] = { stat ? NULL : a0, a1, a2, a3 };
+	for (int i = 0; i < 4; i++)
+		if (rest[i])
+			argv[n++] = (char *)rest[i];
+	argv[n] = NULL;
+	char *text;
+	int rc = run_densevm(argv, &text);
+	if (out)
+		*out = rc == 0 ? json_loads(text, JSON_DISABLE_EOF_CHECK, NULL) : NULL;
+	if (rc && getenv("TEST_VERBOSE"))
+		print_message("ctl %s: %s", a0, text);
+	free(text);
+	return rc;
+}
+
+static long long jget(json_t *o, const char *path)
+{
+	char buf[128], *save, *tok;
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (tok = strtok_r(buf, ".", &save); tok && o; tok = strtok_r(NULL, ".", &save))
+		o = json_object_get(o, tok);
+	if (!o)
+		fail_msg("no %s in the reply", path);
+	return json_integer_value(o);
+}
+
+/* The ksm object of `stat VM`'s only VM. */
+static json_t *vm_ksm(json_t *stat)
+{
+	json_t *v = json_array_get(json_object_get(stat, "vms"), 0);
+	json_t *k = json_object_get(v, "ksm");
+	assert_non_null(k);
+	return k;
+}
+
+static const char *vm_state(json_t *list, const char *name)
+{
+	json_t *v;
+	size_t i;
+	json_array_foreach(json_object_get(list, "vms"), i, v)
+		if (!strcmp(json_string_value(json_object_get(v, "name")), name))
+			return json_string_value(json_object_get(v, "state"));
+	return "";
+}
+
+/* ------------------------------------------------------------ config */
+
+static void config_errors_name_file_and_line(void **state)
+{
+	(void)state;
+	static const struct { const char *text, *msg; } bad[] = {
+		{ "[ksm]\nengine = fast\n", ":2: [ksm] engine: 'fast' must be dense, "
+		  "kernel or off" },
+		{ "[ksm]\nengine = dense\nbatch_pages = 1\n",
+		  ":3: [ksm] batch_pages must be an integer in [2, 4096], not '1'" },
+		{ "[ksm]\nsleep_ms = -5\n", ":2: [ksm] sleep_ms must be an integer" },
+		{ "[ksm]\ncpu_percent = 101\n", ":2: [ksm] cpu_percent must be" },
+		{ "[ksm]\nbogus = 1\n", ":2: [ksm] unknown key 'bogus' (known: engine "
+		  "pages_per_sec" },
+		{ "[vm a]\nworkload = idle\nprivate = yes\n",
+		  ":3: [vm a] private: 'yes' must be 0 or 1" },
+		{ "[vm a]\nworkload = idle\ndomain = a/b\n",
+		  ":3: [vm a] domain: 'a/b' must be 1-39 characters" },
+	};
+	char path[64];
+	snprintf(path, sizeof(path), "/tmp/densevm-ksm-bad-%d.conf", (int)getpid());
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		write_file(path, bad[i].text);
+		char *argv[] = { "densevm", "run", "--config", path, NULL }, *out;
+		int rc = run_densevm(argv, &out);
+		if (rc != 2 || !strstr(out, path) || !strstr(out, bad[i].msg))
+			fail_msg("config %zu: status %d, output:\n%s\nwanted: %s", i, rc,
+				 out, bad[i].msg);
+		free(out);
+	}
+	unlink(path);
+	/* a private VM has no domain: caught before any VM is created */
+	char *argv[] = { "densevm", "run", "--vm",
+			 "workload=idle seconds=0,domain=a,private=1", NULL }, *out;
+	assert_int_not_equal(run_densevm(argv, &out), 0);
+	assert_non_null(strstr(out, "private=1 and domain=a"));
+	free(out);
+}
+
+/* ------------------------------------------------- dirty, domains, check */
+
+static const char dirty_conf[] =
+	"[ksm]\n"
+	"engine = dense\n"
+	"sleep_ms = 20\n"
+	"volatile_passes = 1\n"
+	"batch_pages = 128\n"
+	"\n"
+	"[vm d]\n"                    /* the default domain */
+	"count = 3\n"
+	"mem = 128M\n"
+	"workload = dirty mib=48 rate=10 seconds=10 seed=1\n"
+	"\n"
+	"[vm solo]\n"                 /* the same content, but private */
+	"mem = 128M\n"
+	"private = 1\n"
+	"workload = dirty mib=48 rate=10 seconds=10 seed=1\n"
+	"\n"
+	"[vm o]\n"                    /* the same content, another domain */
+	"count = 2\n"
+	"mem = 128M\n"
+	"domain = other\n"
+	"workload = dirty mib=48 rate=10 seconds=10 seed=1\n"
+	"\n"
+	"[vm keeper]\n"               /* keeps the process up for the checks */
+	"mem = 32M\n"
+	"private = 1\n"
+	"workload = idle seconds=60\n";
+
+static void dirty_unshare_reshare_with_checks(void **state)
+{
+	(void)state;
+	SKIP_WITHOUT_KVM();
+	start_densevm(dirty_conf);
+	json_t *j, *s;
+	const char *const workers[] = { "d0", "d1", "d2", "solo", "o0", "o1" };
+	long long merges0 = -1, unmerges0 = 0, checks = 0;
+
+	/* during the run: stat --check every half second */
+	uint64_t t0 = hv_now_ns();
+	for (;;) {
+		usleep(500000);
+		assert_int_equal(ctl(&s, "stat", "--check", NULL, NULL), 0);
+		assert_string_equal(json_string_value(json_object_get(s, "check")), "ok");
+		json_decref(s);
+		checks++;
+		assert_int_equal(ctl(&j, "ksm", NULL, NULL, NULL), 0);
+		/* the first figures once the initial content is merged */
+		if (merges0 < 0 && jget(j, "global.pages_sharing") > 0 &&
+		    hv_now_ns() - t0 > 2e9) {
+			merges0 = jget(j, "global.merges");
+			unmerges0 = jget(j, "global.unmerges");
+		}
+		json_decref(j);
+		assert_int_equal(ctl(&j, "list", NULL, NULL, NULL), 0);
+		bool done = true;
+		for (int i = 0; i < 6; i++)
+			if (strcmp(vm_state(j, workers[i]), "exited"))
+				done = false;
+		json_decref(j);
+		if (done)
+			break;
+		assert_true(hv_now_ns() - t0 < 50e9);
+	}
+	/* after the run (keeper is still idle): check once more */
+	assert_int_equal(ctl(&s, "stat", "--check", NULL, NULL), 0);
+	assert_string_equal(json_string_value(json_object_get(s, "check")), "ok");
+	json_decref(s);
+
+	assert_int_equal(ctl(&j, "ksm", NULL, NULL, NULL), 0);
+	long long merges = jget(j, "global.merges"), unmerges = jget(j, "global.unmerges");
+	print_message("[ cli ] %lld stat --check ok; merges %lld (%lld at 2 s), "
+		      "unmerges %lld (%lld at 2 s), sharing now %lld, races %lld\n",
+		      checks, merges, merges0, unmerges, unmerges0,
+		      jget(j, "global.pages_sharing"), jget(j, "global.merge_races"));
+	assert_true(merges0 > 0);
+	/* written shared pages were copied on write... */
+	assert_true(unmerges - unmerges0 >= 1000);
+	/* ...and merged again once the other VMs wrote the same version */
+	assert_true(merges - merges0 >= (unmerges - unmerges0) / 2);
+	assert_string_equal(json_string_value(json_object_get(j, "engine")), "dense");
+	assert_int_equal(jget(j, "tunables.volatile_passes"), 1);
+	json_decref(j);
+
+	/* domains: d* share, the private VM does not, o* form their own */
+	/* (48 MiB = 12288 pages of the same content in each of them) */
+	assert_int_equal(ctl(&s, "stat", "d1", NULL, NULL), 0);
+	assert_true(jget(vm_ksm(s), "pages_sharing") > 6000);
+	assert_string_equal(json_string_value(json_object_get(vm_ksm(s), "domain")),
+			    "default");
+	json_decref(s);
+	assert_int_equal(ctl(&s, "stat", "solo", NULL, NULL), 0);
+	/* only duplicates within itself (a few pages) */
+	assert_true(jget(vm_ksm(s), "pages_sharing") < 100);
+	assert_int_equal(jget(vm_ksm(s), "base_pages"), 0);
+	assert_true(jget(vm_ksm(s), "pages_hashed") > 0);
+	assert_string_equal(json_string_value(json_object_get(vm_ksm(s), "domain")),
+			    "private");
+	json_decref(s);
+	assert_int_equal(ctl(&s, "stat", "o0", NULL, NULL), 0);
+	assert_true(jget(vm_ksm(s), "pages_sharing") > 6000);
+	assert_string_equal(json_string_value(json_object_get(vm_ksm(s), "domain")),
+			    "other");
+	json_decref(s);
+
+	/* tunables at run time */
+	assert_int_equal(ctl(&j, "ksm-set", "sleep_ms", "5", NULL), 0);
+	assert_string_equal(json_string_value(json_object_get(j, "value")), "5");
+	json_decref(j);
+	assert_int_equal(ctl(&j, "ksm", NULL, NULL, NULL), 0);
+	assert_int_equal(jget(j, "tunables.sleep_ms"), 5);
+	json_decref(j);
+	assert_int_equal(ctl(NULL, "ksm-set", "sleep_ms", "fast", NULL), 1);
+	assert_int_equal(ctl(NULL, "ksm-set", "nosuch", "1", NULL), 1);
+
+	assert_int_equal(ctl(NULL, "stop", "keeper", NULL, NULL), 0);
+	int st;
+	assert_int_equal(waitpid(g_pid, &st, 0), g_pid);
+	g_pid = -1;
+	assert_true(WIFEXITED(st));
+	/* every dirty guest exited 0 (the stopped keeper makes the status 1) */
+	json_t *rep = json_load_file(g_json, 0, NULL);
+	assert_non_null(rep);
+	json_t *v;
+	size_t i;
+	unsigned ok = 0;
+	json_array_foreach(json_object_get(rep, "vms"), i, v) {
+		const char *name = json_string_value(json_object_get(v, "name"));
+		if (!strcmp(name, "keeper"))
+			continue;
+		if (strcmp(json_string_value(json_object_get(v, "status")), "exited") ||
+		    json_integer_value(json_object_get(v, "code")) != 0)
+			fail_msg("%s: %s %lld", name,
+				 json_string_value(json_object_get(v, "status")),
+				 (long long)json_integer_value(json_object_get(v, "code")));
+		ok++;
+	}
+	json_decref(rep);
+	assert_int_equal(ok, 6);
+}
+
+/* ------------------------------------------------------ ksm + balloon */
+
+/* The balloon takes pages ksm shared: `idle touch=1` writes every free
+ * page of each guest with the same content at the same GPA, ksm merges
+ * them through the base memfd, then v0's balloon inflates into them.
+ * ksm's release hook must drop each reference first, which the
+ * self-check verifies (a page taken behind ksm's back fails it). */
+static long long balloon_size(const char *vm)
+{
+	json_t *j;
+	assert_int_equal(ctl(&j, "balloon-stat", vm, NULL, NULL), 0);
+	long long v = jget(json_array_get(json_object_get(j, "vms"), 0), "size_bytes");
+	json_decref(j);
+	return v;
+}
+
+static void wait_balloon(const char *vm, long long bytes)
+{
+	for (int i = 0; i < 300 && balloon_size(vm) != bytes; i++)
+		usleep(50000);
+	assert_int_equal(balloon_size(vm), bytes);
+}
+
+static void check_ok(void)
+{
+	json_t *s;
+	assert_int_equal(ctl(&s, "stat", "--check", NULL, NULL), 0);
+	assert_string_equal(json_string_value(json_object_get(s, "check")), "ok");
+	json_decref(s);
+}
+
+static void balloon_takes_shared_pages(void **state)
+{
+	(void)state;
+	SKIP_WITHOUT_KVM();
+	start_densevm("[ksm]\nsleep_ms = 20\n"
+		      "[vm v]\ncount = 3\nmem = 128M\nworkload = idle touch=1\n");
+	json_t *j, *s;
+	long long sharing = 0, last = -1;
+	/* merged, and settled (two equal readings) */
+	for (int i = 0; i < 100 && (sharing < 60000 || sharing != last); i++) {
+		usleep(200000);
+		last = sharing;
+		assert_int_equal(ctl(&j, "ksm", NULL, NULL, NULL), 0);
+		sharing = jget(j, "global.base_pages");
+		json_decref(j);
+	}
+	assert_true(sharing >= 60000);
+	check_ok();
+	assert_int_equal(ctl(&s, "stat", "v0", NULL, NULL), 0);
+	long long v0_before = jget(vm_ksm(s), "pages_sharing");
+	json_decref(s);
+
+	assert_int_equal(ctl(NULL, "balloon", "v0", "64M", NULL), 0);
+	wait_balloon("v0", 64 << 20);
+	check_ok();
+	assert_int_equal(ctl(&s, "stat", "v0", NULL, NULL), 0);
+	json_t *v = json_array_get(json_object_get(s, "vms"), 0);
+	long long ballooned = jget(json_object_get(v, "pages"), "ballooned");
+	long long v0_after = jget(vm_ksm(s), "pages_sharing");
+	json_decref(s);
+	print_message("[ balloon ] v0: %lld pages shared before, %lld after "
+		      "ballooning %lld pages\n", v0_before, v0_after, ballooned);
+	assert_int_equal(ballooned, 16384);
+	/* most ballooned pages were shared ones, and ksm let go of them */
+	assert_true(v0_before - v0_after >= 16384 * 9 / 10);
+
+	assert_int_equal(ctl(NULL, "balloon", "v0", "0", NULL), 0);
+	wait_balloon("v0", 0);
+	check_ok();
+	for (int i = 0; i < 3; i++) {
+		char name[8];
+		snprintf(name, sizeof(name), "v%d", i);
+		assert_int_equal(ctl(NULL, "stop", name, NULL, NULL), 0);
+	}
+	int st;
+	assert_int_equal(waitpid(g_pid, &st, 0), g_pid);
+	g_pid = -1;
+}
+
+/* ------------------------------------------------------- engine=kernel */
+
+static void kernel_engine_through_run(void **state)
+{
+	(void)state;
+	SKIP_WITHOUT_KVM();
+	if (read_ll("/sys/kernel/mm/ksm/run") != 0 ||
+	    access("/sys/kernel/mm/ksm/run", W_OK)) {
+		print_message("[  SKIPPED ] KSM absent, read-only or already running\n");
+		skip();
+	}
+	long long pts0 = read_ll("/sys/kernel/mm/ksm/pages_to_scan");
+	/* two domains cannot be kept apart by kernel KSM: refused */
+	char path[64];
+	snprintf(path, sizeof(path), "/tmp/densevm-ksm-kdom-%d.conf", (int)getpid());
+	write_file(path, "[ksm]\nengine = kernel\n[vm a]\nworkload = idle seconds=0\n"
+		   "domain = x\n[vm b]\nworkload = idle seconds=0\ndomain = y\n");
+	char *argv[] = { "densevm", "run", "--ctl", "none", "--config", path, NULL };
+	char *out;
+	assert_int_equal(run_densevm(argv, &out), 1);
+	assert_non_null(strstr(out, "cannot keep domains apart"));
+	free(out);
+	unlink(path);
+	assert_int_equal(read_ll("/sys/kernel/mm/ksm/run"), 0);
+
+	g_kernel_ksm = true;
+	start_densevm("[ksm]\nengine = kernel\npages_per_sec = 500000\nsleep_ms = 20\n"
+		      "[vm k]\ncount = 2\nmem = 64M\n"
+		      "workload = fill mib=40 identical=60 zero=20 hold=-1\n");
+	json_t *j = NULL;
+	long long sharing = 0;
+	bool ran = false;
+	for (int i = 0; i < 100 && sharing < 4000; i++) {
+		usleep(200000);
+		json_decref(j);
+		assert_int_equal(ctl(&j, "ksm", NULL, NULL, NULL), 0);
+		sharing = jget(j, "global.pages_sharing");
+		if (read_ll("/sys/kernel/mm/ksm/run") == 1)
+			ran = true;
+	}
+	assert_string_equal(json_string_value(json_object_get(j, "engine")), "kernel");
+	json_decref(j);
+	assert_true(ran);
+	assert_int_equal(read_ll("/sys/kernel/mm/ksm/pages_to_scan"), 10000);
+	/* identical pages of the two guests merged (6144 each) */
+	assert_true(sharing >= 4000);
+	assert_int_equal(ctl(NULL, "stop", "k0", NULL, NULL), 0);
+	assert_int_equal(ctl(NULL, "stop", "k1", NULL, NULL), 0);
+	int st;
+	assert_int_equal(waitpid(g_pid, &st, 0), g_pid);
+	g_pid = -1;
+	assert_int_equal(read_ll("/sys/kernel/mm/ksm/run"), 0);
+	assert_int_equal(read_ll("/sys/kernel/mm/ksm/pages_to_scan"), pts0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(config_errors_name_file_and_line),
+		cmocka_unit_test_teardown(dirty_unshare_reshare_with_checks, teardown),
+		cmocka_unit_test_teardown(balloon_takes_shared_pages, teardown),
+		cmocka_unit_test_teardown(kernel_engine_through_run, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
