@@ -24,7 +24,7 @@ endif
 
 DEB_PACKAGES := libxxhash-dev libjemalloc-dev liburcu-dev libnuma-dev \
                 libcmocka-dev libinih-dev libjansson-dev busybox-static cpio \
-                xz-utils zstd lz4 qemu-system-x86 clang libclang-rt-14-dev
+                xz-utils zstd lz4 qemu-system-x86 clang libclang-rt-14-dev jq
 
 .PHONY: all deps test test-unit test-integration test-linux guest-linux bench demo clean
 all: $(BUILD)/densevm
@@ -91,11 +91,10 @@ test-integration: $(INTEGRATION_TESTS) $(BUILD)/densevm $(MICRO_GUEST) $(TEST_IN
 test-linux: $(BUILD)/densevm $(LINUX_IMAGE_STAMP)
 	@scripts/test-linux.sh $(BUILD)/densevm $(LINUX_DIR)
 
-# The main job, for now: several micro guests at once in one process.
+# The main job, for now: a dense consolidation demo (bench/demo.conf) with
+# page sharing and ballooning, progress every 2 s.  `make bench` measures.
 demo: $(BUILD)/densevm
-	$(BUILD)/densevm run --vm name=verify,count=4,mem=256M,workload="verify mib=128 seconds=10" \
-	  --vm name=fill,count=4,mem=256M,workload="fill mib=192 identical=60 zero=20 hold=5 check=1" \
-	  --vm name=dirty,count=2,mem=256M,workload="dirty mib=64 rate=20 seconds=10"
+	@bench/demo.sh $(BUILD)/densevm
 
 clean:
 	rm -rf build
