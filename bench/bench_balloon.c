@@ -35,6 +35,7 @@
 #include <unistd.h>
 #include "hv.h"
 #include "balloon-host/balloon_host.h"
+#include "bench/bench_util.h"
 
 #define MiB (1024ULL * 1024)
 #define GiB (1024ULL * MiB)
@@ -42,19 +43,13 @@
 
 static char g_guest[4096];
 
-static int cmpd(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
 static double median(const double *v, int n)
 {
 	double s[MAXREPS * 40];
 	if (n <= 0)
 		return 0;
 	memcpy(s, v, (size_t)n * sizeof(*v));
-	qsort(s, (size_t)n, sizeof(*s), cmpd);
+	qsort(s, (size_t)n, sizeof(*s), bench_cmpd);
 	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 

@@ -16,24 +16,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "hv.h"
+#include "bench/bench_util.h"
 #include "guest/patterns.h"
 
 extern char **environ;
 static char g_guest[4096];
 static uint64_t g_main_ns;
-
-static int cmpd(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double pct(double *v, size_t n, double p)
-{
-	qsort(v, n, sizeof(*v), cmpd);
-	size_t i = (size_t)(p / 100.0 * (double)(n - 1) + 0.5);
-	return v[i];
-}
 
 static void quiet(struct hv_vm *vm, const char *l, size_t n, void *c)
 {
@@ -116,7 +104,7 @@ static void start_once(const char *self, unsigned n, double *med, double *last)
 	for (unsigned i = 0; i < k; i++)
 		if (v[i] > *last)
 			*last = v[i];
-	*med = k ? pct(v, k, 50) : -1;
+	*med = k ? bench_pct(v, k, 50) : -1;
 }
 
 static uint64_t smaps_pss_kb(uint8_t **lo, uint8_t **hi, unsigned nr,
@@ -196,8 +184,8 @@ int main(int argc, char **argv)
 		start_once(self, 1, &s1[r], &dummy);
 		start_once(self, 32, &s32m[r], &s32l[r]);
 	}
-	double start1 = pct(s1, reps, 50), start32m = pct(s32m, reps, 50),
-	       start32l = pct(s32l, reps, 50);
+	double start1 = bench_pct(s1, reps, 50), start32m = bench_pct(s32m, reps, 50),
+	       start32l = bench_pct(s32l, reps, 50);
 
 	/* 2. host memory per VM beyond guest RAM: 16 idle 512 MiB guests */
 	enum { NMEM = 16 };
@@ -238,7 +226,7 @@ int main(int argc, char **argv)
 		usleep(1000);
 	}
 	hv_vm_destroy(pv);
-	double p50 = pct(lat, NP, 50), p99 = pct(lat, NP, 99);
+	double p50 = bench_pct(lat, NP, 50), p99 = bench_pct(lat, NP, 99);
 
 	/* 4. hypercall round trip (the guest times HC_NOP with its TSC) */
 	fprintf(stderr, "bench_hv: hypercall round trip\n");
@@ -252,7 +240,7 @@ int main(int argc, char **argv)
 		rtt[r] = (double)med / 1000.0;
 		hv_vm_destroy(hv);
 	}
-	double rtt50 = pct(rtt, reps, 50);
+	double rtt50 = bench_pct(rtt, reps, 50);
 
 	printf("\nhv-core figures (medians of %d runs unless noted)\n", reps);
 	printf("| figure | value |\n|---|---|\n");

@@ -29,6 +29,7 @@
 #include "hv.h"
 #include "ksm/ksm.h"
 #include "guest/patterns.h"
+#include "bench/bench_util.h"
 
 #define MIB (1ull << 20)
 #define MAXVM 8
@@ -53,16 +54,10 @@ static double thread_cpu_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int cmpd(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
+/* v[n/2] of the sorted sample: the nearest-rank median */
 static double median(double *v, int n)
 {
-	qsort(v, (size_t)n, sizeof(*v), cmpd);
-	return n ? v[n / 2] : 0;
+	return n > 0 ? bench_pct(v, (size_t)n, 50) : 0;
 }
 
 static long long read_ll(const char *path)
