@@ -265,13 +265,14 @@ static json_t *stats_json(const struct ksm_stats *s)
 {
 	return json_pack(
 		"{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-		"s:I, s:I, s:I, s:I}",
+		"s:I, s:I, s:I, s:I, s:I}",
 		"pages_sharing", (json_int_t)s->pages_sharing,
 		"base_pages", (json_int_t)s->base_pages,
 		"zero_pages", (json_int_t)s->zero_pages,
 		"volatile_pages", (json_int_t)s->volatile_pages,
 		"full_scans", (json_int_t)s->full_scans,
 		"pages_hashed", (json_int_t)s->pages_hashed,
+		"pages_compared", (json_int_t)s->pages_compared,
 		"merges", (json_int_t)s->merges,
 		"unmerges", (json_int_t)s->unmerges,
 		"collisions", (json_int_t)s->collisions,

@@ -204,6 +204,23 @@ int hv_vm_replace_backing(struct hv_vm *vm, uint64_t gpa, uint64_t len,
 /* MADV_DONTNEED over the guest range: the pages read as zero (anonymous
  * RAM) or as the base memfd's pages (base-backed RAM) until written. */
 int hv_vm_discard(struct hv_vm *vm, uint64_t gpa, uint64_t len);
+/* Many discards in one system call (process_madvise where the kernel has
+ * it, else one madvise each).  Returns how many leading spans were
+ * discarded; when fewer than n, *err says why span [return] failed. */
+struct hv_span {
+	uint64_t gpa, len;
+};
+unsigned hv_vm_discard_many(struct hv_vm *vm, const struct hv_span *s,
+			    unsigned n, int *err);
+/* The same for any host memory of this process (struct iovec ranges). */
+struct iovec;
+unsigned hv_dontneed_many(const struct iovec *iov, unsigned n, int *err);
+/* Spans of some guest memory: to_hva gives a span's host address, or NULL
+ * when it is not valid (that span fails with -EINVAL). */
+unsigned hv_dontneed_spans(const struct hv_span *s, unsigned n,
+			   void *(*to_hva)(void *ctx, uint64_t gpa,
+					   uint64_t len),
+			   void *ctx, int *err);
 /* Maps the range's original backing back with MAP_FIXED (anonymous memory,
  * or the base memfd at offset GPA): the pages then read zero or the base
  * page.  Same rules as hv_vm_replace_backing (pause or write-protect). */

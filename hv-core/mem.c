@@ -149,7 +149,7 @@ void *hv_gpa_to_hva(const struct hv_vm *vm, uint64_t gpa, uint64_t len)
 	return NULL;
 }
 
-static int check_range(struct hv_vm *vm, uint64_t gpa, uint64_t len)
+int hv_vm_check_range(struct hv_vm *vm, uint64_t gpa, uint64_t len)
 {
 	if ((gpa | len) & (HV_PAGE_SIZE - 1) || len == 0)
 		return -EINVAL;
@@ -159,7 +159,7 @@ static int check_range(struct hv_vm *vm, uint64_t gpa, uint64_t len)
 int hv_vm_replace_backing(struct hv_vm *vm, uint64_t gpa, uint64_t len,
 			  int memfd, uint64_t off)
 {
-	int rc = check_range(vm, gpa, len);
+	int rc = hv_vm_check_range(vm, gpa, len);
 	if (rc)
 		return rc;
 	if (off & (HV_PAGE_SIZE - 1))
@@ -171,7 +171,7 @@ int hv_vm_replace_backing(struct hv_vm *vm, uint64_t gpa, uint64_t len,
 
 int hv_vm_restore_backing(struct hv_vm *vm, uint64_t gpa, uint64_t len)
 {
-	int rc = check_range(vm, gpa, len);
+	int rc = hv_vm_check_range(vm, gpa, len);
 	if (rc)
 		return rc;
 	int fd = vm->cfg.base_memfd;
@@ -187,7 +187,7 @@ int hv_vm_restore_backing(struct hv_vm *vm, uint64_t gpa, uint64_t len)
 
 int hv_vm_discard(struct hv_vm *vm, uint64_t gpa, uint64_t len)
 {
-	int rc = check_range(vm, gpa, len);
+	int rc = hv_vm_check_range(vm, gpa, len);
 	if (rc)
 		return rc;
 	return madvise(vm->ram + gpa, len, MADV_DONTNEED) < 0 ? -errno : 0;

@@ -98,6 +98,8 @@ struct hv_vm {
 int mem_setup(struct hv_vm *vm, char *err, size_t errlen);
 void mem_teardown(struct hv_vm *vm);
 int mem_set_slots(struct hv_vm *vm);
+/* 0 when [gpa, gpa+len) is page-aligned, nonempty RAM of one range. */
+int hv_vm_check_range(struct hv_vm *vm, uint64_t gpa, uint64_t len);
 
 /* micro_boot.c */
 int micro_load(struct hv_vm *vm, char *err, size_t errlen);

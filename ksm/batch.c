@@ -65,6 +65,12 @@ struct kbatch {
 	struct kfollow *fu;
 	unsigned nfu;
 	struct kdom *dom;
+	/* discard runs of one VM, sent in one discard_many call */
+	struct hv_span *spans;
+	unsigned *span_act;   /* first act of span i; span i ends at the
+			       * first act of span i+1 or at span_end */
+	unsigned nspans, span_end;
+	struct ksm_vm *span_vm;
 	/* hashes of the NEW ops queued: later equal pages wait as candidates
 	 * and join the new content after the flush, instead of making a
 	 * second frame for it.  Open addressing, 2*cap slots, 0 = empty. */
@@ -104,6 +110,7 @@ static void batch_free_arrays(struct kbatch *b)
 {
 	free(b->ops); free(b->bufs); free(b->acts);
 	free(b->vms); free(b->t0); free(b->fu); free(b->pend);
+	free(b->spans); free(b->span_act);
 }
 
 int kbatch_resize(struct ksm *k, unsigned pages)
@@ -121,8 +128,11 @@ int kbatch_resize(struct ksm *k, unsigned pages)
 	nb.fu = calloc(pages, sizeof(*nb.fu));
 	nb.npend_slots = 2 * pages;
 	nb.pend = calloc(nb.npend_slots, sizeof(*nb.pend));
+	nb.spans = calloc(2 * (size_t)pages, sizeof(*nb.spans));
+	nb.span_act = calloc(2 * (size_t)pages + 1, sizeof(*nb.span_act));
 	if (!nb.ops || !nb.bufs || !nb.acts || !nb.vms || !nb.t0 || !nb.fu ||
-	    !nb.pend || (!b && !(b = calloc(1, sizeof(*b))))) {
+	    !nb.pend || !nb.spans || !nb.span_act ||
+	    (!b && !(b = calloc(1, sizeof(*b))))) {
 		batch_free_arrays(&nb);
 		return -ENOMEM;
 	}
@@ -180,7 +190,9 @@ void kbatch_commit(struct ksm *k, enum kop_kind kind, uint64_t hash,
 	op->hash = hash;
 	op->frame = frame;
 	memcpy(op->pg, pg, npg * sizeof(*pg));
+	/* a join of base[g] compares with base[g] itself (base_recheck) */
 	op->ref = kind == KOP_ZERO ? (uint8_t *)ksm_zero_page :
+		  kind == KOP_JOIN_BASE ? NULL :
 		  b->bufs + (size_t)b->n * KSM_PAGE;
 	b->dom = pg[0].vm->dom;
 	if (kind == KOP_JOIN_FRAME)
@@ -292,8 +304,8 @@ static void prepare(struct ksm *k, struct kdom *d, struct kop *op)
 			op->kind = KOP_JOIN_BASE;   /* already there? */
 			return;                      /* (base_recheck compares) */
 		}
-		if (kbase_writable(k, d, pfn)) {
-			if (kbase_write(k, d, pfn, op->ref) != 0)
+		if (kbase_writable(k, d, pfn, op->pg, op->npg)) {
+			if (kbase_write(d, pfn, op->ref, op->hash) != 0)
 				drop_op(op);
 			return;
 		}
@@ -322,19 +334,30 @@ static void prepare(struct ksm *k, struct kdom *d, struct kop *op)
 }
 
 /* After every base write of this flush: a page may only be discarded onto
- * base[g] if base[g] holds its reference bytes, compared in full (a hash
- * match is never enough, and base[g] must not have changed since). */
-static void base_recheck(struct ksm *k, struct kdom *d, struct kop *op)
+ * base[g] if base[g] holds its reference bytes, so the verify compares
+ * the page with base[g] itself (a hash match is never enough).  A
+ * NEW_BASE turned JOIN_BASE carries a copy of its pages: base[g] must
+ * equal it. */
+static void base_recheck(struct ksm *k, struct kbatch *b, struct kdom *d,
+			 struct kop *op)
 {
-	uint8_t *buf = k->scratch;
 	uint64_t pfn = kpage_gpa(op->pg[0].vm, op->pg[0].r, op->pg[0].idx) /
 		       KSM_PAGE;
+	uint8_t *own = b->bufs + (size_t)(op - b->ops) * KSM_PAGE;
+	const uint8_t *p;
 
 	if (op->kind != KOP_JOIN_BASE || !op->claimed)
 		return;
-	if (!kbase_has_data(d, pfn) || kbase_read(d, pfn, buf) != 0 ||
-	    memcmp(buf, op->ref, KSM_PAGE) != 0)
+	p = kbase_ptr(d, pfn);
+	if (!p && kbase_has_data(d, pfn) && !op->ref &&
+	    kbase_read(d, pfn, own) == 0)
+		p = own;   /* past the mapping: a copy */
+	if (!p || (op->ref && memcmp(p, op->ref, KSM_PAGE) != 0) ||
+	    kbase_hash(k, d, pfn, &op->hash) != 0) {
 		drop_op(op);
+		return;
+	}
+	op->ref = (uint8_t *)p;
 }
 
 static int cmp_act(const void *a, const void *b)
@@ -348,13 +371,60 @@ static int cmp_act(const void *a, const void *b)
 	return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
-/* Step 5: one backing call per run; failed runs clear their ok bits. */
+static void run_failed(struct ksm *k, struct kbatch *b, unsigned i,
+		       unsigned j)
+{
+	CTR_ADD(k->c.map_failures, j - i);
+	CTR_ADD(b->acts[i].vm->c.map_failures, j - i);
+	for (unsigned m = i; m < j; m++)
+		b->ops[b->acts[m].op].ok &= (uint8_t)~(1u << b->acts[m].pg);
+}
+
+/* The queued discard runs of one VM: one discard_many call when the
+ * backend has it (a run that fails is skipped, the rest retried). */
+static void spans_flush(struct ksm *k, struct kbatch *b)
+{
+	struct ksm_vm *vm = b->span_vm;
+	unsigned s = 0, n = b->nspans, done;
+	int err;
+
+	b->span_act[n] = b->span_end;
+	for (s = 0; s < n; s++)   /* the guest reads base[g] there now */
+		kpm_forget(vm, kpage_hva(vm, b->acts[b->span_act[s]].r,
+					 b->acts[b->span_act[s]].idx),
+			   b->spans[s].len);
+	s = 0;
+	while (s < n) {
+		if (vm->ops->discard_many)
+			done = s + vm->ops->discard_many(vm->ctx, b->spans + s,
+							 n - s, &err);
+		else
+			for (done = s; done < n; done++)
+				if (vm->ops->discard(vm->ctx, b->spans[done].gpa,
+						     b->spans[done].len) != 0)
+					break;
+		if (done >= n)
+			break;
+		run_failed(k, b, b->span_act[done], b->span_act[done + 1]);
+		s = done + 1;
+	}
+	b->nspans = 0;
+	b->span_vm = NULL;
+}
+
+/* Step 5: one backing change per run, the discards of a VM in one call;
+ * failed runs clear their ok bits. */
 static void apply_actions(struct ksm *k, struct kbatch *b, unsigned nact)
 {
 	unsigned i, j;
 	int ret;
 
-	qsort(b->acts, nact, sizeof(*b->acts), cmp_act);
+	for (i = 1; i < nact && cmp_act(&b->acts[i - 1], &b->acts[i]) < 0; i++)
+		;
+	if (i < nact)   /* scan order usually is the order already */
+		qsort(b->acts, nact, sizeof(*b->acts), cmp_act);
+	b->nspans = 0;
+	b->span_vm = NULL;
 	for (i = 0; i < nact; i = j) {
 		struct kact *a = &b->acts[i];
 		uint64_t gpa = kpage_gpa(a->vm, a->r, a->idx);
@@ -367,20 +437,25 @@ static void apply_actions(struct ksm *k, struct kbatch *b, unsigned nact)
 			    (a->fd >= 0 && c->off != p->off + KSM_PAGE))
 				break;
 		}
-		if (a->fd < 0)
-			ret = a->vm->ops->discard(a->vm->ctx, gpa,
-						  (uint64_t)(j - i) * KSM_PAGE);
-		else
-			ret = a->vm->ops->replace_backing(a->vm->ctx, gpa,
-				(uint64_t)(j - i) * KSM_PAGE, a->fd, a->off);
-		if (ret != 0) {
-			CTR_ADD(k->c.map_failures, j - i);
-			CTR_ADD(a->vm->c.map_failures, j - i);
-			for (unsigned m = i; m < j; m++)
-				b->ops[b->acts[m].op].ok &=
-					(uint8_t)~(1u << b->acts[m].pg);
+		if (b->span_vm && (b->span_vm != a->vm || a->fd >= 0))
+			spans_flush(k, b);
+		if (a->fd < 0) {
+			b->span_vm = a->vm;
+			b->span_act[b->nspans] = i;
+			b->spans[b->nspans++] = (struct hv_span){
+				gpa, (uint64_t)(j - i) * KSM_PAGE };
+			b->span_end = j;
+			continue;
 		}
+		kpm_forget(a->vm, kpage_hva(a->vm, a->r, a->idx),
+			   (uint64_t)(j - i) * KSM_PAGE);
+		ret = a->vm->ops->replace_backing(a->vm->ctx, gpa,
+			(uint64_t)(j - i) * KSM_PAGE, a->fd, a->off);
+		if (ret != 0)
+			run_failed(k, b, i, j);
 	}
+	if (b->span_vm)
+		spans_flush(k, b);
 }
 
 static void commit_page(struct ksm *k, struct kdom *d, struct kop *op,
@@ -487,7 +562,7 @@ void kbatch_flush(struct ksm *k)
 			prepare(k, d, op);
 	}
 	for (i = 0; i < b->n; i++)
-		base_recheck(k, d, &b->ops[i]);
+		base_recheck(k, b, d, &b->ops[i]);
 	/* collect the VMs to pause */
 	for (i = 0; i < b->n; i++) {
 		struct kop *op = &b->ops[i];
@@ -519,10 +594,15 @@ void kbatch_flush(struct ksm *k)
 
 			if (!(op->claimed & (1u << j)))
 				continue;
-			if (memcmp(kpage_hva(p->vm, p->r, p->idx), op->ref,
+			if (op->kind == KOP_ZERO ?
+			    !ksm_page_is_zero(kpage_hva(p->vm, p->r, p->idx)) :
+			    memcmp(kpage_hva(p->vm, p->r, p->idx), op->ref,
 				   KSM_PAGE) != 0) {
 				CTR_ADD(k->c.merge_races, 1);
 				CTR_ADD(p->vm->c.merge_races, 1);
+				if (op->kind == KOP_JOIN_BASE ||
+				    op->kind == KOP_NEW_BASE)
+					kbit_set(p->vm->r[p->r].nofast, p->idx);
 				continue;
 			}
 			op->ok |= (uint8_t)(1u << j);

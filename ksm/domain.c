@@ -47,6 +47,7 @@ void kvm_put(struct ksm *k, struct ksm_vm *vm)
 		free(vm->r[r].own);
 		free(vm->r[r].todo);
 		free(vm->r[r].dirty);
+		free(vm->r[r].nofast);
 	}
 	free(vm->r);
 	pthread_mutex_destroy(&vm->pause.mu);
@@ -89,6 +90,7 @@ static void kdom_free(struct kdom *d)
 	}
 	if (d->frames_fd >= 0)
 		close(d->frames_fd);
+	kbase_unmap(d);
 	if (d->base_fd >= 0)
 		close(d->base_fd);
 	free(d->frames);
@@ -111,7 +113,7 @@ static int kdom_set_base(struct ksm *k, struct kdom *d, int base_fd,
 		return -errno;
 	d->base_dev = st.st_dev;
 	d->base_ino = st.st_ino;
-	ret = kdom_grow_base(d, npages);
+	ret = kdom_grow_base(d, npages) ?: kbase_map(d);
 	return ret ? ret : kbase_init(k, d);
 }
 
@@ -160,7 +162,8 @@ struct kdom *kdom_get(struct ksm *k, unsigned id, int base_fd,
 	if (base_fd >= 0 && d->base_fd < 0)
 		ret = kdom_set_base(k, d, base_fd, npages);
 	else if (d->base_fd >= 0 && npages > d->base_npages)
-		ret = kdom_grow_base(d, npages) ?: kbase_init(k, d);
+		ret = kdom_grow_base(d, npages) ?: kbase_map(d) ?:
+		      kbase_init(k, d);
 	if (ret) {
 		snprintf(err, errlen, "ksm: domain %u base memfd: %s", d->id,
 			 strerror(-ret));

@@ -345,6 +345,21 @@ static int f_discard(void *ctx, uint64_t gpa, uint64_t len)
 	return madvise(ksm_fake_hva(vm, gpa), len, MADV_DONTNEED) ? -errno : 0;
 }
 
+static void *f_span_hva(void *ctx, uint64_t gpa, uint64_t len)
+{
+	struct ksm_fake_vm *vm = ctx;
+
+	if ((gpa | len) % PG || !len || locate(vm, gpa, len) < 0)
+		return NULL;
+	return ksm_fake_hva(vm, gpa);
+}
+
+static unsigned f_discard_many(void *ctx, const struct hv_span *s,
+			       unsigned n, int *err)
+{
+	return hv_dontneed_spans(s, n, f_span_hva, ctx, err);
+}
+
 static int f_dirty_enable(void *ctx, bool on)
 {
 	(void)ctx;
@@ -380,6 +395,7 @@ const struct ksm_vm_ops ksm_fake_ops = {
 	.resume = f_resume,
 	.replace_backing = f_replace,
 	.discard = f_discard,
+	.discard_many = f_discard_many,
 	.dirty_enable = f_dirty_enable,
 	.dirty_fetch = f_dirty_fetch,
 	.base_memfd = f_base_memfd,

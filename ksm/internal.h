@@ -22,6 +22,8 @@
 #define KSM_PAUSE_RING  4096u
 #define KSM_WALK_MAX    32u     /* duplicates examined per table lookup */
 #define KSM_ABSORB_MAX  4096u   /* candidates examined per new content */
+#define KSM_SAMPLE      256u    /* bytes at each end of a page compared
+				 * before a join of base[g] is queued */
 
 /* Relaxed counters: written by the scanner, read by stats at any time. */
 #define CTR_ADD(x, n) __atomic_fetch_add(&(x), (n), __ATOMIC_RELAXED)
@@ -33,6 +35,7 @@ struct kctr {
 	uint64_t pages_sharing, base_pages, zero_pages, volatile_pages;
 	uint64_t full_scans, pages_hashed, merges, unmerges, collisions;
 	uint64_t merge_races, map_failures, cpu_ns, pauses;
+	uint64_t pages_compared;   /* found equal to base[g] without a hash */
 	uint64_t base_zero_reclaimed;
 };
 
@@ -62,6 +65,8 @@ struct kvm_range {
 				* map entry someone else may have set. */
 	uint64_t *todo;        /* bitmap: written since last hashed */
 	uint64_t *dirty;       /* scratch for dirty_fetch */
+	uint64_t *nofast;      /* bitmap: a sampled match with base[g] failed
+				* its full compare; compare in full first */
 };
 
 struct kdom;
@@ -80,6 +85,11 @@ struct ksm_vm {
 	bool uses_base;   /* RAM is MAP_PRIVATE of dom->base_fd */
 	bool anon;        /* RAM is anonymous: a discard reads zero */
 	bool dead;        /* removed; freed at the last put */
+	/* kpm_cached()'s pagemap cache: 64 entries from pmc_hva, valid
+	 * while pmc_gen == ksm->pm_gen. */
+	uint64_t pmc_gen;
+	const uint8_t *pmc_hva;
+	uint64_t pmc[64];
 	int refs;         /* list + a scan in progress (under ksm->lock) */
 	struct kctr c;
 	struct kpause pause;
@@ -116,6 +126,12 @@ struct kdom {
 	uint16_t *base_refs;     /* pages in state BASE at g */
 	uint8_t *base_flags;     /* KB_* */
 	uint64_t *base_hash;
+	/* The base memfd mapped read-only (MAP_SHARED): base pages are read
+	 * and compared in place, without a copy or a system call.  Only
+	 * pages known to be allocated are touched (a read fault on a hole
+	 * would allocate it). */
+	const uint8_t *base_map;
+	uint64_t base_map_pages;
 	uint64_t base_used;      /* g with base_refs[g] > 0 */
 	uint64_t base_data_pages;   /* g with KB_DATA */
 	uint64_t base_sweep_slack;  /* see kbase_sweep() */
@@ -160,6 +176,7 @@ struct ksm {
 	unsigned next_vm_id, next_private_dom;
 	uint64_t pass;
 	int pagemap_fd;
+	uint64_t pm_gen;          /* see kpm_cached() */
 	uint64_t zero_hash;
 	unsigned real_nodes;
 	struct kctr c;
@@ -219,6 +236,11 @@ extern const uint8_t ksm_zero_page[KSM_PAGE];
 #define PM_FILE      (1ULL << 61)
 #define PM_EXCLUSIVE (1ULL << 56)
 int kpm_read(struct ksm *k, const uint8_t *hva, unsigned n, uint64_t *out);
+/* The same through a per-VM cache of 64 entries (merge_base.c). */
+struct ksm_vm;
+int kpm_cached(struct ksm *k, struct ksm_vm *vm, uint32_t r, uint32_t idx,
+	       uint64_t *e);
+void kpm_forget(struct ksm_vm *vm, const uint8_t *hva, uint64_t len);
 /* The page is the VM's own anonymous copy (written, or swapped out). */
 static inline bool kpm_private(uint64_t e)
 {
@@ -296,8 +318,16 @@ void kbase_sweep(struct ksm *k, struct kdom *d);
 bool kbase_has_data(const struct kdom *d, uint64_t pfn);
 int kbase_hash(struct ksm *k, struct kdom *d, uint64_t pfn, uint64_t *h);
 int kbase_read(struct kdom *d, uint64_t pfn, void *buf);
-bool kbase_writable(struct ksm *k, struct kdom *d, uint64_t pfn);
-int kbase_write(struct ksm *k, struct kdom *d, uint64_t pfn, const void *buf);
+int kbase_map(struct kdom *d);
+void kbase_unmap(struct kdom *d);
+const uint8_t *kbase_ptr(const struct kdom *d, uint64_t pfn);
+struct kpage;
+bool kbase_writable(struct ksm *k, struct kdom *d, uint64_t pfn,
+		    const struct kpage *mine, unsigned nmine);
+bool kbase_peer(struct ksm *k, const struct ksm_vm *vm, uint64_t pfn,
+		struct kpage *out);
+int kbase_write(struct kdom *d, uint64_t pfn, const void *buf,
+		uint64_t hash);
 void kbase_ref(struct kdom *d, uint64_t pfn);
 void kbase_drop_unused(struct ksm *k, struct kdom *d, uint64_t pfn);
 void kbase_unref(struct ksm *k, struct kdom *d, uint64_t pfn,

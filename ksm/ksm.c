@@ -343,8 +343,10 @@ static int vm_alloc_ranges(struct ksm_vm *vm, const struct hv_ram_range *rr,
 		rg->own = calloc(np, sizeof(*rg->own));
 		rg->todo = calloc(rg->nwords, sizeof(uint64_t));
 		rg->dirty = calloc(rg->nwords, sizeof(uint64_t));
+		rg->nofast = calloc(rg->nwords, sizeof(uint64_t));
 		if (!rg->hash || !rg->last_dirty || !rg->streak ||
-		    !rg->pflags || !rg->own || !rg->todo || !rg->dirty)
+		    !rg->pflags || !rg->own || !rg->todo || !rg->dirty ||
+		    !rg->nofast)
 			return -ENOMEM;
 		/* everything needs a first hash */
 		for (w = 0; w < rg->nwords; w++)
@@ -563,6 +565,7 @@ static void *scanner(void *arg)
 	struct timespec ts;
 	uint64_t ms;
 
+	pthread_setname_np(pthread_self(), "densevm-ksm");   /* for top, perf */
 	pthread_mutex_lock(&k->lock);
 	ksm_rcu_online();
 	while (!k->stop_req) {

@@ -42,7 +42,8 @@ struct ksm_vm;
 
 /*
  * What ksm needs from a VM.  ctx is the backend's (struct hv_vm * for
- * ksm_hv_ops).  All callbacks are required except name and dirty_enable.
+ * ksm_hv_ops).  All callbacks are required except name, dirty_enable and
+ * discard_many.
  * Guest RAM must stay mapped at the same host addresses while the VM is
  * registered; ksm reads it at any time and changes its backing only with
  * the VM paused.
@@ -64,6 +65,10 @@ struct ksm_vm_ops {
 	int (*replace_backing)(void *ctx, uint64_t gpa, uint64_t len, int memfd,
 			       uint64_t off);
 	int (*discard)(void *ctx, uint64_t gpa, uint64_t len);
+	/* Optional: many discards at once (hv_vm_discard_many semantics:
+	 * returns how many leading spans were discarded). */
+	unsigned (*discard_many)(void *ctx, const struct hv_span *s, unsigned n,
+				 int *err);
 	int (*dirty_enable)(void *ctx, bool on);
 	/* Fetch-and-clear the dirty bitmap of range i (bit n = page n). */
 	int (*dirty_fetch)(void *ctx, unsigned range, uint64_t *bitmap);
@@ -164,6 +169,8 @@ struct ksm_stats {
 	uint64_t volatile_pages; /* skipped as volatile in the last pass */
 	uint64_t full_scans;     /* completed passes */
 	uint64_t pages_hashed;
+	uint64_t pages_compared; /* found equal to the base page at their GPA
+				  * by comparison alone, without a hash */
 	uint64_t merges;         /* pages merged (zero pages included) */
 	uint64_t unmerges;       /* copy-on-writes detected */
 	uint64_t collisions;     /* equal hash, different bytes */

@@ -46,6 +46,12 @@ static int hvb_discard(void *ctx, uint64_t gpa, uint64_t len)
 	return hv_vm_discard(ctx, gpa, len);
 }
 
+static unsigned hvb_discard_many(void *ctx, const struct hv_span *s,
+				 unsigned n, int *err)
+{
+	return hv_vm_discard_many(ctx, s, n, err);
+}
+
 static int hvb_dirty_enable(void *ctx, bool on)
 {
 	return hv_dirty_enable(ctx, on);
@@ -70,6 +76,7 @@ const struct ksm_vm_ops ksm_hv_ops = {
 	.resume = hvb_resume,
 	.replace_backing = hvb_replace,
 	.discard = hvb_discard,
+	.discard_many = hvb_discard_many,
 	.dirty_enable = hvb_dirty_enable,
 	.dirty_fetch = hvb_dirty_fetch,
 	.base_memfd = hvb_base_memfd,

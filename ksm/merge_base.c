@@ -24,6 +24,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "internal.h"
@@ -58,16 +59,19 @@ static void base_extents(struct ksm *k, struct kdom *d,
 	}
 }
 
-/* Reads up to 64 base pages; bit i of the result = page i is zero. */
+/* Reads up to 64 base pages, all allocated (inside a SEEK_DATA extent);
+ * bit i of the result = page i is zero. */
 static uint64_t base_zero_mask(struct ksm *k, struct kdom *d, uint64_t p0,
 			       unsigned n)
 {
-	uint8_t *buf = k->scratch;
+	const uint8_t *buf = k->scratch;
 	uint64_t mask = 0;
 	unsigned i;
 
-	if (pread(d->base_fd, buf, (size_t)n * KSM_PAGE,
-		  (off_t)(p0 * KSM_PAGE)) != (ssize_t)(n * KSM_PAGE))
+	if (d->base_map && p0 + n <= d->base_map_pages)
+		buf = d->base_map + p0 * KSM_PAGE;
+	else if (pread(d->base_fd, k->scratch, (size_t)n * KSM_PAGE,
+		       (off_t)(p0 * KSM_PAGE)) != (ssize_t)(n * KSM_PAGE))
 		return 0;
 	for (i = 0; i < n; i++)
 		if (ksm_page_is_zero(buf + (size_t)i * KSM_PAGE))
@@ -112,33 +116,112 @@ bool kbase_has_data(const struct kdom *d, uint64_t pfn)
 	       (d->base_flags[pfn] & KB_DATA);
 }
 
+/* The memfd is GPA-sized by hv-core; it is only ever extended here, so
+ * every mapped page lies inside the file (no SIGBUS). */
+int kbase_map(struct kdom *d)
+{
+	struct stat st;
+	uint64_t want = d->base_npages * KSM_PAGE;
+	void *p;
+
+	if (d->base_fd < 0 || d->base_map_pages >= d->base_npages)
+		return 0;
+	if (fstat(d->base_fd, &st) != 0)
+		return -errno;
+	if ((uint64_t)st.st_size < want && ftruncate(d->base_fd, (off_t)want))
+		return -errno;
+	p = mmap(NULL, want, PROT_READ, MAP_SHARED | MAP_NORESERVE,
+		 d->base_fd, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	kbase_unmap(d);
+	d->base_map = p;
+	d->base_map_pages = d->base_npages;
+	return 0;
+}
+
+void kbase_unmap(struct kdom *d)
+{
+	if (d->base_map)
+		munmap((void *)d->base_map, d->base_map_pages * KSM_PAGE);
+	d->base_map = NULL;
+	d->base_map_pages = 0;
+}
+
+/* base[g] in place, or NULL when it holds no data (never a hole). */
+const uint8_t *kbase_ptr(const struct kdom *d, uint64_t pfn)
+{
+	if (!kbase_has_data(d, pfn) || pfn >= d->base_map_pages)
+		return NULL;
+	return d->base_map + pfn * KSM_PAGE;
+}
+
 int kbase_read(struct kdom *d, uint64_t pfn, void *buf)
 {
+	const uint8_t *p = kbase_ptr(d, pfn);
+
+	if (p) {
+		memcpy(buf, p, KSM_PAGE);
+		return 0;
+	}
 	return pread(d->base_fd, buf, KSM_PAGE, (off_t)(pfn * KSM_PAGE)) ==
 	       KSM_PAGE ? 0 : -EIO;
 }
 
-/* The hash of base[g], computed once (pread does not allocate holes). */
+/* The hash of base[g], computed once (never faults a hole in). */
 int kbase_hash(struct ksm *k, struct kdom *d, uint64_t pfn, uint64_t *h)
 {
+	const uint8_t *p;
+
 	if (!kbase_has_data(d, pfn))
 		return -ENOENT;
 	if (!(d->base_flags[pfn] & KB_HASHED)) {
-		if (kbase_read(d, pfn, k->scratch) != 0)
-			return -EIO;
-		d->base_hash[pfn] = ksm_hash_page(k, k->scratch);
+		p = kbase_ptr(d, pfn);
+		if (!p) {
+			if (kbase_read(d, pfn, k->scratch) != 0)
+				return -EIO;
+			p = k->scratch;
+		}
+		d->base_hash[pfn] = ksm_hash_page(k, p);
 		d->base_flags[pfn] |= KB_HASHED;
 	}
 	*h = d->base_hash[pfn];
 	return 0;
 }
 
+/* The VM's pagemap entry for page idx of range r, through a 64-entry
+ * cache.  A page seen as the VM's own copy stays one until discarded:
+ * ksm's discards patch the cache (kpm_forget), the balloon's show in the
+ * state map, which callers check first.  A stale "not private" only
+ * costs a merge.  k->pm_gen drops every cache at each pass and VM scan. */
+int kpm_cached(struct ksm *k, struct ksm_vm *vm, uint32_t r, uint32_t idx,
+	       uint64_t *e)
+{
+	const uint8_t *lo = kpage_hva(vm, r, idx & ~63u);
+	uint32_t n;
+
+	if (vm->pmc_gen != k->pm_gen || vm->pmc_hva != lo) {
+		n = (uint32_t)(vm->r[r].npages - (idx & ~63u));
+		if (n > 64)
+			n = 64;
+		if (kpm_read(k, lo, n, vm->pmc) != 0)
+			return -1;
+		vm->pmc_hva = lo;
+		vm->pmc_gen = k->pm_gen;
+	}
+	*e = vm->pmc[idx & 63u];
+	return 0;
+}
+
 /* True when no VM of the domain reads base[g] (except `leaving`). */
 static bool base_unread(struct ksm *k, struct kdom *d, uint64_t pfn,
-			const struct ksm_vm *leaving)
+			const struct ksm_vm *leaving,
+			const struct kpage *mine, unsigned nmine)
 {
 	struct ksm_vm *vm;
 	uint32_t r, idx;
+	hv_pstate_t st;
+	unsigned i;
 	uint64_t e;
 
 	for (vm = k->vms; vm; vm = vm->next) {
@@ -146,29 +229,86 @@ static bool base_unread(struct ksm *k, struct kdom *d, uint64_t pfn,
 			continue;
 		if (!kvm_locate(vm, pfn * KSM_PAGE, &r, &idx))
 			continue;
-		if (kpm_read(k, kpage_hva(vm, r, idx), 1, &e) != 0 ||
-		    !kpm_private(e))
+		/* The state map first: a page the balloon took since the
+		 * pagemap was read is no longer PRIVATE, and one it is
+		 * taking now is BUSY (only the caller's own pages may be). */
+		st = kmap_get(vm, pfn);
+		for (i = 0; i < nmine && (mine[i].vm != vm || mine[i].r != r ||
+					  mine[i].idx != idx); i++)
+			;
+		if (hv_ps_state(st) != HV_PAGE_PRIVATE ||
+		    ((hv_ps_flags(st) & HV_PF_BUSY) && i == nmine) ||
+		    kpm_cached(k, vm, r, idx, &e) != 0 || !kpm_private(e))
 			return false;
 	}
 	return true;
 }
 
+/* ksm changed the backing of [hva, hva+len): cached entries say "not
+ * the VM's own copy" now. */
+void kpm_forget(struct ksm_vm *vm, const uint8_t *hva, uint64_t len)
+{
+	const uint8_t *lo = vm->pmc_hva, *x, *y;
+
+	if (!lo)
+		return;
+	x = hva > lo ? hva : lo;
+	y = hva + len < lo + 64 * KSM_PAGE ? hva + len : lo + 64 * KSM_PAGE;
+	for (; x < y; x += KSM_PAGE)
+		vm->pmc[(x - lo) / KSM_PAGE] = 0;
+}
+
+/*
+ * Another VM of the domain whose page at g is its own written copy, not
+ * shared and not busy: the page to compare with first, since identical
+ * guests hold equal content at equal GPAs.  Pairing with it needs no
+ * hash and no table.
+ */
+bool kbase_peer(struct ksm *k, const struct ksm_vm *vm, uint64_t pfn,
+		struct kpage *out)
+{
+	struct ksm_vm *p;
+	uint32_t r, idx;
+	hv_pstate_t st;
+	uint64_t e;
+
+	for (p = k->vms; p; p = p->next) {
+		if (p == vm || p->dom != vm->dom || !p->uses_base || p->dead ||
+		    !kvm_locate(p, pfn * KSM_PAGE, &r, &idx))
+			continue;
+		st = kmap_get(p, pfn);
+		if (hv_ps_state(st) != HV_PAGE_PRIVATE ||
+		    (hv_ps_flags(st) & (HV_PF_BUSY | HV_PF_DEVICE)) ||
+		    (p->r[r].pflags[idx] & KP_REMAPPED))
+			continue;
+		/* never read a page the guest did not write: that would
+		 * fault a hole of the base memfd in */
+		if (kpm_cached(k, p, r, idx, &e) != 0 || !kpm_private(e))
+			continue;
+		*out = (struct kpage){ p, r, idx };
+		return true;
+	}
+	return false;
+}
+
 /* May base[g] take new content?  No users, and nobody reads it. */
-bool kbase_writable(struct ksm *k, struct kdom *d, uint64_t pfn)
+bool kbase_writable(struct ksm *k, struct kdom *d, uint64_t pfn,
+		    const struct kpage *mine, unsigned nmine)
 {
 	if (d->base_fd < 0 || pfn >= d->base_npages || d->base_refs[pfn])
 		return false;
-	return base_unread(k, d, pfn, NULL);
+	return base_unread(k, d, pfn, NULL, mine, nmine);
 }
 
-int kbase_write(struct ksm *k, struct kdom *d, uint64_t pfn, const void *buf)
+int kbase_write(struct kdom *d, uint64_t pfn, const void *buf,
+		uint64_t hash)
 {
 	if (pwrite(d->base_fd, buf, KSM_PAGE, (off_t)(pfn * KSM_PAGE)) !=
 	    KSM_PAGE)
 		return -EIO;
 	mark_data(d, pfn);
 	d->base_flags[pfn] |= KB_HASHED;
-	d->base_hash[pfn] = ksm_hash_page(k, buf);
+	d->base_hash[pfn] = hash;
 	return 0;
 }
 
@@ -182,7 +322,7 @@ void kbase_ref(struct kdom *d, uint64_t pfn)
 static void base_punch(struct ksm *k, struct kdom *d, uint64_t pfn,
 		       const struct ksm_vm *leaving)
 {
-	if (k->destroying || !base_unread(k, d, pfn, leaving))
+	if (k->destroying || !base_unread(k, d, pfn, leaving, NULL, 0))
 		return;
 	if (fallocate(d->base_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 		      (off_t)(pfn * KSM_PAGE), KSM_PAGE) == 0) {
@@ -240,12 +380,23 @@ static uint64_t vm_unmapped_mask(struct ksm *k, struct ksm_vm *vm,
 	return mask;
 }
 
+static void punch_run(struct ksm *k, struct kdom *d, uint64_t p, uint64_t n)
+{
+	if (!n)
+		return;
+	fallocate(d->base_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		  (off_t)(p * KSM_PAGE), (off_t)(n * KSM_PAGE));
+	CTR_ADD(k->c.base_zero_reclaimed, n);
+}
+
+/* Runs of punchable pages carry across 64-page chunks, so an extent of
+ * zero pages goes in one fallocate (each also zaps every mapping). */
 static void sweep_extent(struct ksm *k, struct kdom *d, uint64_t p0,
 			 uint64_t n)
 {
 	struct ksm_vm *vm;
-	uint64_t p, mask, zero, run;
-	unsigned i, j, c;
+	uint64_t p, mask, zero, run0 = p0, run = 0;
+	unsigned i, c;
 
 	for (p = p0; p < p0 + n; p += c) {
 		c = (unsigned)(p0 + n - p < 64 ? p0 + n - p : 64);
@@ -257,30 +408,24 @@ static void sweep_extent(struct ksm *k, struct kdom *d, uint64_t p0,
 			if (vm->dom == d && vm->uses_base && !vm->dead)
 				mask &= vm_unmapped_mask(k, vm, p, c);
 		d->sweep_left += c - (unsigned)__builtin_popcountll(mask);
-		if (!mask)
-			continue;
 		/* never trust "not data": content we did not write is kept */
-		zero = base_zero_mask(k, d, p, c);
-		for (i = 0; i < c; i++)
+		zero = mask ? base_zero_mask(k, d, p, c) : 0;
+		for (i = 0; i < c; i++) {
 			if ((mask & (1ULL << i)) && !(zero & (1ULL << i))) {
 				mark_data(d, p + i);
 				mask &= ~(1ULL << i);
 			}
-		for (i = 0; i < c; i = j) {
-			if (!(mask & (1ULL << i))) {
-				j = i + 1;
-				continue;
+			if (mask & (1ULL << i)) {
+				if (!run)
+					run0 = p + i;
+				run++;
+			} else {
+				punch_run(k, d, run0, run);
+				run = 0;
 			}
-			for (j = i; j < c && (mask & (1ULL << j)); j++)
-				;
-			run = j - i;
-			fallocate(d->base_fd,
-				  FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-				  (off_t)((p + i) * KSM_PAGE),
-				  (off_t)(run * KSM_PAGE));
-			CTR_ADD(k->c.base_zero_reclaimed, run);
 		}
 	}
+	punch_run(k, d, run0, run);
 }
 
 /*

@@ -36,12 +36,34 @@ static void count_collision(struct ksm *k, struct ksm_vm *vm)
 	CTR_ADD(vm->c.collisions, 1);
 }
 
+/* Equal to the page at the same GPA elsewhere?  full: compare all of
+ * it; else a sample at both ends, which the paused batch completes. */
+static bool same_gpa_equal(const uint8_t *a, const uint8_t *b, bool full)
+{
+	if (full)
+		return memcmp(a, b, KSM_PAGE) == 0;
+	return memcmp(a, b, KSM_SAMPLE) == 0 &&
+	       memcmp(a + KSM_PAGE - KSM_SAMPLE, b + KSM_PAGE - KSM_SAMPLE,
+		      KSM_SAMPLE) == 0;
+}
+
+/* Hashes the page (a page whose hash is known skips this). */
+static uint64_t hash_now(struct ksm *k, struct ksm_vm *vm, uint32_t r,
+			 uint32_t idx)
+{
+	uint64_t h = ksm_hash_page(k, kpage_hva(vm, r, idx));
+
+	CTR_ADD(k->c.pages_hashed, 1);
+	CTR_ADD(vm->c.pages_hashed, 1);
+	return h;
+}
+
 static void classify(struct ksm *k, struct ksm_vm *vm, uint32_t r,
-		     uint32_t idx, uint64_t h, int node)
+		     uint32_t idx, int node)
 {
 	struct kdom *d = vm->dom;
-	const uint8_t *hva = kpage_hva(vm, r, idx);
-	uint64_t pfn = kpage_gpa(vm, r, idx) / KSM_PAGE, bh;
+	const uint8_t *hva = kpage_hva(vm, r, idx), *base;
+	uint64_t pfn = kpage_gpa(vm, r, idx) / KSM_PAGE, bh, h;
 	unsigned slot = knuma_slot_of(k, node), walked;
 	struct kpage pg[2] = { { vm, r, idx }, { 0 } };
 	struct cds_lfht_iter it;
@@ -51,26 +73,58 @@ static void classify(struct ksm *k, struct ksm_vm *vm, uint32_t r,
 	kbatch_ensure_room(k, 2);
 	ref = kbatch_reserve(k);
 
-	if (h == k->zero_hash && ksm_page_is_zero(hva) &&
-	    kzero_discardable(vm, r, idx)) {
-		kbatch_commit(k, KOP_ZERO, h, 0, slot, node, pg, 1);
+	/* Zero and same-GPA pages are recognized by comparing, which stops
+	 * at the first differing byte; only the rest need a hash.  For a
+	 * same-GPA match a sample decides (the batch compares in full,
+	 * paused, and a miss there sets nofast): a page is read once, under
+	 * the pause, instead of twice. */
+	if (ksm_page_is_zero(hva)) {
+		if (kzero_discardable(vm, r, idx)) {
+			vm->r[r].hash[idx] = k->zero_hash;
+			kbatch_commit(k, KOP_ZERO, k->zero_hash, 0, slot, node,
+				      pg, 1);
+			return;
+		}
+		h = k->zero_hash;
+		goto hashed;
+	}
+	if (vm->uses_base && (base = kbase_ptr(d, pfn)) &&
+	    kbase_hash(k, d, pfn, &bh) == 0) {
+		if (same_gpa_equal(hva, base, kbit_test(vm->r[r].nofast, idx))) {
+			vm->r[r].hash[idx] = bh;
+			CTR_ADD(k->c.pages_compared, 1);
+			kbatch_commit(k, KOP_JOIN_BASE, bh, 0, slot, node, pg, 1);
+			return;
+		}
+		h = hash_now(k, vm, r, idx);
+		if (h == bh) {
+			if (!still_hashes_to(k, hva, h)) {
+				kbit_set(vm->r[r].todo, idx);
+				return;
+			}
+			count_collision(k, vm);
+		}
+		goto hashed;
+	}
+	if (vm->uses_base && !kbase_has_data(d, pfn) &&
+	    kbase_peer(k, vm, pfn, &pg[1]) &&
+	    same_gpa_equal(hva, kpage_hva(pg[1].vm, pg[1].r, pg[1].idx),
+			   kbit_test(vm->r[r].nofast, idx) ||
+			   kbit_test(pg[1].vm->r[pg[1].r].nofast, pg[1].idx))) {
+		/* a new base page for both; the batch hashes the copy */
+		memcpy(ref, hva, KSM_PAGE);
+		if (pg[1].vm->r[pg[1].r].pflags[pg[1].idx] & KP_IN_CAND)
+			kcand_del_page(k, pg[1].vm, pg[1].r, pg[1].idx);
+		CTR_ADD(k->c.pages_compared, 2);
+		kbatch_commit(k, KOP_NEW_BASE, 0, 0, slot, node, pg, 2);
 		return;
 	}
-	if (vm->uses_base && kbase_has_data(d, pfn) &&
-	    kbase_hash(k, d, pfn, &bh) == 0 && bh == h) {
-		if (kbase_read(d, pfn, ref) == 0 &&
-		    memcmp(hva, ref, KSM_PAGE) == 0) {
-			kbatch_commit(k, KOP_JOIN_BASE, h, 0, slot, node, pg, 1);
-			return;
-		}
-		if (!still_hashes_to(k, hva, h)) {
-			kbit_set(vm->r[r].todo, idx);
-			return;
-		}
-		count_collision(k, vm);
-	}
+	h = hash_now(k, vm, r, idx);
+hashed:
+	vm->r[r].hash[idx] = h;
 	walked = 0;
-	for (n = ktab_first(d->stable[slot], h, &it); n && walked < KSM_WALK_MAX;
+	for (n = d->frames_used ? ktab_first(d->stable[slot], h, &it) : NULL;
+	     n && walked < KSM_WALK_MAX;
 	     n = ktab_next(d->stable[slot], &it), walked++) {
 		struct kframe *fr = &d->frames[n->frame];
 
@@ -168,10 +222,11 @@ void kscan_absorb(struct ksm *k, struct kdom *d, unsigned slot,
 		kbatch_ensure_room(k, 2);
 		ref = kbatch_reserve(k);
 		if (frame == UINT32_MAX) {
-			if (cvm->uses_base &&
+			const uint8_t *base = kbase_ptr(d, base_pfn);
+
+			if (cvm->uses_base && base &&
 			    kpage_gpa(cvm, n->r, n->idx) == base_pfn * KSM_PAGE &&
-			    kbase_read(d, base_pfn, ref) == 0 &&
-			    memcmp(chva, ref, KSM_PAGE) == 0) {
+			    memcmp(chva, base, KSM_PAGE) == 0) {
 				kcand_del(k, d, n);
 				kbatch_commit(k, KOP_JOIN_BASE, hash, 0, slot, -1,
 					      pg, 1);
@@ -216,7 +271,9 @@ static bool throttle(struct ksm *k, struct ksm_vm *vm)
 {
 	uint64_t now = ksm_now_ns(), cpu = ksm_thread_cpu_ns();
 	uint64_t elapsed = now - k->thr_t0_ns, need = 0, target;
-	uint64_t hashed = CTR_GET(k->c.pages_hashed) - k->thr_hashed0;
+	/* pages examined: hashed, or matched to base[g] by comparison */
+	uint64_t hashed = CTR_GET(k->c.pages_hashed) +
+			  CTR_GET(k->c.pages_compared) - k->thr_hashed0;
 	uint64_t rate = __atomic_load_n(&k->cfg.pages_per_sec,
 					__ATOMIC_RELAXED);
 	unsigned pct = __atomic_load_n(&k->cfg.cpu_percent, __ATOMIC_RELAXED);
@@ -271,13 +328,14 @@ static void scan_vm(struct ksm *k, struct ksm_vm *vm, bool throttled)
 {
 	unsigned K = __atomic_load_n(&k->cfg.volatile_passes, __ATOMIC_RELAXED);
 	bool numa = k->cfg.node_of || k->real_nodes > 1;
-	uint64_t vol = 0, pm[64], w, bits, idx, pfn, e, h;
+	uint64_t vol = 0, pm[64], w, bits, idx, pfn, e;
 	const uint8_t *hvas[64];
 	int nodes[64];
 	unsigned i, n, since = 0;
 	uint32_t r;
 	hv_pstate_t st;
 
+	k->pm_gen++;
 	for (r = 0; r < vm->nranges; r++) {
 		struct kvm_range *rg = &vm->r[r];
 
@@ -336,11 +394,7 @@ static void scan_vm(struct ksm *k, struct ksm_vm *vm, bool throttled)
 					continue;        /* the zero page */
 				if (rg->pflags[idx] & KP_IN_CAND)
 					kcand_del_page(k, vm, r, (uint32_t)idx);
-				h = ksm_hash_page(k, kpage_hva(vm, r, (uint32_t)idx));
-				rg->hash[idx] = h;
-				CTR_ADD(k->c.pages_hashed, 1);
-				CTR_ADD(vm->c.pages_hashed, 1);
-				classify(k, vm, r, (uint32_t)idx, h, nodes[i]);
+				classify(k, vm, r, (uint32_t)idx, nodes[i]);
 				since++;
 			}
 			ksm_rcu_quiescent();   /* no table node held here */
@@ -368,8 +422,14 @@ int kscan_pass(struct ksm *k, bool throttled)
 	if (!k->thr_t0_ns) {
 		k->thr_t0_ns = ksm_now_ns();
 		k->thr_cpu0_ns = k->cpu_mark_ns;
-		k->thr_hashed0 = CTR_GET(k->c.pages_hashed);
+		k->thr_hashed0 = CTR_GET(k->c.pages_hashed) +
+				 CTR_GET(k->c.pages_compared);
 	}
+	/* before any merge: zero pages the guests' first writes left in
+	 * the base memfds go in long runs while no base page has data yet */
+	for (struct kdom *d = k->doms; d; d = d->next)
+		kbase_sweep(k, d);
+	k->pm_gen++;
 	for (;;) {
 		/* by id: the list may change while a throttle sleeps */
 		for (vm = k->vms; vm && !first && vm->id <= last; vm = vm->next)

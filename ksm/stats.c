@@ -21,6 +21,7 @@ void kstats_fill(struct ksm *k, const struct kctr *c, struct kpause *p,
 	st->volatile_pages = CTR_GET(c->volatile_pages);
 	st->full_scans = CTR_GET(c->full_scans);
 	st->pages_hashed = CTR_GET(c->pages_hashed);
+	st->pages_compared = CTR_GET(c->pages_compared);
 	st->merges = CTR_GET(c->merges);
 	st->unmerges = CTR_GET(c->unmerges);
 	st->collisions = CTR_GET(c->collisions);
@@ -116,6 +117,7 @@ static void jstats(struct jbuf *j, const struct ksm_stats *s, bool global)
 		jp(j, "\"frames\":%llu,", (unsigned long long)s->frames);
 	jp(j, "\"pages_sharing\":%llu,\"base_pages\":%llu,\"zero_pages\":%llu,"
 	   "\"volatile_pages\":%llu,\"full_scans\":%llu,\"pages_hashed\":%llu,"
+	   "\"pages_compared\":%llu,"
 	   "\"merges\":%llu,\"unmerges\":%llu,\"collisions\":%llu,"
 	   "\"merge_races\":%llu,\"map_failures\":%llu,",
 	   (unsigned long long)s->pages_sharing,
@@ -124,6 +126,7 @@ static void jstats(struct jbuf *j, const struct ksm_stats *s, bool global)
 	   (unsigned long long)s->volatile_pages,
 	   (unsigned long long)s->full_scans,
 	   (unsigned long long)s->pages_hashed,
+	   (unsigned long long)s->pages_compared,
 	   (unsigned long long)s->merges, (unsigned long long)s->unmerges,
 	   (unsigned long long)s->collisions,
 	   (unsigned long long)s->merge_races,
