@@ -28,13 +28,14 @@
 #include "internal.h"
 
 struct kop {
-	uint8_t kind, npg, claimed, ok;
+	uint8_t kind, npg;
+	uint16_t claimed, ok;   /* bit i: pg[i] */
 	uint8_t slot;
 	int node;
 	uint64_t hash;
 	uint32_t frame;
-	struct kpage pg[2];
-	hv_pstate_t old[2];
+	struct kpage pg[KSM_GROUP_MAX];
+	hv_pstate_t old[KSM_GROUP_MAX];
 	uint8_t *ref;
 };
 
@@ -159,13 +160,16 @@ void kbatch_free(struct ksm *k)
 }
 
 /* Call before any lookup whose result goes into the batch: a flush in
- * the middle would invalidate what the lookup found. */
-void kbatch_ensure_room(struct ksm *k, unsigned pages)
+ * the middle would invalidate what the lookup found.  Returns the pages
+ * the next op may have (at least min(pages, cap)). */
+unsigned kbatch_ensure_room(struct ksm *k, unsigned pages)
 {
 	struct kbatch *b = k->batch;
 
-	if (b->n >= b->cap || b->pages + pages > b->cap)
+	/* a flush may queue more (absorbed joins): flush until it fits */
+	while (b->n && (b->n >= b->cap || b->pages + pages > b->cap))
 		kbatch_flush(k);
+	return b->cap - b->pages;
 }
 
 uint8_t *kbatch_reserve(struct ksm *k)
@@ -377,7 +381,7 @@ static void run_failed(struct ksm *k, struct kbatch *b, unsigned i,
 	CTR_ADD(k->c.map_failures, j - i);
 	CTR_ADD(b->acts[i].vm->c.map_failures, j - i);
 	for (unsigned m = i; m < j; m++)
-		b->ops[b->acts[m].op].ok &= (uint8_t)~(1u << b->acts[m].pg);
+		b->ops[b->acts[m].op].ok &= (uint16_t)~(1u << b->acts[m].pg);
 }
 
 /* The queued discard runs of one VM: one discard_many call when the
@@ -557,7 +561,7 @@ void kbatch_flush(struct ksm *k)
 			d->frames[op->frame].pending--;
 		for (j = 0; j < op->npg; j++)
 			if (claim(&op->pg[j], &op->old[j]))
-				op->claimed |= (uint8_t)(1u << j);
+				op->claimed |= (uint16_t)(1u << j);
 		if (op->claimed)
 			prepare(k, d, op);
 	}
@@ -605,7 +609,7 @@ void kbatch_flush(struct ksm *k)
 					kbit_set(p->vm->r[p->r].nofast, p->idx);
 				continue;
 			}
-			op->ok |= (uint8_t)(1u << j);
+			op->ok |= (uint16_t)(1u << j);
 			a = &b->acts[nact++];
 			a->vm = p->vm;
 			a->r = p->r;

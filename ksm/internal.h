@@ -24,6 +24,8 @@
 #define KSM_ABSORB_MAX  4096u   /* candidates examined per new content */
 #define KSM_SAMPLE      256u    /* bytes at each end of a page compared
 				 * before a join of base[g] is queued */
+#define KSM_GROUP_MAX   16u     /* pages of one batch op: the equal pages
+				 * at one GPA across the domain's VMs */
 
 /* Relaxed counters: written by the scanner, read by stats at any time. */
 #define CTR_ADD(x, n) __atomic_fetch_add(&(x), (n), __ATOMIC_RELAXED)
@@ -324,8 +326,11 @@ const uint8_t *kbase_ptr(const struct kdom *d, uint64_t pfn);
 struct kpage;
 bool kbase_writable(struct ksm *k, struct kdom *d, uint64_t pfn,
 		    const struct kpage *mine, unsigned nmine);
-bool kbase_peer(struct ksm *k, const struct ksm_vm *vm, uint64_t pfn,
-		struct kpage *out);
+unsigned kbase_group(struct ksm *k, const struct ksm_vm *vm, uint64_t pfn,
+		     struct kpage *out, unsigned max,
+		     bool (*match)(struct ksm *k, const struct kpage *p,
+				   const void *arg),
+		     const void *arg);
 int kbase_write(struct kdom *d, uint64_t pfn, const void *buf,
 		uint64_t hash);
 void kbase_ref(struct kdom *d, uint64_t pfn);
@@ -346,7 +351,7 @@ struct kpage {
 /* ref is the op's reference content, filled when queued */
 int kbatch_init(struct ksm *k);
 void kbatch_free(struct ksm *k);
-void kbatch_ensure_room(struct ksm *k, unsigned pages);
+unsigned kbatch_ensure_room(struct ksm *k, unsigned pages);
 uint8_t *kbatch_reserve(struct ksm *k);
 void kbatch_commit(struct ksm *k, enum kop_kind kind, uint64_t hash,
 		   uint32_t frame, unsigned slot, int node,

@@ -259,20 +259,26 @@ void kpm_forget(struct ksm_vm *vm, const uint8_t *hva, uint64_t len)
 }
 
 /*
- * Another VM of the domain whose page at g is its own written copy, not
- * shared and not busy: the page to compare with first, since identical
- * guests hold equal content at equal GPAs.  Pairing with it needs no
- * hash and no table.
+ * The other VMs' pages at g that are their own written copies, not shared
+ * and not busy, and for which match() holds: identical guests hold equal
+ * content at equal GPAs, so one op takes the page of every VM at once,
+ * compared against one reference that stays in cache, with no hash and
+ * no table.  Their candidate-table nodes go (the op owns the pages).
  */
-bool kbase_peer(struct ksm *k, const struct ksm_vm *vm, uint64_t pfn,
-		struct kpage *out)
+unsigned kbase_group(struct ksm *k, const struct ksm_vm *vm, uint64_t pfn,
+		     struct kpage *out, unsigned max,
+		     bool (*match)(struct ksm *k, const struct kpage *p,
+				   const void *arg),
+		     const void *arg)
 {
 	struct ksm_vm *p;
+	struct kpage pg;
 	uint32_t r, idx;
 	hv_pstate_t st;
+	unsigned n = 0;
 	uint64_t e;
 
-	for (p = k->vms; p; p = p->next) {
+	for (p = k->vms; p && n < max; p = p->next) {
 		if (p == vm || p->dom != vm->dom || !p->uses_base || p->dead ||
 		    !kvm_locate(p, pfn * KSM_PAGE, &r, &idx))
 			continue;
@@ -285,10 +291,14 @@ bool kbase_peer(struct ksm *k, const struct ksm_vm *vm, uint64_t pfn,
 		 * fault a hole of the base memfd in */
 		if (kpm_cached(k, p, r, idx, &e) != 0 || !kpm_private(e))
 			continue;
-		*out = (struct kpage){ p, r, idx };
-		return true;
+		pg = (struct kpage){ p, r, idx };
+		if (!match(k, &pg, arg))
+			continue;
+		if (p->r[r].pflags[idx] & KP_IN_CAND)
+			kcand_del_page(k, p, r, idx);
+		out[n++] = pg;
 	}
-	return false;
+	return n;
 }
 
 /* May base[g] take new content?  No users, and nobody reads it. */

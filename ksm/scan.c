@@ -47,6 +47,31 @@ static bool same_gpa_equal(const uint8_t *a, const uint8_t *b, bool full)
 		      KSM_SAMPLE) == 0;
 }
 
+/* kbase_group() matches: a zero page that may be discarded, and a page
+ * equal to arg (a sample, unless either page has nofast set). */
+static bool group_zero(struct ksm *k, const struct kpage *p, const void *arg)
+{
+	(void)k;
+	(void)arg;
+	return kzero_discardable(p->vm, p->r, p->idx) &&
+	       ksm_page_is_zero(kpage_hva(p->vm, p->r, p->idx));
+}
+
+struct group_ref {
+	const uint8_t *bytes;
+	bool full;
+};
+
+static bool group_equal(struct ksm *k, const struct kpage *p, const void *arg)
+{
+	const struct group_ref *g = arg;
+
+	(void)k;
+	return same_gpa_equal(kpage_hva(p->vm, p->r, p->idx), g->bytes,
+			      g->full || kbit_test(p->vm->r[p->r].nofast,
+						   p->idx));
+}
+
 /* Hashes the page (a page whose hash is known skips this). */
 static uint64_t hash_now(struct ksm *k, struct ksm_vm *vm, uint32_t r,
 			 uint32_t idx)
@@ -65,12 +90,19 @@ static void classify(struct ksm *k, struct ksm_vm *vm, uint32_t r,
 	const uint8_t *hva = kpage_hva(vm, r, idx), *base;
 	uint64_t pfn = kpage_gpa(vm, r, idx) / KSM_PAGE, bh, h;
 	unsigned slot = knuma_slot_of(k, node), walked;
-	struct kpage pg[2] = { { vm, r, idx }, { 0 } };
+	struct kpage pg[KSM_GROUP_MAX] = { { vm, r, idx } };
+	unsigned gmax = k->cfg.max_sharers < KSM_GROUP_MAX ?
+			k->cfg.max_sharers : KSM_GROUP_MAX, ng, room;
+	struct group_ref gr;
 	struct cds_lfht_iter it;
 	struct knode *n;
 	uint8_t *ref;
 
-	kbatch_ensure_room(k, 2);
+	room = kbatch_ensure_room(k, KSM_GROUP_MAX);
+	if (gmax > room)
+		gmax = room;
+	if (!gmax)
+		gmax = 1;
 	ref = kbatch_reserve(k);
 
 	/* Zero and same-GPA pages are recognized by comparing, which stops
@@ -81,8 +113,11 @@ static void classify(struct ksm *k, struct ksm_vm *vm, uint32_t r,
 	if (ksm_page_is_zero(hva)) {
 		if (kzero_discardable(vm, r, idx)) {
 			vm->r[r].hash[idx] = k->zero_hash;
+			ng = vm->uses_base ? kbase_group(k, vm, pfn, pg + 1,
+					gmax - 1, group_zero, NULL) : 0;
+			CTR_ADD(k->c.pages_compared, ng);
 			kbatch_commit(k, KOP_ZERO, k->zero_hash, 0, slot, node,
-				      pg, 1);
+				      pg, 1 + ng);
 			return;
 		}
 		h = k->zero_hash;
@@ -92,8 +127,12 @@ static void classify(struct ksm *k, struct ksm_vm *vm, uint32_t r,
 	    kbase_hash(k, d, pfn, &bh) == 0) {
 		if (same_gpa_equal(hva, base, kbit_test(vm->r[r].nofast, idx))) {
 			vm->r[r].hash[idx] = bh;
-			CTR_ADD(k->c.pages_compared, 1);
-			kbatch_commit(k, KOP_JOIN_BASE, bh, 0, slot, node, pg, 1);
+			gr = (struct group_ref){ base, false };
+			ng = kbase_group(k, vm, pfn, pg + 1, gmax - 1,
+					 group_equal, &gr);
+			CTR_ADD(k->c.pages_compared, 1 + ng);
+			kbatch_commit(k, KOP_JOIN_BASE, bh, 0, slot, node, pg,
+				      1 + ng);
 			return;
 		}
 		h = hash_now(k, vm, r, idx);
@@ -106,17 +145,15 @@ static void classify(struct ksm *k, struct ksm_vm *vm, uint32_t r,
 		}
 		goto hashed;
 	}
+	gr = (struct group_ref){ hva, kbit_test(vm->r[r].nofast, idx) };
 	if (vm->uses_base && !kbase_has_data(d, pfn) &&
-	    kbase_peer(k, vm, pfn, &pg[1]) &&
-	    same_gpa_equal(hva, kpage_hva(pg[1].vm, pg[1].r, pg[1].idx),
-			   kbit_test(vm->r[r].nofast, idx) ||
-			   kbit_test(pg[1].vm->r[pg[1].r].nofast, pg[1].idx))) {
-		/* a new base page for both; the batch hashes the copy */
+	    (ng = kbase_group(k, vm, pfn, pg + 1, gmax - 1, group_equal,
+			      &gr))) {
+		/* a new base page for all of them; the batch hashes the copy
+		 * and compares every page with it, paused */
 		memcpy(ref, hva, KSM_PAGE);
-		if (pg[1].vm->r[pg[1].r].pflags[pg[1].idx] & KP_IN_CAND)
-			kcand_del_page(k, pg[1].vm, pg[1].r, pg[1].idx);
-		CTR_ADD(k->c.pages_compared, 2);
-		kbatch_commit(k, KOP_NEW_BASE, 0, 0, slot, node, pg, 2);
+		CTR_ADD(k->c.pages_compared, 1 + ng);
+		kbatch_commit(k, KOP_NEW_BASE, 0, 0, slot, node, pg, 1 + ng);
 		return;
 	}
 	h = hash_now(k, vm, r, idx);
