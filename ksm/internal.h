@@ -87,6 +87,10 @@ struct ksm_vm {
 	bool uses_base;   /* RAM is MAP_PRIVATE of dom->base_fd */
 	bool anon;        /* RAM is anonymous: a discard reads zero */
 	bool dead;        /* removed; freed at the last put */
+	/* Same-GPA peer checks that found nothing in a row (this scan):
+	 * past 16, only every min(2^k, 64)th page is checked, so memory
+	 * that is unique, or equal at other GPAs, does not pay for them. */
+	unsigned peer_miss;
 	/* kpm_cached()'s pagemap cache: 64 entries from pmc_hva, valid
 	 * while pmc_gen == ksm->pm_gen. */
 	uint64_t pmc_gen;

@@ -72,6 +72,19 @@ static bool group_equal(struct ksm *k, const struct kpage *p, const void *arg)
 						   p->idx));
 }
 
+/* Look for equal pages at this GPA in the other VMs?  Always while they
+ * keep turning up; after 16 misses in a row, on a sparser sample (one
+ * page in min(2^k, 64)), so unique memory pays little for it. */
+static bool peer_worth(struct ksm_vm *vm)
+{
+	unsigned m = vm->peer_miss++, every;
+
+	if (m < 16)
+		return true;
+	every = m >= 1024 ? 64 : 1u << (31 - __builtin_clz(m / 16));
+	return m % every == 0;
+}
+
 /* Hashes the page (a page whose hash is known skips this). */
 static uint64_t hash_now(struct ksm *k, struct ksm_vm *vm, uint32_t r,
 			 uint32_t idx)
@@ -146,9 +159,10 @@ static void classify(struct ksm *k, struct ksm_vm *vm, uint32_t r,
 		goto hashed;
 	}
 	gr = (struct group_ref){ hva, kbit_test(vm->r[r].nofast, idx) };
-	if (vm->uses_base && !kbase_has_data(d, pfn) &&
+	if (vm->uses_base && !kbase_has_data(d, pfn) && peer_worth(vm) &&
 	    (ng = kbase_group(k, vm, pfn, pg + 1, gmax - 1, group_equal,
 			      &gr))) {
+		vm->peer_miss = 0;
 		/* a new base page for all of them; the batch hashes the copy
 		 * and compares every page with it, paused */
 		memcpy(ref, hva, KSM_PAGE);
@@ -373,6 +387,7 @@ static void scan_vm(struct ksm *k, struct ksm_vm *vm, bool throttled)
 	hv_pstate_t st;
 
 	k->pm_gen++;
+	vm->peer_miss = 0;
 	for (r = 0; r < vm->nranges; r++) {
 		struct kvm_range *rg = &vm->r[r];
 
