@@ -245,7 +245,7 @@ int kpm_read(struct ksm *k, const uint8_t *hva, unsigned n, uint64_t *out);
 /* The same through a per-VM cache of 64 entries (merge_base.c). */
 struct ksm_vm;
 int kpm_cached(struct ksm *k, struct ksm_vm *vm, uint32_t r, uint32_t idx,
-	       uint64_t *e);
+	       uint64_t *e, bool recheck);
 void kpm_forget(struct ksm_vm *vm, const uint8_t *hva, uint64_t len);
 /* The page is the VM's own anonymous copy (written, or swapped out). */
 static inline bool kpm_private(uint64_t e)

@@ -192,28 +192,38 @@ int kbase_hash(struct ksm *k, struct kdom *d, uint64_t pfn, uint64_t *h)
 /* The VM's pagemap entry for page idx of range r, through a 64-entry
  * cache.  A page seen as the VM's own copy stays one until discarded:
  * ksm's discards patch the cache (kpm_forget), the balloon's show in the
- * state map, which callers check first.  A stale "not private" only
- * costs a merge.  k->pm_gen drops every cache at each pass and VM scan. */
+ * state map, which callers check first.  A guest write makes a page its
+ * own copy behind the cache's back, so a cached "not private" is stale
+ * whenever the guest runs: with recheck, it is read again (the base rule
+ * must not fall back to frames for it); else it only costs a merge.
+ * k->pm_gen drops every cache at each pass and VM scan. */
 int kpm_cached(struct ksm *k, struct ksm_vm *vm, uint32_t r, uint32_t idx,
-	       uint64_t *e)
+	       uint64_t *e, bool recheck)
 {
 	const uint8_t *lo = kpage_hva(vm, r, idx & ~63u);
+	bool fresh = false;
 	uint32_t n;
 
-	if (vm->pmc_gen != k->pm_gen || vm->pmc_hva != lo) {
-		n = (uint32_t)(vm->r[r].npages - (idx & ~63u));
-		if (n > 64)
-			n = 64;
-		if (kpm_read(k, lo, n, vm->pmc) != 0)
-			return -1;
-		vm->pmc_hva = lo;
-		vm->pmc_gen = k->pm_gen;
+	for (;;) {
+		if (vm->pmc_gen != k->pm_gen || vm->pmc_hva != lo) {
+			n = (uint32_t)(vm->r[r].npages - (idx & ~63u));
+			if (n > 64)
+				n = 64;
+			if (kpm_read(k, lo, n, vm->pmc) != 0) {
+				vm->pmc_hva = NULL;
+				return -1;
+			}
+			vm->pmc_hva = lo;
+			vm->pmc_gen = k->pm_gen;
+			fresh = true;
+		}
+		*e = vm->pmc[idx & 63u];
+		if (fresh || !recheck || kpm_private(*e))
+			return 0;
+		vm->pmc_hva = NULL;   /* read the chunk again */
 	}
-	*e = vm->pmc[idx & 63u];
-	return 0;
 }
 
-/* True when no VM of the domain reads base[g] (except `leaving`). */
 static bool base_unread(struct ksm *k, struct kdom *d, uint64_t pfn,
 			const struct ksm_vm *leaving,
 			const struct kpage *mine, unsigned nmine)
@@ -238,7 +248,8 @@ static bool base_unread(struct ksm *k, struct kdom *d, uint64_t pfn,
 			;
 		if (hv_ps_state(st) != HV_PAGE_PRIVATE ||
 		    ((hv_ps_flags(st) & HV_PF_BUSY) && i == nmine) ||
-		    kpm_cached(k, vm, r, idx, &e) != 0 || !kpm_private(e))
+		    kpm_cached(k, vm, r, idx, &e, true) != 0 ||
+		    !kpm_private(e))
 			return false;
 	}
 	return true;
@@ -289,7 +300,8 @@ unsigned kbase_group(struct ksm *k, const struct ksm_vm *vm, uint64_t pfn,
 			continue;
 		/* never read a page the guest did not write: that would
 		 * fault a hole of the base memfd in */
-		if (kpm_cached(k, p, r, idx, &e) != 0 || !kpm_private(e))
+		if (kpm_cached(k, p, r, idx, &e, false) != 0 ||
+		    !kpm_private(e))
 			continue;
 		pg = (struct kpage){ p, r, idx };
 		if (!match(k, &pg, arg))
