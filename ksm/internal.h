@@ -24,6 +24,8 @@
 #define KSM_ABSORB_MAX  4096u   /* candidates examined per new content */
 #define KSM_SAMPLE      256u    /* bytes at each end of a page compared
 				 * before a join of base[g] is queued */
+#define KSM_BASE_WAIT   8u      /* passes a same-GPA pair waits for the
+				 * old base[g] to be left (scan.c) */
 #define KSM_GROUP_MAX   16u     /* pages of one batch op: the equal pages
 				 * at one GPA across the domain's VMs */
 

@@ -367,12 +367,24 @@ void kbase_drop_unused(struct ksm *k, struct kdom *d, uint64_t pfn)
 void kbase_unref(struct ksm *k, struct kdom *d, uint64_t pfn,
 		 const struct ksm_vm *leaving)
 {
+	struct ksm_vm *vm;
+	uint32_t r, idx;
+
 	if (pfn >= d->base_npages || d->base_refs[pfn] == 0)
 		return;
 	if (--d->base_refs[pfn])
 		return;
 	d->base_used--;
 	base_punch(k, d, pfn, leaving);
+	if (d->base_flags[pfn] & KB_DATA)
+		return;
+	/* base[g] is free: candidates at g that waited for it (scan.c,
+	 * base_busy_wait) are examined again */
+	for (vm = k->vms; vm; vm = vm->next)
+		if (vm->dom == d && vm->uses_base && !vm->dead &&
+		    kvm_locate(vm, pfn * KSM_PAGE, &r, &idx) &&
+		    (vm->r[r].pflags[idx] & KP_IN_CAND))
+			kbit_set(vm->r[r].todo, idx);
 }
 
 /* ------------------------------------------------ zero page reclaim */

@@ -85,6 +85,21 @@ static bool peer_worth(struct ksm_vm *vm)
 	return m % every == 0;
 }
 
+/* Two VMs now hold equal new content at g while others still share the
+ * old base[g], so a merge now could only make a frame (a VMA split per
+ * run, undone at the next change).  Identical guests change the same
+ * pages at about the same time: wait up to KSM_BASE_WAIT passes after the
+ * write.  When the last VM leaves base[g], kbase_unref() has the waiting
+ * pages examined again. */
+static bool base_busy_wait(struct ksm *k, struct ksm_vm *vm, uint32_t r,
+			   uint32_t idx, uint64_t pfn)
+{
+	struct kdom *d = vm->dom;
+
+	return pfn < d->base_npages && d->base_refs[pfn] &&
+	       k->pass - vm->r[r].last_dirty[idx] < KSM_BASE_WAIT;
+}
+
 /* Hashes the page (a page whose hash is known skips this). */
 static uint64_t hash_now(struct ksm *k, struct ksm_vm *vm, uint32_t r,
 			 uint32_t idx)
@@ -229,6 +244,15 @@ hashed:
 			}
 			count_collision(k, vm);
 			continue;
+		}
+		if (vm->uses_base && cvm->uses_base &&
+		    kpage_gpa(cvm, n->r, n->idx) == pfn * KSM_PAGE &&
+		    base_busy_wait(k, vm, r, idx, pfn)) {
+			/* other VMs still share the old base[g]: they are
+			 * likely to follow, and then base[g] takes the new
+			 * content for all, with no frame and no VMA */
+			kbit_set(vm->r[r].todo, idx);
+			break;
 		}
 		memcpy(ref, hva, KSM_PAGE);
 		pg[1] = (struct kpage){ cvm, n->r, n->idx };

@@ -430,6 +430,61 @@ static void test_sampled_match_is_verified(void **state_)
 	close(base);
 }
 
+/* Identical guests rewrite a shared page one after another: the first
+ * two with equal new content wait while the others still share the old
+ * base page, and once all have written it, base[g] takes the new content
+ * for all four, with no frame and no new VMA. */
+static void test_rewrite_reshares_through_base(void **state_)
+{
+	struct ksm *k = mk(NULL);
+	int base = memfd_create("test-base", MFD_CLOEXEC);
+	struct ksm_fake_vm *v[4];
+	static uint8_t x[PG];
+	long vmas[4];
+	unsigned j;
+
+	(void)state_;
+	for (j = 0; j < 4; j++) {
+		v[j] = vm_new("w", base, 16);
+		ksm_fake_fill_pages(v[j], 5 * PG, 1, 4242);
+	}
+	for (j = 0; j < 4; j++)
+		add(k, v[j], 0);
+	pass(k);
+	for (j = 0; j < 4; j++) {
+		assert_int_equal(state(v[j], 5 * PG), HV_PAGE_BASE);
+		vmas[j] = ksm_fake_vma_count(v[j]);
+	}
+	ksm_fake_pattern(x, 5151);
+	ksm_fake_write(v[0], 5 * PG, x, PG);
+	ksm_fake_write(v[1], 5 * PG, x, PG);
+	pass(k);
+	pass(k);
+	/* waiting: no frame while v2 and v3 still read the old base page */
+	for (j = 0; j < 2; j++) {
+		assert_int_equal(state(v[j], 5 * PG), HV_PAGE_PRIVATE);
+		expect_pattern(v[j], 5 * PG, 5151);
+	}
+	for (j = 2; j < 4; j++) {
+		assert_int_equal(state(v[j], 5 * PG), HV_PAGE_BASE);
+		expect_pattern(v[j], 5 * PG, 4242);
+	}
+	ksm_fake_write(v[2], 5 * PG, x, PG);
+	ksm_fake_write(v[3], 5 * PG, x, PG);
+	pass(k);
+	pass(k);
+	for (j = 0; j < 4; j++) {
+		assert_int_equal(state(v[j], 5 * PG), HV_PAGE_BASE);
+		expect_pattern(v[j], 5 * PG, 5151);
+		assert_int_equal(ksm_fake_vma_count(v[j]), vmas[j]);
+	}
+	check(k);
+	ksm_destroy(k);
+	for (j = 0; j < 4; j++)
+		ksm_fake_vm_destroy(v[j]);
+	close(base);
+}
+
 static void test_base_respects_unwritten_reader(void **state_)
 {
 	struct ksm *k = mk(NULL);
@@ -590,6 +645,7 @@ int main(void)
 		cmocka_unit_test(test_domains),
 		cmocka_unit_test(test_same_gpa_base_merge),
 		cmocka_unit_test(test_sampled_match_is_verified),
+		cmocka_unit_test(test_rewrite_reshares_through_base),
 		cmocka_unit_test(test_base_respects_unwritten_reader),
 		cmocka_unit_test(test_cross_gpa_runs_coalesce),
 		cmocka_unit_test(test_released_by_other_owner),
