@@ -446,7 +446,7 @@ static void converge(struct conv *c, enum ksm_engine engine,
 	c->n = 0;
 	c->settled = false;
 	while (c->n < NSAMP) {
-		usleep(100000);
+		usleep(20000);   /* fine enough for a 1 s convergence */
 		struct ksm_stats st;
 		ksm_stats(s.k, &st);
 		double t = now_s() - t0, sv = c->unshared - (cg_bytes() - base_usage);
@@ -470,10 +470,18 @@ static void converge(struct conv *c, enum ksm_engine engine,
 	c->final_saved = c->saved[c->n - 1];
 	c->cpu_total = c->cpu[c->n - 1];
 	c->t90 = c->cpu90 = -1;
+	/* the 90 % crossing, interpolated between the two samples around it */
 	for (unsigned i = 0; i < c->n && c->settled; i++)
 		if (c->saved[i] >= 0.9 * c->final_saved) {
-			c->t90 = c->t[i];
-			c->cpu90 = c->cpu[i];
+			double f = 1;
+			if (i > 0 && c->saved[i] > c->saved[i - 1])
+				f = (0.9 * c->final_saved - c->saved[i - 1]) /
+				    (c->saved[i] - c->saved[i - 1]);
+			c->t90 = i ? c->t[i - 1] + f * (c->t[i] - c->t[i - 1])
+				   : c->t[i];
+			c->cpu90 = i ? c->cpu[i - 1] + f * (c->cpu[i] -
+							     c->cpu[i - 1])
+				     : c->cpu[i];
 			break;
 		}
 	if (keep)

@@ -28,8 +28,12 @@ uint64_t hv_vm_pause(struct hv_vm *vm)
 	pthread_mutex_lock(&vm->lock);
 	if (vm->pause_depth++ == 0) {
 		atomic_store(&vm->pause_req, 1);
+		/* a blocked vCPU is parked already and cannot leave before
+		 * it sees pause_req under the lock: kicking it would only
+		 * cost a signal and a spurious wakeup */
 		for (unsigned i = 0; i < vm->ncpus; i++)
-			if (vm->vcpus[i].started && !vm->vcpus[i].done)
+			if (vm->vcpus[i].started && !vm->vcpus[i].done &&
+			    !vm->vcpus[i].blocked)
 				vcpu_kick(&vm->vcpus[i]);
 	}
 	while (vm->parked < vm->threads_alive)
@@ -76,6 +80,7 @@ bool vcpu_block_locked(struct hv_vcpu *v, bool *flag, uint64_t deadline_ns)
 	struct hv_vm *vm = v->vm;
 
 	vm->parked++;
+	v->blocked = true;
 	pthread_cond_broadcast(&vm->cond);
 	for (;;) {
 		if (atomic_load(&vm->stop_req))
@@ -89,6 +94,7 @@ bool vcpu_block_locked(struct hv_vcpu *v, bool *flag, uint64_t deadline_ns)
 			vm_cond_wait_until(vm, deadline_ns);
 		}
 	}
+	v->blocked = false;
 	vm->parked--;
 	return *flag;
 }

@@ -33,6 +33,8 @@ struct hv_vcpu {
 	bool done;               /* left its run loop (under vm->lock) */
 	bool exited;             /* said HC_EXIT (own thread only) */
 	bool pending;            /* a notification not yet consumed */
+	bool blocked;            /* in vcpu_block_locked(), out of KVM_RUN:
+				  * a pause need not kick it (vm->lock) */
 	uint64_t ready_tag;      /* nonzero while blocked in HC_READY */
 	struct hv_argpage *argpage; /* guest's page (hostile; copy first) */
 };
