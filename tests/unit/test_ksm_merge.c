@@ -64,6 +64,16 @@ static long long fd_blocks_bytes(int fd)
 	return (long long)st.st_blocks * 512;
 }
 
+/* The engine, then its VMs and their base memfd. */
+static void destroy_all(struct ksm *k, struct ksm_fake_vm **v, unsigned n,
+			int base)
+{
+	ksm_destroy(k);
+	for (unsigned j = 0; j < n; j++)
+		ksm_fake_vm_destroy(v[j]);
+	close(base);
+}
+
 /* ------------------------------------------------------------ merging */
 
 static void test_identical_pages_merge(void **state_)
@@ -372,14 +382,9 @@ static void test_same_gpa_base_merge(void **state_)
 	for (j = 0; j < 4; j++)
 		assert_int_equal(ksm_fake_vma_count(v[j]), vmas[j]);
 	check(k);
-	ksm_destroy(k);
-	for (j = 0; j < 4; j++)
-		ksm_fake_vm_destroy(v[j]);
-	close(base);
+	destroy_all(k, v, 4, base);
 }
 
-/* A VM that never wrote g reads base[g]: base[g] must not change under it,
- * so the pair takes the frame path instead. */
 /* Same-GPA pages of all VMs are merged in one op without a hash, on a
  * sample of both ends:
  * a page equal to base[g] there but not in the middle must be refused by
@@ -476,12 +481,11 @@ static void test_rewrite_reshares_through_base(void **state_)
 		assert_int_equal(ksm_fake_vma_count(v[j]), vmas[j]);
 	}
 	check(k);
-	ksm_destroy(k);
-	for (j = 0; j < 4; j++)
-		ksm_fake_vm_destroy(v[j]);
-	close(base);
+	destroy_all(k, v, 4, base);
 }
 
+/* A VM that never wrote g reads base[g]: base[g] must not change under it,
+ * so the pair takes the frame path instead. */
 static void test_base_respects_unwritten_reader(void **state_)
 {
 	struct ksm *k = mk(NULL);
