@@ -60,27 +60,6 @@ static double median(double *v, int n)
 	return n > 0 ? bench_pct(v, (size_t)n, 50) : 0;
 }
 
-static long long read_ll(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	long long v = -1;
-	if (f) {
-		if (fscanf(f, "%lld", &v) != 1)
-			v = -1;
-		fclose(f);
-	}
-	return v;
-}
-
-static int write_ll(const char *path, long long v)
-{
-	FILE *f = fopen(path, "w");
-	if (!f)
-		return -1;
-	int ok = fprintf(f, "%lld\n", v) > 0;
-	return fclose(f) == 0 && ok ? 0 : -1;
-}
-
 /* One figure: the table row, the JSON key and the CSV line. */
 static void figure(const char *key, const char *what, double v,
 		   const char *unit, const char *note)
@@ -137,7 +116,7 @@ static bool cg_enter(void)
 	char path[800];
 	snprintf(path, sizeof(path), "%s/cgroup.procs", g_cg);
 	snprintf(pid, sizeof(pid), "%d", (int)getpid());
-	if (write_ll(path, getpid())) {
+	if (ksm_sysctl_write(path, getpid())) {
 		rmdir(g_cg);
 		g_cg[0] = 0;
 		return false;
@@ -151,7 +130,7 @@ static void cg_leave(void)
 	if (!g_cg[0])
 		return;
 	snprintf(path, sizeof(path), "%s/cgroup.procs", g_cg_parent);
-	write_ll(path, getpid());
+	ksm_sysctl_write(path, getpid());
 	for (int i = 0; i < 50 && rmdir(g_cg) < 0 && errno == EBUSY; i++)
 		usleep(100000);
 }
@@ -160,7 +139,7 @@ static double cg_bytes(void)
 {
 	char path[800];
 	snprintf(path, sizeof(path), "%s/memory.usage_in_bytes", g_cg);
-	return g_cg[0] ? (double)read_ll(path) : 0;
+	return g_cg[0] ? (double)ksm_sysctl_read(path) : 0;
 }
 
 /* --------------------------------------------------------------- VMs */
@@ -345,9 +324,9 @@ static void bench_merge(void)
 	static const char *const names[] = {
 		"same-GPA duplicates (base memfd)", "cross-GPA duplicates (frames, "
 		"shuffled)", "zero pages (discard)" };
-	long long old = read_ll("/proc/sys/vm/max_map_count");
+	long long old = ksm_sysctl_read("/proc/sys/vm/max_map_count");
 	if (old >= 0 && old < 1000000)
-		write_ll("/proc/sys/vm/max_map_count", 1000000);
+		ksm_sysctl_write("/proc/sys/vm/max_map_count", 1000000);
 	for (int k = 0; k < 3; k++) {
 		double v[16], c[16], p50[16], p99[16];
 		int reps = g_reps < 16 ? g_reps : 16;
@@ -394,7 +373,7 @@ static void bench_merge(void)
 		figure(key, what, m.p99_us, "us", NULL);
 	}
 	if (old >= 0 && old < 1000000)
-		write_ll("/proc/sys/vm/max_map_count", old);
+		ksm_sysctl_write("/proc/sys/vm/max_map_count", old);
 }
 
 /* --------------------------------------------------------- convergence */
@@ -540,7 +519,7 @@ static void bench_convergence(const char *dir)
 	double ratio[MAXR], idle_pct = 0, p50 = 0, p99 = 0;
 	int reps = g_reps < MAXR ? g_reps : MAXR, nd = 0, nk = 0, nr = 0;
 	struct vmset s;
-	bool kernel_ok = read_ll("/sys/kernel/mm/ksm/run") == 0;
+	bool kernel_ok = ksm_sysctl_read("/sys/kernel/mm/ksm/run") == 0;
 	char note[96];
 
 	/* dense and kernel alternate, so that drift on this shared machine

@@ -217,38 +217,21 @@ static int ksm_prepare_vm(const struct vm_spec *s, struct hv_vm_config *c,
 
 /* ------------------------------------------------------ max_map_count */
 
-static long long read_ll(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	long long v = -1;
-	if (f) {
-		if (fscanf(f, "%lld", &v) != 1)
-			v = -1;
-		fclose(f);
-	}
-	return v;
-}
-
 /* Cross-GPA merges cost up to one mapping per shared page (shuffled
  * duplicates rarely form runs), so the limit must cover guest RAM in
  * pages; the kernel's default stops near 32k merges.  Never lowered: a
  * lower value could break other processes that raised it. */
 static void raise_max_map_count(uint64_t guest_pages)
 {
-	long long cur = read_ll(MAX_MAP_COUNT_PATH);
+	long long cur = ksm_sysctl_read(MAX_MAP_COUNT_PATH);
 	unsigned long long want = MAP_COUNT_BASE + guest_pages;
 
 	if (want > 0x7fffffffULL)
 		want = 0x7fffffffULL;
 	if (cur < 0 || (unsigned long long)cur >= want)
 		return;
-	FILE *f = geteuid() == 0 ? fopen(MAX_MAP_COUNT_PATH, "w") : NULL;
-	bool ok = false;
-	if (f) {
-		ok = fprintf(f, "%llu\n", want) > 0;
-		ok = fclose(f) == 0 && ok;   /* the write happens at the close */
-	}
-	if (ok) {
+	if (geteuid() == 0 &&
+	    ksm_sysctl_write(MAX_MAP_COUNT_PATH, (long long)want) == 0) {
 		fprintf(stderr, "densevm: ksm: raised vm.max_map_count from %lld to "
 			"%llu (cross-GPA merges map up to one VMA per page)\n",
 			cur, want);
@@ -303,7 +286,7 @@ static json_t *engine_json(struct ksm *k)
 	if (o) {
 		json_object_set_new(o, "vmas", json_integer(hv_vma_count()));
 		json_object_set_new(o, "max_map_count",
-				    json_integer(read_ll(MAX_MAP_COUNT_PATH)));
+				    json_integer(ksm_sysctl_read(MAX_MAP_COUNT_PATH)));
 	}
 	return o;
 }

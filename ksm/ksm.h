@@ -158,6 +158,11 @@ int ksm_get_tunable(struct ksm *ksm, const char *name, char *buf,
 /* NULL-terminated list of tunable names. */
 const char *const *ksm_tunable_names(void);
 
+/* One number in a kernel tunable file (sysfs, procfs): the value, or -1
+ * when it cannot be read; 0, or -1 when the write is refused. */
+long long ksm_sysctl_read(const char *path);
+int ksm_sysctl_write(const char *path, long long v);
+
 /* ------------------------------------------------------------- stats */
 
 struct ksm_stats {

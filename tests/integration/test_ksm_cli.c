@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "testvm.h"
+#include "ksm/ksm.h"
 
 extern char **environ;
 
@@ -25,27 +26,6 @@ extern char **environ;
 static char g_sock[96], g_conf[96], g_json[96];
 static pid_t g_pid = -1;
 static long long g_old_map_count = -1;
-
-static long long read_ll(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	long long v = -1;
-	if (f) {
-		if (fscanf(f, "%lld", &v) != 1)
-			v = -1;
-		fclose(f);
-	}
-	return v;
-}
-
-static void write_ll(const char *path, long long v)
-{
-	FILE *f = fopen(path, "w");
-	if (f) {
-		fprintf(f, "%lld\n", v);
-		fclose(f);
-	}
-}
 
 static void write_file(const char *path, const char *text)
 {
@@ -74,11 +54,11 @@ static int teardown(void **state)
 		}
 	}
 	g_pid = -1;
-	if (g_kernel_ksm && read_ll("/sys/kernel/mm/ksm/run") != 0)
-		write_ll("/sys/kernel/mm/ksm/run", 0);
+	if (g_kernel_ksm && ksm_sysctl_read("/sys/kernel/mm/ksm/run") != 0)
+		ksm_sysctl_write("/sys/kernel/mm/ksm/run", 0);
 	g_kernel_ksm = false;
 	if (g_old_map_count > 0)
-		write_ll(MAX_MAP_COUNT, g_old_map_count);
+		ksm_sysctl_write(MAX_MAP_COUNT, g_old_map_count);
 	unlink(g_conf);
 	unlink(g_json);
 	return 0;
@@ -90,7 +70,7 @@ static void start_densevm(const char *conf_text)
 	snprintf(g_conf, sizeof(g_conf), "/tmp/densevm-ksm-%d.conf", (int)getpid());
 	snprintf(g_json, sizeof(g_json), "/tmp/densevm-ksm-%d.json", (int)getpid());
 	write_file(g_conf, conf_text);
-	g_old_map_count = read_ll(MAX_MAP_COUNT);
+	g_old_map_count = ksm_sysctl_read(MAX_MAP_COUNT);
 	char *argv[] = { (char *)test_densevm_path(), "run", "--quiet", "--ctl",
 			 g_sock, "--config", g_conf, "--json", g_json, NULL };
 	assert_int_equal(posix_spawn(&g_pid, argv[0], NULL, NULL, argv, environ), 0);
@@ -425,12 +405,12 @@ static void kernel_engine_through_run(void **state)
 {
 	(void)state;
 	SKIP_WITHOUT_KVM();
-	if (read_ll("/sys/kernel/mm/ksm/run") != 0 ||
+	if (ksm_sysctl_read("/sys/kernel/mm/ksm/run") != 0 ||
 	    access("/sys/kernel/mm/ksm/run", W_OK)) {
 		print_message("[  SKIPPED ] KSM absent, read-only or already running\n");
 		skip();
 	}
-	long long pts0 = read_ll("/sys/kernel/mm/ksm/pages_to_scan");
+	long long pts0 = ksm_sysctl_read("/sys/kernel/mm/ksm/pages_to_scan");
 	/* two domains cannot be kept apart by kernel KSM: refused */
 	char path[64];
 	snprintf(path, sizeof(path), "/tmp/densevm-ksm-kdom-%d.conf", (int)getpid());
@@ -442,7 +422,7 @@ static void kernel_engine_through_run(void **state)
 	assert_non_null(strstr(out, "cannot keep domains apart"));
 	free(out);
 	unlink(path);
-	assert_int_equal(read_ll("/sys/kernel/mm/ksm/run"), 0);
+	assert_int_equal(ksm_sysctl_read("/sys/kernel/mm/ksm/run"), 0);
 
 	g_kernel_ksm = true;
 	start_densevm("[ksm]\nengine = kernel\npages_per_sec = 500000\nsleep_ms = 20\n"
@@ -456,13 +436,13 @@ static void kernel_engine_through_run(void **state)
 		json_decref(j);
 		assert_int_equal(ctl(&j, "ksm", NULL, NULL, NULL), 0);
 		sharing = jget(j, "global.pages_sharing");
-		if (read_ll("/sys/kernel/mm/ksm/run") == 1)
+		if (ksm_sysctl_read("/sys/kernel/mm/ksm/run") == 1)
 			ran = true;
 	}
 	assert_string_equal(json_string_value(json_object_get(j, "engine")), "kernel");
 	json_decref(j);
 	assert_true(ran);
-	assert_int_equal(read_ll("/sys/kernel/mm/ksm/pages_to_scan"), 10000);
+	assert_int_equal(ksm_sysctl_read("/sys/kernel/mm/ksm/pages_to_scan"), 10000);
 	/* identical pages of the two guests merged (6144 each) */
 	assert_true(sharing >= 4000);
 	assert_int_equal(ctl(NULL, "stop", "k0", NULL, NULL), 0);
@@ -470,8 +450,8 @@ static void kernel_engine_through_run(void **state)
 	int st;
 	assert_int_equal(waitpid(g_pid, &st, 0), g_pid);
 	g_pid = -1;
-	assert_int_equal(read_ll("/sys/kernel/mm/ksm/run"), 0);
-	assert_int_equal(read_ll("/sys/kernel/mm/ksm/pages_to_scan"), pts0);
+	assert_int_equal(ksm_sysctl_read("/sys/kernel/mm/ksm/run"), 0);
+	assert_int_equal(ksm_sysctl_read("/sys/kernel/mm/ksm/pages_to_scan"), pts0);
 }
 
 int main(void)
