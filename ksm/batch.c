@@ -342,20 +342,15 @@ static void prepare(struct ksm *k, struct kdom *d, struct kop *op)
  * the page with base[g] itself (a hash match is never enough).  A
  * NEW_BASE turned JOIN_BASE carries a copy of its pages: base[g] must
  * equal it. */
-static void base_recheck(struct ksm *k, struct kbatch *b, struct kdom *d,
-			 struct kop *op)
+static void base_recheck(struct ksm *k, struct kdom *d, struct kop *op)
 {
 	uint64_t pfn = kpage_gpa(op->pg[0].vm, op->pg[0].r, op->pg[0].idx) /
 		       KSM_PAGE;
-	uint8_t *own = b->bufs + (size_t)(op - b->ops) * KSM_PAGE;
 	const uint8_t *p;
 
 	if (op->kind != KOP_JOIN_BASE || !op->claimed)
 		return;
 	p = kbase_ptr(d, pfn);
-	if (!p && kbase_has_data(d, pfn) && !op->ref &&
-	    kbase_read(d, pfn, own) == 0)
-		p = own;   /* past the mapping: a copy */
 	if (!p || (op->ref && memcmp(p, op->ref, KSM_PAGE) != 0) ||
 	    kbase_hash(k, d, pfn, &op->hash) != 0) {
 		drop_op(op);
@@ -566,7 +561,7 @@ void kbatch_flush(struct ksm *k)
 			prepare(k, d, op);
 	}
 	for (i = 0; i < b->n; i++)
-		base_recheck(k, b, d, &b->ops[i]);
+		base_recheck(k, d, &b->ops[i]);
 	/* collect the VMs to pause */
 	for (i = 0; i < b->n; i++) {
 		struct kop *op = &b->ops[i];

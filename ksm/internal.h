@@ -204,11 +204,7 @@ struct ksm {
 	pthread_mutex_t rel_mu;
 	struct krel { struct ksm_vm *vm; uint64_t gpa; } *rel;
 	unsigned nrel, relcap;
-	/* scratch for whoever holds the lock (never __thread: static TLS
-	 * is taken from every thread's stack, vCPU threads included) */
-	uint8_t *scratch;          /* KSM_SCRATCH_PAGES pages */
 };
-#define KSM_SCRATCH_PAGES 64u
 
 /* ---- time, rcu (tables.c) */
 uint64_t ksm_now_ns(void);
@@ -325,7 +321,6 @@ int kbase_init(struct ksm *k, struct kdom *d);
 void kbase_sweep(struct ksm *k, struct kdom *d);
 bool kbase_has_data(const struct kdom *d, uint64_t pfn);
 int kbase_hash(struct ksm *k, struct kdom *d, uint64_t pfn, uint64_t *h);
-int kbase_read(struct kdom *d, uint64_t pfn, void *buf);
 int kbase_map(struct kdom *d);
 void kbase_unmap(struct kdom *d);
 const uint8_t *kbase_ptr(const struct kdom *d, uint64_t pfn);

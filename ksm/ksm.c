@@ -264,12 +264,6 @@ int ksm_create(const struct ksm_config *cfg, struct ksm **out, char *err,
 			 strerror(errno));
 		goto fail;
 	}
-	k->scratch = aligned_alloc(64, KSM_SCRATCH_PAGES * KSM_PAGE);
-	if (!k->scratch) {
-		ret = -ENOMEM;
-		snprintf(err, errlen, "ksm: out of memory");
-		goto fail;
-	}
 	k->zero_hash = ksm_hash_page(k, ksm_zero_page);
 	if (cfg->engine == KSM_ENGINE_KERNEL)
 		ret = kengine_create(k, err, errlen);
@@ -283,7 +277,6 @@ fail:
 	if (k->pagemap_fd >= 0)
 		close(k->pagemap_fd);
 	kbatch_free(k);
-	free(k->scratch);
 	free(k);
 	return ret;
 }
@@ -305,7 +298,6 @@ void ksm_destroy(struct ksm *k)
 		kengine_destroy(k);
 	kbatch_free(k);
 	close(k->pagemap_fd);
-	free(k->scratch);
 	free(k->rel);
 	pthread_mutex_destroy(&k->rel_mu);
 	pthread_cond_destroy(&k->cv);

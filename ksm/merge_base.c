@@ -59,20 +59,14 @@ static void base_extents(struct ksm *k, struct kdom *d,
 	}
 }
 
-/* Reads up to 64 base pages, all allocated (inside a SEEK_DATA extent);
- * bit i of the result = page i is zero. */
-static uint64_t base_zero_mask(struct ksm *k, struct kdom *d, uint64_t p0,
-			       unsigned n)
+/* Reads up to 64 base pages, all allocated (inside a SEEK_DATA extent,
+ * clipped to the mapping); bit i of the result = page i is zero. */
+static uint64_t base_zero_mask(struct kdom *d, uint64_t p0, unsigned n)
 {
-	const uint8_t *buf = k->scratch;
+	const uint8_t *buf = d->base_map + p0 * KSM_PAGE;
 	uint64_t mask = 0;
 	unsigned i;
 
-	if (d->base_map && p0 + n <= d->base_map_pages)
-		buf = d->base_map + p0 * KSM_PAGE;
-	else if (pread(d->base_fd, k->scratch, (size_t)n * KSM_PAGE,
-		       (off_t)(p0 * KSM_PAGE)) != (ssize_t)(n * KSM_PAGE))
-		return 0;
 	for (i = 0; i < n; i++)
 		if (ksm_page_is_zero(buf + (size_t)i * KSM_PAGE))
 			mask |= 1ULL << i;
@@ -95,9 +89,10 @@ static void init_extent(struct ksm *k, struct kdom *d, uint64_t p0,
 	uint64_t p, zero;
 	unsigned i, c;
 
+	(void)k;   /* a base_extents() callback */
 	for (p = p0; p < p0 + n; p += c) {
 		c = (unsigned)(p0 + n - p < 64 ? p0 + n - p : 64);
-		zero = base_zero_mask(k, d, p, c);
+		zero = base_zero_mask(d, p, c);
 		for (i = 0; i < c; i++)
 			if (!(zero & (1ULL << i)))
 				mark_data(d, p + i);
@@ -148,40 +143,21 @@ void kbase_unmap(struct kdom *d)
 	d->base_map_pages = 0;
 }
 
-/* base[g] in place, or NULL when it holds no data (never a hole). */
+/* base[g] in place, or NULL when it holds no data (never a hole).  The
+ * mapping covers base_npages: kbase_map() follows every kdom_grow_base(). */
 const uint8_t *kbase_ptr(const struct kdom *d, uint64_t pfn)
 {
-	if (!kbase_has_data(d, pfn) || pfn >= d->base_map_pages)
-		return NULL;
-	return d->base_map + pfn * KSM_PAGE;
-}
-
-int kbase_read(struct kdom *d, uint64_t pfn, void *buf)
-{
-	const uint8_t *p = kbase_ptr(d, pfn);
-
-	if (p) {
-		memcpy(buf, p, KSM_PAGE);
-		return 0;
-	}
-	return pread(d->base_fd, buf, KSM_PAGE, (off_t)(pfn * KSM_PAGE)) ==
-	       KSM_PAGE ? 0 : -EIO;
+	return kbase_has_data(d, pfn) ? d->base_map + pfn * KSM_PAGE : NULL;
 }
 
 /* The hash of base[g], computed once (never faults a hole in). */
 int kbase_hash(struct ksm *k, struct kdom *d, uint64_t pfn, uint64_t *h)
 {
-	const uint8_t *p;
+	const uint8_t *p = kbase_ptr(d, pfn);
 
-	if (!kbase_has_data(d, pfn))
+	if (!p)
 		return -ENOENT;
 	if (!(d->base_flags[pfn] & KB_HASHED)) {
-		p = kbase_ptr(d, pfn);
-		if (!p) {
-			if (kbase_read(d, pfn, k->scratch) != 0)
-				return -EIO;
-			p = k->scratch;
-		}
 		d->base_hash[pfn] = ksm_hash_page(k, p);
 		d->base_flags[pfn] |= KB_HASHED;
 	}
@@ -443,7 +419,7 @@ static void sweep_extent(struct ksm *k, struct kdom *d, uint64_t p0,
 				mask &= vm_unmapped_mask(k, vm, p, c);
 		d->sweep_left += c - (unsigned)__builtin_popcountll(mask);
 		/* never trust "not data": content we did not write is kept */
-		zero = mask ? base_zero_mask(k, d, p, c) : 0;
+		zero = mask ? base_zero_mask(d, p, c) : 0;
 		for (i = 0; i < c; i++) {
 			if ((mask & (1ULL << i)) && !(zero & (1ULL << i))) {
 				mark_data(d, p + i);
