@@ -51,8 +51,8 @@
  *               accepted page reads as zero.  A refused page stays ballooned.
  *   REPORT      arg1 = count: free page reporting.  The pages stay the
  *               guest's (free in its allocator); the host may discard their
- *               contents, so they read as zero (or as the sharing domain's
- *               base page) until written.  Only while the host has set
+ *               contents, so they read as zero until written (never as
+ *               another VM's data).  Only while the host has set
  *               BALLOON_CFG_F_REPORTING.
  *   STATS       no args: the guest has filled balloon_cfg_guest.stats.
  *   For INFLATE/DEFLATE/REPORT/STATS/UNREGISTER the unused args must be 0.

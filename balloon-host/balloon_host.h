@@ -17,9 +17,11 @@
  *     before they are checked;
  *   - a bad request or entry is refused, counted by reason, and logged at
  *     most `log_lines_per_sec` lines per second;
- *   - a deflated page reads as zero, also on base-memfd-backed RAM (where a
- *     discarded page would revert to the base page: the device zero-fills
- *     it unless the base page is already zero).
+ *   - a page it takes or gives back (inflate, report, deflate, the sweep
+ *     at UNREGISTER or at a second REGISTER) reads zero from then on until
+ *     the guest writes it, also on base-memfd-backed RAM, where a plain
+ *     discard would show base[g], other VMs' content: it zeroes with
+ *     hv_vm_zero() (the memory-safety invariant of hv-core/hv.h).
  *
  * Threading: one lock per device; hypercalls arrive on the VM's vCPU
  * threads and the setters/stats come from any thread.  Work per hypercall
@@ -31,8 +33,8 @@
  * before the device discards it (inflate, report) or writes to it
  * (REGISTER).  It drops the frame's reference and, if it changes the page's
  * backing, must leave the ordinary one (anonymous or the base memfd) with
- * the same content: then the discard that follows makes the page read as
- * zero (or as base), and a registered page keeps what the guest put there.
+ * the same content: then the zeroing that follows makes the page read
+ * zero, and a registered page keeps what the guest put there.
  * It must not take HV_PF_BUSY itself, nor pause the VM.  Without a hook, a
  * FRAME page is refused as BUSY (nothing could drop its reference).
  */
@@ -42,6 +44,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <jansson.h>
 #include "hv.h"
 #include "balloon-driver/balloon_proto.h"
 
@@ -119,13 +122,16 @@ struct balloon_host_stats {
 	bool target_reached;
 	int64_t reach_ns;               /* -1 = not reached since the last set */
 	uint64_t stats_updates;         /* STATS received */
-	struct balloon_stats guest;     /* the last stats (sanitized) */
+	/* guest figures refused as impossible (stats with a value >= 2^63,
+	 * a memory figure above the VM's RAM or free/available/cached above
+	 * total; a balloon claim above RAM): the last good ones are kept */
+	uint64_t guest_rejected;
+	struct balloon_stats guest;     /* the last good stats */
 };
 void balloon_host_stats(struct balloon_host *dev, struct balloon_host_stats *out);
 
-/* One line of JSON (no newline) into buf; returns the length it needed,
- * like snprintf (>= len means truncated), or -1. */
-int balloon_host_stats_json(const struct balloon_host_stats *s, char *buf,
-			    size_t len);
+/* The snapshot as a new JSON object (the caller owns the reference), or
+ * NULL when out of memory.  Host figures are always present. */
+json_t *balloon_host_stats_to_json(const struct balloon_host_stats *s);
 
 #endif

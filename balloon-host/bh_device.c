@@ -14,11 +14,16 @@
  *                with HV_PF_BUSY by CAS, so a concurrent ksm pass never sees
  *                a half-done page; a failed entry releases what it took.
  *   3. act:      inflate/report: the ksm hook for FRAME/BASE pages, then
- *                one discard per run of contiguous claimed entries;
- *                deflate: the same discard (a page comes back zero even if
- *                the guest wrote to it while ballooned), and on base-backed
- *                RAM a zero check with zero-fill.  A failed discard rolls
- *                its run back.
+ *                one zeroing (be.zero, hv_vm_zero) per run of contiguous
+ *                claimed entries; deflate: the same (a page comes back zero
+ *                even if the guest wrote to it while ballooned).  A failed
+ *                zeroing rolls its run back.
+ *
+ * The memory-safety invariant (hv-core/hv.h): a page this device takes or
+ * gives back reads zero from the moment its run is zeroed, on anonymous and
+ * base-backed RAM alike.  Never a plain discard: on base-backed RAM that
+ * would read base[g], other VMs' content, while the page is ballooned,
+ * reported or on its way back.
  *   4. publish:  final page states (BUSY dropped), counters, and the
  *                per-entry status written back into the guest's ring.
  */
@@ -250,24 +255,103 @@ static void mark_duplicates(struct balloon_host *dev, uint64_t count)
 
 /* ------------------------------------------------------ the guest's half */
 
+/* mem_total .. oom_kills, one array of words, and their BALLOON_STAT_* bits */
+#define NWORDS 9
+_Static_assert(offsetof(struct balloon_stats, oom_kills) ==
+	       offsetof(struct balloon_stats, mem_total) + (NWORDS - 1) * sizeof(uint64_t),
+	       "mem_total .. oom_kills are one array of words");
+static const uint32_t stat_bits[NWORDS] = {
+	BALLOON_STAT_MEM_TOTAL, BALLOON_STAT_MEM_FREE, BALLOON_STAT_MEM_AVAILABLE,
+	BALLOON_STAT_CACHED, BALLOON_STAT_SWAP_IN, BALLOON_STAT_SWAP_OUT,
+	BALLOON_STAT_MAJOR_FAULTS, BALLOON_STAT_MINOR_FAULTS, BALLOON_STAT_OOM_KILLS,
+};
+
+/*
+ * Why the guest's stats cannot be true, or NULL when they can: a value of
+ * 2^63 or more (no JSON integer, and no real count), a memory figure above
+ * the VM's RAM, or free / available / cached above total.  Counts since
+ * boot (swap, faults, OOM kills) may exceed RAM; they only get the 2^63
+ * bound.
+ */
+static const char *stats_impossible(const struct balloon_host *dev,
+				    const struct balloon_stats *st)
+{
+	const uint64_t *w = &st->mem_total;
+	const uint64_t top = 1ull << 63, ram = dev->be.mem_bytes;
+	for (unsigned i = 0; i < NWORDS; i++) {
+		if (!(st->valid & stat_bits[i]))
+			continue;
+		if (w[i] >= top)
+			return "a value of 2^63 or more";
+		if (i < 4 && w[i] > ram)
+			return "a memory figure above the VM's RAM";
+	}
+	if (st->valid & BALLOON_STAT_MEM_TOTAL) {
+		if ((st->valid & BALLOON_STAT_MEM_FREE) && st->mem_free > st->mem_total)
+			return "free above total";
+		if ((st->valid & BALLOON_STAT_MEM_AVAILABLE) &&
+		    st->mem_available > st->mem_total)
+			return "available above total";
+		if ((st->valid & BALLOON_STAT_CACHED) && st->cached > st->mem_total)
+			return "cached above total";
+	}
+	return NULL;
+}
+
+/* Fields whose valid bit is clear hold whatever the guest left there:
+ * zero them, so no reader ever sees them. */
+static void clear_unset(struct balloon_stats *st)
+{
+	uint64_t *w = &st->mem_total;
+	for (unsigned i = 0; i < NWORDS; i++)
+		if (!(st->valid & stat_bits[i]))
+			w[i] = 0;
+	if (!(st->valid & BALLOON_STAT_PSI_SOME))
+		st->psi_some_avg10 = 0;
+	if (!(st->valid & BALLOON_STAT_PSI_FULL))
+		st->psi_full_avg10 = 0;
+}
+
+static void guest_rejects(struct balloon_host *dev, const char *what,
+			  const char *why)
+{
+	dev->guest_rejected++;
+	bh_log(dev, "guest %s refused (%s); the last good ones are kept", what,
+	       why);
+}
+
 /* Copies the guest half of the config page word by word (the guest may be
- * writing it) and keeps only what is sane. */
+ * writing it) and keeps only what can be true: an impossible figure is
+ * refused whole and counted, and the last good values stay, so a guest
+ * cannot blind whoever reads these (the control socket, the policy). */
 void bh_read_guest_half(struct balloon_host *dev, bool with_stats)
 {
 	struct balloon_cfg_guest g;
 	uint64_t *dst = (uint64_t *)&g;
+	const char *why;
 	size_t words = (with_stats ? sizeof(g) : offsetof(struct balloon_cfg_guest, stats))
 		       / sizeof(uint64_t);
 	if (!dev->cfg_g)
 		return;
 	for (size_t i = 0; i < words; i++)
 		dst[i] = __atomic_load_n(&dev->cfg_g[i], __ATOMIC_RELAXED);
-	dev->guest_balloon_pages = g.balloon_pages;
+	if (g.balloon_pages > dev->be.mem_bytes / PG) {
+		if (g.balloon_pages != dev->last_bad_claim)
+			guest_rejects(dev, "balloon size", "above the VM's RAM");
+		dev->last_bad_claim = g.balloon_pages;
+	} else {
+		dev->guest_balloon_pages = g.balloon_pages;
+	}
 	dev->guest_status = g.status & (BALLOON_GST_AT_FLOOR | BALLOON_GST_PRESSURE |
 					BALLOON_GST_ALLOC_FAIL);
 	if (!with_stats)
 		return;
 	g.stats.valid &= BALLOON_STAT_ALL;
+	clear_unset(&g.stats);
+	if ((why = stats_impossible(dev, &g.stats))) {
+		guest_rejects(dev, "stats", why);
+		return;
+	}
 	if (g.stats.psi_some_avg10 > 10000)
 		g.stats.psi_some_avg10 = 10000;
 	if (g.stats.psi_full_avg10 > 10000)
@@ -279,33 +363,9 @@ void bh_read_guest_half(struct balloon_host *dev, bool with_stats)
 
 /* ------------------------------------------------- giving pages back */
 
-static bool page_is_zero(const void *p)
-{
-	const uint64_t *w = p;
-	for (size_t i = 0; i < PG / sizeof(uint64_t); i++)
-		if (w[i])
-			return false;
-	return true;
-}
-
-/*
- * The final state of a page leaving the balloon (deflate, or the sweep at
- * UNREGISTER), after its discard.  Anonymous RAM reads zero now.  Base-
- * backed RAM reads the base page, which the guest must not see unless it is
- * zero: zero-fill it (that makes it private).
- */
-static hv_pstate_t returned_state(struct balloon_host *dev, uint64_t gpa)
-{
-	if (dev->be.base_backed) {
-		void *hva = dev->be.gpa_to_hva(dev->be.ctx, gpa, PG);
-		if (hva && !page_is_zero(hva)) {
-			memset(hva, 0, PG);
-			return hv_ps_make(HV_PAGE_PRIVATE, 0, 0);
-		}
-		return hv_ps_make(HV_PAGE_BASE, 0, 0);
-	}
-	return hv_ps_make(HV_PAGE_ZERO, 0, 0);
-}
+/* The final state of a page leaving the balloon (deflate, or the sweep at
+ * UNREGISTER) after its zeroing. */
+#define RETURNED_STATE hv_ps_make(HV_PAGE_ZERO, 0, 0)
 
 static void note_ballooned(struct balloon_host *dev, uint64_t pfn, uint64_t n)
 {
@@ -319,7 +379,7 @@ static void note_ballooned(struct balloon_host *dev, uint64_t pfn, uint64_t n)
 /*
  * UNREGISTER: the guest driver is gone, so the host forgets its balloon:
  * every BALLOONED page goes back to the guest as on a deflate.  If the
- * discard fails, the page is zero-filled instead: the guest will use it.
+ * zeroing fails, the page is zero-filled instead: the guest will use it.
  * A page someone else holds BUSY right now stays BALLOONED and counted
  * (host_pages always equals the BALLOONED count); the next sweep takes it.
  * The sweep only covers [lo_pfn, hi_pfn) of RAM.
@@ -341,14 +401,14 @@ static void sweep_ballooned(struct balloon_host *dev)
 			if (claim_page(dev, pfn, BALLOON_OP_DEFLATE) != BALLOON_ST_OK)
 				continue;
 			dev->discards++;
-			if (dev->be.discard(dev->be.ctx, pfn * PG, PG) < 0) {
+			if (dev->be.zero(dev->be.ctx, pfn * PG, PG) < 0) {
 				void *hva = dev->be.gpa_to_hva(dev->be.ctx, pfn * PG, PG);
 				dev->io_errors++;
 				if (hva)
 					memset(hva, 0, PG);
 				v = hv_ps_make(HV_PAGE_PRIVATE, 0, 0);
 			} else {
-				v = returned_state(dev, pfn * PG);
+				v = RETURNED_STATE;
 			}
 			set_owned(dev, pfn, v);
 			dev->host_pages--;
@@ -505,14 +565,14 @@ static void finish_entry(struct balloon_host *dev, uint64_t op, uint64_t e)
 		dev->inflated += n;
 		break;
 	case BALLOON_OP_REPORT:
-		v = hv_ps_make(dev->be.base_backed ? HV_PAGE_BASE : HV_PAGE_ZERO, 0, 0);
+		v = hv_ps_make(HV_PAGE_ZERO, 0, 0);
 		for (uint64_t k = 0; k < n; k++)
 			set_owned(dev, pfn + k, v);
 		dev->reported += n;
 		break;
 	case BALLOON_OP_DEFLATE:
 		for (uint64_t k = 0; k < n; k++)
-			set_owned(dev, pfn + k, returned_state(dev, gpa + k * PG));
+			set_owned(dev, pfn + k, RETURNED_STATE);
 		dev->host_pages -= n;
 		dev->deflated += n;
 		break;
@@ -548,7 +608,7 @@ static int64_t do_ring(struct balloon_host *dev, uint64_t op, uint64_t count,
 		       (unsigned long long)c[i], st[i]);
 	}
 
-	/* 3. act, one discard per run of contiguous accepted entries */
+	/* 3. act, one zeroing per run of contiguous accepted entries */
 	for (i = 0; i < count; i = j) {
 		uint64_t start, len;
 		if (st[i] != BALLOON_ST_OK) {
@@ -567,14 +627,14 @@ static int64_t do_ring(struct balloon_host *dev, uint64_t op, uint64_t count,
 			len += ent_len(c[j]);
 		}
 		dev->discards++;
-		if (dev->be.discard(dev->be.ctx, start, len) < 0) {
+		if (dev->be.zero(dev->be.ctx, start, len) < 0) {
 			for (uint64_t k = i; k < j; k++) {
 				unclaim_range(dev, balloon_ent_gpa(c[k]) / PG,
 					      ent_len(c[k]) / PG, hooked);
 				st[k] = BALLOON_ST_IO;
 			}
 			dev->io_errors++;
-			bh_log(dev, "%s: discard of 0x%llx+0x%llx failed",
+			bh_log(dev, "%s: zeroing of 0x%llx+0x%llx failed",
 			       op_name(op), (unsigned long long)start,
 			       (unsigned long long)len);
 		}

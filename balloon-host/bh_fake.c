@@ -3,10 +3,11 @@
  *
  * Owns: RAM ranges mmap'd in this process (anonymous, or MAP_PRIVATE of a
  * memfd filled with BH_FAKE_PATTERN to mimic hv-core's base-memfd RAM, where
- * a discarded page reverts to the base page), a page-state map per range,
+ * a plain discard would revert to the base page and zeroing must not), a
+ * page-state map per range,
  * a manual clock and counters.  It needs no KVM and no hv-core library.
  *
- * It is stricter than hv-core on purpose: a page-state lookup or a discard
+ * It is stricter than hv-core on purpose: a page-state lookup or a zeroing
  * outside RAM aborts, so a device that skipped a range check fails loudly
  * in the unit tests and under the fuzzer.
  */
@@ -73,21 +74,26 @@ static bool fk_cas(void *ctx, uint64_t pfn, hv_pstate_t old, hv_pstate_t new)
 					   __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }
 
-static int fk_discard(void *ctx, uint64_t gpa, uint64_t len)
+/* hv_vm_zero's contract: the pages read zero afterwards, base or not. */
+static int fk_zero(void *ctx, uint64_t gpa, uint64_t len)
 {
 	struct bh_fake *f = ctx;
 	struct bh_fake_ram *r = find(f, gpa, len);
+	uint8_t *hva;
 	if (!r || (gpa | len) & (BALLOON_PAGE_SIZE - 1)) {
-		fprintf(stderr, "bh_fake: discard outside RAM: 0x%llx+0x%llx\n",
+		fprintf(stderr, "bh_fake: zeroing outside RAM: 0x%llx+0x%llx\n",
 			(unsigned long long)gpa, (unsigned long long)len);
 		abort();
 	}
 	if (f->fail_discard)
 		return -EIO;
 	f->discards++;
-	if (madvise(r->hva + (gpa - r->gpa), len, MADV_DONTNEED) < 0)
-		return -errno;
-	return 0;
+	hva = r->hva + (gpa - r->gpa);
+	if (f->base)
+		return mmap(hva, len, PROT_READ | PROT_WRITE, MAP_PRIVATE |
+			    MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0) ==
+		       MAP_FAILED ? -errno : 0;
+	return madvise(hva, len, MADV_DONTNEED) < 0 ? -errno : 0;
 }
 
 static void fk_notify(void *ctx)
@@ -191,11 +197,10 @@ void bh_fake_backend(struct bh_fake *f, struct bh_backend *be)
 	be->gpa_to_hva = fk_gpa_to_hva;
 	be->page_get = fk_get;
 	be->page_cas = fk_cas;
-	be->discard = fk_discard;
+	be->zero = fk_zero;
 	be->notify = fk_notify;
 	be->now_ns = fk_now;
 	be->gpa_end = f->gpa_end;
-	be->base_backed = f->base;
 	be->name = "fake";
 	be->nranges = f->n;
 	for (unsigned i = 0; i < f->n; i++) {
@@ -208,7 +213,11 @@ void bh_fake_backend(struct bh_fake *f, struct bh_backend *be)
 void bh_fake_reset(struct bh_fake *f)
 {
 	for (unsigned i = 0; i < f->n; i++) {
-		madvise(f->r[i].hva, f->r[i].len, MADV_DONTNEED);
+		if (f->base)   /* the base mapping back over zeroed runs */
+			mmap(f->r[i].hva, f->r[i].len, PROT_READ | PROT_WRITE,
+			     MAP_PRIVATE | MAP_FIXED, f->memfd, (off_t)f->r[i].gpa);
+		else
+			madvise(f->r[i].hva, f->r[i].len, MADV_DONTNEED);
 		memset(f->r[i].map, 0, f->r[i].len / BALLOON_PAGE_SIZE * sizeof(hv_pstate_t));
 	}
 	f->discards = f->notifies = 0;

@@ -3,7 +3,7 @@
  *
  * Owns: the only calls from balloon-host/ into hv-core: the bh_backend
  * implementation over hv_gpa_to_hva / hv_page_get / hv_page_cas /
- * hv_vm_discard / hv_vm_notify, the HC_BALLOON handler registration, and
+ * hv_vm_zero / hv_vm_notify, the HC_BALLOON handler registration, and
  * announcing the device in the micro guest's boot-info page.
  */
 #include <errno.h>
@@ -27,9 +27,9 @@ static bool hb_cas(void *ctx, uint64_t pfn, hv_pstate_t old, hv_pstate_t new)
 	return hv_page_cas(ctx, pfn, old, new);
 }
 
-static int hb_discard(void *ctx, uint64_t gpa, uint64_t len)
+static int hb_zero(void *ctx, uint64_t gpa, uint64_t len)
 {
-	return hv_vm_discard(ctx, gpa, len);
+	return hv_vm_zero(ctx, gpa, len);
 }
 
 static void hb_notify(void *ctx)
@@ -68,12 +68,11 @@ int balloon_host_attach(struct hv_vm *vm, const struct balloon_host_config *cfg,
 		.gpa_to_hva = hb_gpa_to_hva,
 		.page_get = hb_get,
 		.page_cas = hb_cas,
-		.discard = hb_discard,
+		.zero = hb_zero,
 		.notify = hb_notify,
 		.now_ns = hb_now,
 		.gpa_end = hv_vm_gpa_end(vm),
 		.mem_bytes = hv_vm_mem_bytes(vm),
-		.base_backed = hv_vm_base_memfd(vm) >= 0,
 		.name = hv_vm_name(vm),
 	};
 	const struct hv_ram_range *rr;

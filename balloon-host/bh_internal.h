@@ -25,14 +25,16 @@ struct bh_backend {
 	/* Only called for pfns the device checked with gpa_to_hva first. */
 	hv_pstate_t (*page_get)(void *ctx, uint64_t pfn);
 	bool (*page_cas)(void *ctx, uint64_t pfn, hv_pstate_t old, hv_pstate_t new);
-	int (*discard)(void *ctx, uint64_t gpa, uint64_t len);   /* 0 or -errno */
+	/* Drops the copies of [gpa, gpa+len) and frees their memory: the
+	 * pages read zero afterwards, whatever backs the RAM (hv_vm_zero).
+	 * 0 or -errno. */
+	int (*zero)(void *ctx, uint64_t gpa, uint64_t len);
 	void (*notify)(void *ctx);                               /* wake HC_WAIT */
 	uint64_t (*now_ns)(void *ctx);
 	uint64_t gpa_end;          /* highest RAM GPA + 1 */
 	unsigned nranges;          /* RAM ranges (for the UNREGISTER sweep) */
 	struct { uint64_t gpa, len; } ranges[BH_MAX_RANGES];
 	uint64_t mem_bytes;        /* the VM's RAM */
-	bool base_backed;          /* discard reverts to a base memfd page */
 	const char *name;          /* for log lines */
 };
 
@@ -82,9 +84,10 @@ struct balloon_host {
 	/* counters */
 	uint64_t requests, inflated, deflated, reported;
 	uint64_t reject[BH_REJ_NR];
-	uint64_t busy, io_errors, stats_updates;
+	uint64_t busy, io_errors, stats_updates, guest_rejected;
 	uint64_t discards;           /* be.discard calls (madvise on hv-core) */
 	uint64_t guest_balloon_pages;
+	uint64_t last_bad_claim;     /* counted once, not at every read */
 	uint32_t guest_status;
 	struct balloon_stats guest;
 
@@ -118,8 +121,9 @@ void bh_log(struct balloon_host *dev, const char *fmt, ...)
 /* ------------------------------------------------------------------ fake */
 
 /* A fake VM: RAM ranges mmap'd from anonymous memory, or MAP_PRIVATE from a
- * memfd filled with a non-zero pattern (base_backed) so that a discarded
- * page reverts to non-zero content, as hv-core's base-memfd RAM does.  The
+ * memfd filled with a non-zero pattern (base_backed) so that a plain
+ * discard would revert to non-zero content, as on hv-core's base-memfd
+ * RAM; its zeroing maps anonymous memory over the run as hv_vm_zero does.  The
  * page-state map covers the ranges only: a lookup outside RAM aborts, which
  * catches a device that forgot a range check. */
 struct bh_fake;

@@ -3,8 +3,8 @@
  * rate-limited logging.
  *
  * Owns: publishing the host half of the config page (a seqlock the guest
- * reads), the target-to-reached latency, the stats snapshot and its JSON
- * form (one line, for the control socket), and bh_log(), which lets at most
+ * reads), the target-to-reached latency, the stats snapshot (its JSON form
+ * is bh_json.c's), and bh_log(), which lets at most
  * cfg.log_lines_per_sec lines per second per VM through and counts the
  * rest, so a guest that floods bad requests cannot flood the host's log.
  */
@@ -204,93 +204,7 @@ void balloon_host_stats(struct balloon_host *dev, struct balloon_host_stats *out
 	out->target_reached = dev->reached;
 	out->reach_ns = dev->reach_ns;
 	out->stats_updates = dev->stats_updates;
+	out->guest_rejected = dev->guest_rejected;
 	out->guest = dev->guest;
 	pthread_mutex_unlock(&dev->lock);
-}
-
-/* Appends to a bounded buffer, snprintf-style: *pos counts what would
- * have been written, so the caller learns the size it needs. */
-static void put(char *buf, size_t len, size_t *pos, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static void put(char *buf, size_t len, size_t *pos, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-	va_start(ap, fmt);
-	n = vsnprintf(*pos < len ? buf + *pos : NULL, *pos < len ? len - *pos : 0,
-		      fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		*pos += (size_t)n;
-}
-
-int balloon_host_stats_json(const struct balloon_host_stats *s, char *buf,
-			    size_t len)
-{
-	static const struct { uint32_t bit; const char *name; size_t off; } gf[] = {
-		{ BALLOON_STAT_MEM_TOTAL, "mem_total", offsetof(struct balloon_stats, mem_total) },
-		{ BALLOON_STAT_MEM_FREE, "mem_free", offsetof(struct balloon_stats, mem_free) },
-		{ BALLOON_STAT_MEM_AVAILABLE, "mem_available", offsetof(struct balloon_stats, mem_available) },
-		{ BALLOON_STAT_CACHED, "cached", offsetof(struct balloon_stats, cached) },
-		{ BALLOON_STAT_SWAP_IN, "swap_in", offsetof(struct balloon_stats, swap_in) },
-		{ BALLOON_STAT_SWAP_OUT, "swap_out", offsetof(struct balloon_stats, swap_out) },
-		{ BALLOON_STAT_MAJOR_FAULTS, "major_faults", offsetof(struct balloon_stats, major_faults) },
-		{ BALLOON_STAT_MINOR_FAULTS, "minor_faults", offsetof(struct balloon_stats, minor_faults) },
-		{ BALLOON_STAT_OOM_KILLS, "oom_kills", offsetof(struct balloon_stats, oom_kills) },
-	};
-	size_t pos = 0;
-	if (!s || (!buf && len))
-		return -1;
-	if (len)
-		buf[0] = 0;
-	put(buf, len, &pos,
-	    "{\"registered\":%s,\"mem_bytes\":%" PRIu64 ",\"size_bytes\":%" PRIu64
-	    ",\"target_bytes\":%" PRIu64 ",\"guest_balloon_bytes\":%" PRIu64
-	    ",\"guest_status\":%" PRIu32 ",\"reporting\":%s,\"stats_period_ms\":%" PRIu32
-	    ",\"ring_capacity\":%" PRIu32 ",\"requests\":%" PRIu64
-	    ",\"inflated_pages\":%" PRIu64 ",\"deflated_pages\":%" PRIu64
-	    ",\"reported_pages\":%" PRIu64 ",\"rejected\":%" PRIu64 ",\"reject\":{",
-	    s->registered ? "true" : "false", s->mem_bytes, s->size_bytes,
-	    s->target_bytes, s->guest_balloon_bytes, s->guest_status,
-	    s->reporting ? "true" : "false", s->stats_period_ms, s->ring_capacity,
-	    s->requests, s->inflated_pages, s->deflated_pages, s->reported_pages,
-	    s->rejected);
-	for (int i = 0; i < BH_REJ_NR; i++)
-		put(buf, len, &pos, "%s\"%s\":%" PRIu64, i ? "," : "",
-		    balloon_host_reject_name((enum balloon_host_reject)i), s->reject[i]);
-	put(buf, len, &pos,
-	    "},\"busy\":%" PRIu64 ",\"io_errors\":%" PRIu64 ",\"discards\":%" PRIu64
-	    ",\"log_suppressed\":%" PRIu64 ",\"target_reached\":%s,\"reach_ms\":",
-	    s->busy, s->io_errors, s->discards, s->log_suppressed,
-	    s->target_reached ? "true" : "false");
-	if (s->reach_ns >= 0)
-		put(buf, len, &pos, "%" PRId64 ".%03" PRId64, s->reach_ns / 1000000,
-		    (s->reach_ns / 1000) % 1000);
-	else
-		put(buf, len, &pos, "null");
-	put(buf, len, &pos, ",\"stats_updates\":%" PRIu64 ",\"guest\":{", s->stats_updates);
-	{
-		bool first = true;
-		for (size_t i = 0; i < sizeof(gf) / sizeof(gf[0]); i++) {
-			uint64_t v;
-			if (!(s->guest.valid & gf[i].bit))
-				continue;
-			memcpy(&v, (const char *)&s->guest + gf[i].off, sizeof(v));
-			put(buf, len, &pos, "%s\"%s\":%" PRIu64, first ? "" : ",",
-			    gf[i].name, v);
-			first = false;
-		}
-		if (s->guest.valid & BALLOON_STAT_PSI_SOME) {
-			put(buf, len, &pos, "%s\"psi_some_avg10\":%" PRIu32 ".%02" PRIu32,
-			    first ? "" : ",", s->guest.psi_some_avg10 / 100,
-			    s->guest.psi_some_avg10 % 100);
-			first = false;
-		}
-		if (s->guest.valid & BALLOON_STAT_PSI_FULL)
-			put(buf, len, &pos, "%s\"psi_full_avg10\":%" PRIu32 ".%02" PRIu32,
-			    first ? "" : ",", s->guest.psi_full_avg10 / 100,
-			    s->guest.psi_full_avg10 % 100);
-	}
-	put(buf, len, &pos, "}}");
-	return pos > INT32_MAX ? -1 : (int)pos;
 }

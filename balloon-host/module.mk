@@ -7,7 +7,7 @@ $(eval $(call host_lib,balloon-host,balloon-host))
 BALLOON_REPLAY := $(BUILD)/tests/fuzz_balloon_replay
 $(BALLOON_REPLAY): $(BUILD)/tests/fuzz/fuzz_balloon_host.o $(BUILD)/tests/fuzz/replay_main.o $(BUILD)/libballoon-host.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^
+	$(CC) $(LDFLAGS) -o $@ $^ -ljansson
 UNIT_TESTS += $(BALLOON_REPLAY)
 
 # libFuzzer run: make fuzz-balloon [FUZZ_TIME=10]; new inputs go to
@@ -30,4 +30,4 @@ build/fuzz/bh_fake.o: balloon-host/bh_fake.c $(wildcard balloon-host/*.h) balloo
 build/fuzz/fuzz_balloon_host: $(BALLOON_FUZZ_SRCS) build/fuzz/bh_fake.o $(wildcard balloon-host/*.h) balloon-driver/balloon_proto.h
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(BALLOON_FUZZ_FLAGS) -fsanitize=fuzzer,address,undefined \
-		$(BALLOON_FUZZ_SRCS) build/fuzz/bh_fake.o -o $@
+		$(BALLOON_FUZZ_SRCS) build/fuzz/bh_fake.o -o $@ -ljansson

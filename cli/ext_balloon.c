@@ -145,13 +145,9 @@ static struct bvm *find_locked(const char *name, bool need_dev, char *err,
 static json_t *stats_object(struct balloon_host *dev)
 {
 	struct balloon_host_stats s;
-	char buf[2048];
 	balloon_host_stats(dev, &s);
-	int n = balloon_host_stats_json(&s, buf, sizeof(buf));
-	if (n < 0 || (size_t)n >= sizeof(buf))
-		return json_pack("{s:s}", "error", "stats too long");
-	json_t *o = json_loads(buf, 0, NULL);
-	return o ? o : json_pack("{s:s}", "error", "stats are not JSON");
+	json_t *o = balloon_host_stats_to_json(&s);
+	return o ? o : json_pack("{s:s}", "error", "out of memory");
 }
 
 static const char balloon_usage[] =

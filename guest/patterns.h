@@ -32,6 +32,8 @@
 #define DVM_RESULT_HC_MEDIAN_NS   4  /* hcbench: median round trip, ns */
 #define DVM_RESULT_DIRTY_REWRITES 5  /* dirty: page rewrites, all vCPUs */
 #define DVM_RESULT_GROW_MIB       6  /* grow: MiB held at the end */
+#define DVM_RESULT_FOREIGN_PAGES  7  /* hostile: pages that read neither
+					zero nor the guest's own data */
 
 /* HC_EXIT statuses. */
 #define DVM_EXIT_OK        0
@@ -57,6 +59,7 @@
 #define DVM_SALT_DIRTY    0x6469727479000006ULL
 #define DVM_SALT_DSET     0x6473657400000007ULL
 #define DVM_SALT_PERM     0x7065726d00000008ULL
+#define DVM_SALT_HOSTILE  0x686f73740000000aULL
 
 /* splitmix64's output function (a bijective 64-bit mixer). */
 static inline uint64_t dvm_mix64(uint64_t z)
@@ -165,6 +168,14 @@ static inline uint64_t dvm_fill_base(unsigned cls, uint64_t seed, uint64_t c)
 	if (cls == DVM_FILL_IDENTICAL)
 		return dvm_hash2(DVM_SALT_IDENT, c);
 	return dvm_hash3(DVM_SALT_UNIQUE, seed, c);
+}
+
+/* ----------------------------------------------------------------- hostile */
+
+/* Base of the page at GPA gpa written by the `hostile` workload. */
+static inline uint64_t dvm_hostile_base(uint64_t seed, uint64_t gpa)
+{
+	return dvm_hash2(seed ^ DVM_SALT_HOSTILE, gpa);
 }
 
 /* ------------------------------------------------------------------- dirty */

@@ -8,6 +8,20 @@
  * It knows nothing of ksm/, balloon-host/ or policy/: those build on the
  * memory interfaces below, and devices hook in through hv_vm_set_hypercall().
  *
+ * The memory-safety invariant, above speed: a guest page reads only
+ *   (a) what this guest wrote there,
+ *   (b) zeros, or
+ *   (c) content byte-identical to what this guest wrote there (a merge),
+ * never another VM's data and never a stale version.  Every path that drops
+ * or replaces a guest page keeps it: hv_vm_zero() is the one way to give a
+ * page back or take it away (balloon inflate, free page reporting, deflate,
+ * unregister, device reset); hv_vm_discard() is only for pages whose
+ * backing reads zero or this guest's own content (anonymous RAM, a base
+ * hole no one may write while this VM reads it, or base[g] that holds this
+ * VM's merged content); replace/restore are only for content verified
+ * equal while the VM cannot write it.  tests/integration/test_balloon_leak
+ * and tests/unit/test_backing check it.
+ *
  * Threading: every function here may be called from any thread unless it
  * says otherwise.  Guest RAM may be read at any time through the host
  * pointers of hv_vm_ranges(); changing what backs it (replace, discard)
@@ -202,8 +216,21 @@ void hv_vm_resume(struct hv_vm *vm);
 int hv_vm_replace_backing(struct hv_vm *vm, uint64_t gpa, uint64_t len,
 			  int memfd, uint64_t off);
 /* MADV_DONTNEED over the guest range: the pages read as zero (anonymous
- * RAM) or as the base memfd's pages (base-backed RAM) until written. */
+ * RAM, or a run hv_vm_zero() mapped) or as the base memfd's pages (other
+ * base-backed RAM) until written.  Never use it to give a page away: on
+ * base-backed RAM base[g] may hold other VMs' data (see the invariant). */
 int hv_vm_discard(struct hv_vm *vm, uint64_t gpa, uint64_t len);
+/* Drops the private copies of the guest range and frees their memory; the
+ * pages then read zero whatever the VM's backing, until written.  On
+ * base-backed RAM it maps private anonymous memory over the run (one mmap;
+ * zeroed neighbours merge into one VMA), or discards when the run is
+ * anonymous already.  The caller owns the pages (HV_PF_BUSY or paused). */
+int hv_vm_zero(struct hv_vm *vm, uint64_t gpa, uint64_t len);
+/* True when the page at gpa of base-backed RAM is not mapped from the base
+ * memfd at offset gpa now (hv_vm_zero or hv_vm_replace_backing put other
+ * memory there): dropping its copy would not read base[g].  Always false
+ * for anonymous RAM. */
+bool hv_vm_page_off_base(const struct hv_vm *vm, uint64_t gpa);
 /* Many discards in one system call (process_madvise where the kernel has
  * it, else one madvise each).  Returns how many leading spans were
  * discarded; when fewer than n, *err says why span [return] failed. */

@@ -1,8 +1,8 @@
 /*
  * mem.c - guest RAM: its GPA layout around the PCI hole, the host mapping
  * (private anonymous, or MAP_PRIVATE of a sharing domain's base memfd at
- * offset == GPA), the KVM memslots, and the operations that change what
- * backs a guest page (replace with another memfd, discard).
+ * offset == GPA), the KVM memslots and the dirty log.  What backs each
+ * page afterwards (replace, restore, zero, discard) is backing.c's.
  *
  * The whole GPA span [0, gpa_end) is one VA reservation, so hva = ram + gpa
  * for every RAM page and the PCI hole stays PROT_NONE.  THP is disabled on
@@ -83,6 +83,10 @@ int mem_setup(struct hv_vm *vm, char *err, size_t errlen)
 		r->hva = p;
 	}
 
+	if (fd >= 0 && backing_setup(vm) < 0) {
+		snprintf(err, errlen, "%s: backing bitmaps: out of memory", vm->name);
+		return -ENOMEM;
+	}
 	vm->npages = vm->gpa_end >> HV_PAGE_SHIFT;
 	vm->pagemap = mmap(NULL, vm->npages * sizeof(hv_pstate_t),
 			   PROT_READ | PROT_WRITE,
@@ -119,8 +123,11 @@ int mem_set_slots(struct hv_vm *vm)
 
 void mem_teardown(struct hv_vm *vm)
 {
-	for (unsigned i = 0; i < HV_MAX_RANGES; i++)
+	for (unsigned i = 0; i < HV_MAX_RANGES; i++) {
 		free(vm->host_dirty[i]);
+		free(vm->off_base[i]);
+		free(vm->anon[i]);
+	}
 	if (vm->ram_raw)
 		munmap(vm->ram_raw, vm->ram_map_len);
 	if (vm->pagemap)
@@ -154,43 +161,6 @@ int hv_vm_check_range(struct hv_vm *vm, uint64_t gpa, uint64_t len)
 	if ((gpa | len) & (HV_PAGE_SIZE - 1) || len == 0)
 		return -EINVAL;
 	return hv_gpa_to_hva(vm, gpa, len) ? 0 : -ERANGE;
-}
-
-int hv_vm_replace_backing(struct hv_vm *vm, uint64_t gpa, uint64_t len,
-			  int memfd, uint64_t off)
-{
-	int rc = hv_vm_check_range(vm, gpa, len);
-	if (rc)
-		return rc;
-	if (off & (HV_PAGE_SIZE - 1))
-		return -EINVAL;
-	void *p = mmap(vm->ram + gpa, len, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, memfd, (off_t)off);
-	return p == MAP_FAILED ? -errno : 0;
-}
-
-int hv_vm_restore_backing(struct hv_vm *vm, uint64_t gpa, uint64_t len)
-{
-	int rc = hv_vm_check_range(vm, gpa, len);
-	if (rc)
-		return rc;
-	int fd = vm->cfg.base_memfd;
-	int flags = MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE;
-	void *p = mmap(vm->ram + gpa, len, PROT_READ | PROT_WRITE,
-		       fd >= 0 ? flags : flags | MAP_ANONYMOUS, fd,
-		       fd >= 0 ? (off_t)gpa : 0);
-	if (p == MAP_FAILED)
-		return -errno;
-	madvise(p, len, MADV_NOHUGEPAGE);
-	return 0;
-}
-
-int hv_vm_discard(struct hv_vm *vm, uint64_t gpa, uint64_t len)
-{
-	int rc = hv_vm_check_range(vm, gpa, len);
-	if (rc)
-		return rc;
-	return madvise(vm->ram + gpa, len, MADV_DONTNEED) < 0 ? -errno : 0;
 }
 
 long hv_vma_count(void)

@@ -54,6 +54,11 @@ struct hv_vm {
 	unsigned nranges;
 	bool dirty_logging;
 	uint64_t *host_dirty[HV_MAX_RANGES]; /* hv_dirty_mark() bits per range */
+	/* Base-backed RAM only (backing.c): per page of each range, set when
+	 * the page is not mapped from the base memfd at offset GPA now;
+	 * anon: set when what maps it is private anonymous memory. */
+	uint64_t *off_base[HV_MAX_RANGES];
+	uint64_t *anon[HV_MAX_RANGES];
 
 	hv_pstate_t *pagemap;
 	uint64_t npages;
@@ -102,6 +107,9 @@ void mem_teardown(struct hv_vm *vm);
 int mem_set_slots(struct hv_vm *vm);
 /* 0 when [gpa, gpa+len) is page-aligned, nonempty RAM of one range. */
 int hv_vm_check_range(struct hv_vm *vm, uint64_t gpa, uint64_t len);
+
+/* backing.c */
+int backing_setup(struct hv_vm *vm);
 
 /* micro_boot.c */
 int micro_load(struct hv_vm *vm, char *err, size_t errlen);

@@ -618,8 +618,7 @@ void kbatch_flush(struct ksm *k)
 				a->fd = d->frames_fd;
 				a->off = (uint64_t)op->frame * KSM_PAGE;
 			} else if (op->kind != KOP_ZERO &&
-				   (p->vm->r[p->r].pflags[p->idx] &
-				    KP_REMAPPED)) {
+				   kpage_off_base(p->vm, p->r, p->idx)) {
 				/* back to the base mapping, not a discard */
 				a->fd = d->base_fd;
 				a->off = kpage_gpa(p->vm, p->r, p->idx);

@@ -273,6 +273,17 @@ static inline uint8_t *kpage_hva(const struct ksm_vm *vm, uint32_t r,
 {
 	return vm->r[r].hva + (uint64_t)idx * KSM_PAGE;
 }
+/* Dropping the page's copy would not read base[g]: ksm mapped a frame over
+ * it (KP_REMAPPED), or hv-core says other memory maps it now (the
+ * anonymous memory a balloon zeroing puts over base-backed RAM).  Joining
+ * base[g] then restores the base mapping instead of discarding. */
+static inline bool kpage_off_base(const struct ksm_vm *vm, uint32_t r,
+				  uint32_t idx)
+{
+	return (vm->r[r].pflags[idx] & KP_REMAPPED) ||
+	       (vm->uses_base && vm->ops->off_base &&
+		vm->ops->off_base(vm->ctx, kpage_gpa(vm, r, idx)));
+}
 static inline void kbit_set(uint64_t *bm, uint64_t i)
 {
 	bm[i / 64] |= 1ULL << (i % 64);

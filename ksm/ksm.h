@@ -74,6 +74,11 @@ struct ksm_vm_ops {
 	int (*dirty_fetch)(void *ctx, unsigned range, uint64_t *bitmap);
 	/* The memfd the RAM is MAP_PRIVATE of (offset == GPA), or -1. */
 	int (*base_memfd)(void *ctx);
+	/* Optional (hv_vm_page_off_base semantics): the page of base-backed
+	 * RAM is mapped from something other than the base at offset gpa,
+	 * e.g. the anonymous memory the balloon zeroes pages with.  ksm must
+	 * then restore the base mapping to join base[g], not discard. */
+	bool (*off_base)(void *ctx, uint64_t gpa);
 };
 
 /* hv-core adapter: ctx is a struct hv_vm *. */

@@ -67,6 +67,11 @@ static int hvb_base_memfd(void *ctx)
 	return hv_vm_base_memfd(ctx);
 }
 
+static bool hvb_off_base(void *ctx, uint64_t gpa)
+{
+	return hv_vm_page_off_base(ctx, gpa);
+}
+
 const struct ksm_vm_ops ksm_hv_ops = {
 	.name = hvb_name,
 	.ranges = hvb_ranges,
@@ -80,4 +85,5 @@ const struct ksm_vm_ops ksm_hv_ops = {
 	.dirty_enable = hvb_dirty_enable,
 	.dirty_fetch = hvb_dirty_fetch,
 	.base_memfd = hvb_base_memfd,
+	.off_base = hvb_off_base,
 };

@@ -4,8 +4,10 @@
  * A discard (MADV_DONTNEED) makes the page read what lies under the
  * private mapping: zeros for anonymous RAM, base[g] for base-backed RAM,
  * and the frame for a page that was ever remapped to the frames memfd.
- * So a zero page is discarded only when that is zero: anonymous RAM, or a
- * base page known to be a hole, and never a remapped page.  Other zero
+ * So a zero page is discarded only when that is zero: anonymous RAM, a
+ * base page known to be a hole, or a base-backed page that hv-core maps
+ * from other memory while ksm did not remap it (the only such memory is
+ * the anonymous memory of hv_vm_zero), and never a page ksm remapped.  Other zero
  * pages take the content path (a shared zero frame or base page).  The
  * discard itself runs in a paused batch (batch.c) like any merge: the
  * page is verified zero while the VM is paused, right before it.
@@ -22,5 +24,7 @@ bool kzero_discardable(const struct ksm_vm *vm, uint32_t r, uint32_t idx)
 		return true;
 	if (!vm->uses_base)
 		return false;   /* some other memfd we know nothing of */
+	if (kpage_off_base(vm, r, idx))
+		return true;    /* not KP_REMAPPED: hv_vm_zero's anonymous run */
 	return !kbase_has_data(vm->dom, kpage_gpa(vm, r, idx) / KSM_PAGE);
 }

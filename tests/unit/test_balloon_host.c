@@ -269,18 +269,27 @@ static void test_base_backed_zero_fill(void **state)
 	struct env *e = *state;
 	uint8_t *p = bh_fake_hva(e->f, 20 * MiB);
 	uint64_t ent = balloon_ent_make(20 * MiB, 0);
+	uint8_t *q = bh_fake_hva(e->f, 21 * MiB);
 	memset(p, 0x11, PG);
+	/* the base page under it holds other content: a ballooned page must
+	 * read zero while ballooned, never the base page */
 	assert_int_equal(post(e, BALLOON_OP_INFLATE, &ent, 1, NULL), 1);
-	assert_int_equal(p[0], BH_FAKE_PATTERN);   /* reverted to the base page */
+	for (unsigned i = 0; i < PG; i++)
+		assert_int_equal(p[i], 0);
 	assert_int_equal(post(e, BALLOON_OP_DEFLATE, &ent, 1, NULL), 1);
 	for (unsigned i = 0; i < PG; i++)
 		assert_int_equal(p[i], 0);
-	assert_int_equal(state_of(e, 20 * MiB), HV_PAGE_PRIVATE);
-	/* a reported page reverts to its base page */
+	assert_int_equal(state_of(e, 20 * MiB), HV_PAGE_ZERO);
+	/* a reported page reads zero too, not its base page */
+	memset(q, 0x22, PG);
 	ent = balloon_ent_make(21 * MiB, 0);
 	balloon_host_set_reporting(e->dev, true);
 	assert_int_equal(post(e, BALLOON_OP_REPORT, &ent, 1, NULL), 1);
-	assert_int_equal(state_of(e, 21 * MiB), HV_PAGE_BASE);
+	for (unsigned i = 0; i < PG; i++)
+		assert_int_equal(q[i], 0);
+	assert_int_equal(state_of(e, 21 * MiB), HV_PAGE_ZERO);
+	/* the untouched neighbour still reads its base page */
+	assert_int_equal(((uint8_t *)bh_fake_hva(e->f, 22 * MiB))[0], BH_FAKE_PATTERN);
 	check_consistent(e);
 }
 
@@ -557,6 +566,67 @@ static void test_log_rate_limited(void **state)
 	assert_non_null(strstr(e->last_log, "invalid"));   /* status bits left set */
 }
 
+/* A guest that sends impossible stats cannot hide the host's figures, nor
+ * replace its last good stats. */
+static void test_hostile_stats(void **state)
+{
+	struct env *e = *state;
+	volatile struct balloon_cfg_guest *g =
+		(void *)((uint8_t *)bh_fake_hva(e->f, CFG_GPA) + BALLOON_CFG_GUEST_OFF);
+	uint64_t ent = balloon_ent_make(20 * MiB, 1);
+	struct balloon_host_stats s;
+	json_t *o;
+
+	assert_int_equal(balloon_host_set_target(e->dev, 2 * MiB), 0);
+	assert_int_equal(post(e, BALLOON_OP_INFLATE, &ent, 1, NULL), 1);
+	/* good stats first */
+	g->balloon_pages = 512;
+	g->stats.valid = BALLOON_STAT_MEM_TOTAL | BALLOON_STAT_MEM_FREE;
+	g->stats.mem_total = 40 * MiB;
+	g->stats.mem_free = 10 * MiB;
+	assert_int_equal(hc(e, BALLOON_OP_STATS, 0, 0, 0, 0, NULL), 0);
+	assert_int_equal(stats(e).stats_updates, 1);
+
+	struct { const char *what; uint64_t total, free, faults; } bad[] = {
+		{ "all ones", UINT64_MAX, UINT64_MAX, UINT64_MAX },
+		{ "free > total", 20 * MiB, 30 * MiB, 0 },
+		{ "total > RAM", 64 * GiB, MiB, 0 },
+		{ "count >= 2^63", 20 * MiB, MiB, 1ull << 63 },
+	};
+	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		g->stats.valid = BALLOON_STAT_ALL;
+		g->stats.mem_total = bad[i].total;
+		g->stats.mem_free = bad[i].free;
+		g->stats.mem_available = 0;
+		g->stats.cached = 0;
+		g->stats.minor_faults = bad[i].faults;
+		g->balloon_pages = UINT64_MAX;       /* a claim above RAM */
+		assert_int_equal(hc(e, BALLOON_OP_STATS, 0, 0, 0, 0, NULL), 0);
+		s = stats(e);
+		print_message("%s: guest_rejected %llu\n", bad[i].what,
+			      (unsigned long long)s.guest_rejected);
+		assert_int_equal(s.stats_updates, 1);
+		assert_int_equal(s.guest.mem_total, 40 * MiB);   /* the good ones */
+		assert_int_equal(s.guest.mem_free, 10 * MiB);
+		assert_int_equal(s.guest_balloon_bytes, 2 * MiB);
+		o = balloon_host_stats_to_json(&s);
+		assert_non_null(o);
+		assert_int_equal(json_integer_value(json_object_get(o, "size_bytes")), 2 * MiB);
+		assert_int_equal(json_integer_value(json_object_get(o, "target_bytes")), 2 * MiB);
+		assert_non_null(json_object_get(o, "rejected"));
+		assert_int_equal(json_integer_value(json_object_get(
+			json_object_get(o, "guest"), "mem_free")), 10 * MiB);
+		char *txt = json_dumps(o, JSON_COMPACT);
+		json_t *back = json_loads(txt, 0, NULL);
+		assert_non_null(back);                       /* it parses again */
+		json_decref(back);
+		free(txt);
+		json_decref(o);
+	}
+	/* every bad stats update counted; the bad claim counted once */
+	assert_int_equal(stats(e).guest_rejected, 4 + 1);
+}
+
 static void test_target_and_stats(void **state)
 {
 	struct env *e = *state;
@@ -566,8 +636,7 @@ static void test_target_and_stats(void **state)
 	uint64_t seq = h->seq, notifies = bh_fake_notifies(e->f);
 	uint64_t ents[2] = { balloon_ent_make(20 * MiB, 1), balloon_ent_make(22 * MiB, 1) };
 	struct balloon_host_stats s;
-	char json[2048];
-	int n;
+	json_t *o;
 
 	assert_int_equal(balloon_host_set_target(e->dev, 4 * MiB + 100), 0);
 	assert_int_equal(h->target_pages, 1024);
@@ -594,18 +663,15 @@ static void test_target_and_stats(void **state)
 	assert_int_equal(s.guest.valid, BALLOON_STAT_MEM_TOTAL | BALLOON_STAT_PSI_SOME);
 	assert_int_equal(s.guest.psi_some_avg10, 10000);
 	assert_int_equal(s.guest_balloon_bytes, 4 * MiB);
-	n = balloon_host_stats_json(&s, json, sizeof(json));
-	assert_true(n > 0 && n < (int)sizeof(json));
-	assert_non_null(strstr(json, "\"size_bytes\":4194304"));
-	assert_non_null(strstr(json, "\"reach_ms\":7.000"));
-	assert_non_null(strstr(json, "\"mem_total\":42991616"));
-	assert_non_null(strstr(json, "\"psi_some_avg10\":100.00"));
-	assert_null(strstr(json, "mem_free"));
-	assert_null(strchr(json, '\n'));
-	/* truncation: snprintf-style length, always terminated */
-	assert_int_equal(balloon_host_stats_json(&s, json, 10), n);
-	assert_int_equal(strlen(json), 9);
-	assert_int_equal(balloon_host_stats_json(&s, NULL, 0), n);
+	o = balloon_host_stats_to_json(&s);
+	assert_non_null(o);
+	assert_int_equal(json_integer_value(json_object_get(o, "size_bytes")), 4 * MiB);
+	assert_true(json_real_value(json_object_get(o, "reach_ms")) == 7.0);
+	json_t *go = json_object_get(o, "guest");
+	assert_int_equal(json_integer_value(json_object_get(go, "mem_total")), 41 * MiB);
+	assert_true(json_real_value(json_object_get(go, "psi_some_avg10")) == 100.0);
+	assert_null(json_object_get(go, "mem_free"));
+	json_decref(o);
 
 	/* the other setters bump seq and wake the guest */
 	seq = h->seq;
@@ -658,6 +724,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_frame_hook, setup_hook, teardown),
 		cmocka_unit_test_setup_teardown(test_discard_failure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_log_rate_limited, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hostile_stats, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_target_and_stats, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unregister_forgets, setup, teardown),
 	};

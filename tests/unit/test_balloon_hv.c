@@ -6,7 +6,8 @@
  * made from the test, as the guest would make them): the boot-info feature
  * bit, DEVICE flagging of hv-core's low pages and of the registered pages,
  * that an inflate really gives the memory back to the host (mincore), the
- * page-state map, and the zero-fill on deflate with base-memfd RAM.
+ * page-state map, and that base-memfd RAM reads zero, never base[g], once
+ * ballooned or given back.
  * Skipped without /dev/kvm.
  */
 #include <stdarg.h>
@@ -136,15 +137,22 @@ static void test_hv_base_backed(void **state)
 	memset(pattern, 0x6b, sizeof(pattern));
 	assert_int_equal(pwrite(fd, pattern, PG, (off_t)pg), (ssize_t)PG);
 	p = hv_gpa_to_hva(fx.t.vm, pg, PG);
-	p[0] = 1;                                   /* a private copy */
+	memset(p, 1, PG);                           /* a private copy */
 	fx.ring[0] = balloon_ent_make(pg, 0);
 	assert_int_equal(hc(fx.dev, BALLOON_OP_INFLATE, 1, 0, 0, 0), 1);
-	assert_int_equal(p[1], 0x6b);               /* reverted to the base page */
+	assert_int_equal(resident(p, PG), 0);       /* the memory is gone */
+	for (unsigned i = 0; i < PG; i++)
+		assert_int_equal(p[i], 0);            /* zero, never base[g] */
+	assert_true(hv_vm_page_off_base(fx.t.vm, pg));
 	fx.ring[0] = balloon_ent_make(pg, 0);
 	assert_int_equal(hc(fx.dev, BALLOON_OP_DEFLATE, 1, 0, 0, 0), 1);
 	for (unsigned i = 0; i < PG; i++)
-		assert_int_equal(p[i], 0);            /* zero-filled, not base */
-	assert_int_equal(hv_ps_state(hv_page_get(fx.t.vm, pg / PG)), HV_PAGE_PRIVATE);
+		assert_int_equal(p[i], 0);
+	assert_int_equal(hv_ps_state(hv_page_get(fx.t.vm, pg / PG)), HV_PAGE_ZERO);
+	/* a neighbour the balloon never took still reads its base page */
+	assert_int_equal(pwrite(fd, pattern, PG, (off_t)(pg + PG)), (ssize_t)PG);
+	assert_int_equal(((uint8_t *)hv_gpa_to_hva(fx.t.vm, pg + PG, PG))[7], 0x6b);
+	assert_false(hv_vm_page_off_base(fx.t.vm, pg + PG));
 	teardown_vm(&fx);
 	close(fd);
 }

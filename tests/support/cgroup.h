@@ -1,0 +1,31 @@
+/*
+ * cgroup.h - tests that weigh memory in a memory cgroup (v1): a fresh
+ * child cgroup of the one this process is in, with this process moved into
+ * it and back out, its usage, and the small sysfs/procfs file helpers they
+ * need.  Why a cgroup: it charges memfd pages, anonymous memory and the
+ * kernel's own structures alike, where PSS misses memfd pages no mapping
+ * touched since (shared/README.md).
+ */
+#ifndef DENSEVM_TEST_CGROUP_H
+#define DENSEVM_TEST_CGROUP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* A fresh child memory cgroup "densevm-TAG-PID" with this process in it;
+ * false when cgroup v1 memory is not writable here. */
+bool cg_enter(const char *tag);
+/* Back to the parent cgroup; removes the child. */
+void cg_leave(void);
+/* memory.usage_in_bytes of the child. */
+int64_t cg_usage(void);
+/* Page memory charged to the child (rss + cache of memory.stat, memfds
+ * included), without the kernel's own structures. */
+int64_t cg_pages(void);
+
+/* 0 or -errno. */
+int write_str(const char *path, const char *s);
+/* The first integer in the file, or -1. */
+int64_t read_i64(const char *path);
+
+#endif
