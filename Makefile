@@ -76,11 +76,13 @@ $(BUILD)/tests/%: $(BUILD)/tests/integration/%.o $(TEST_SUPPORT_OBJS) $(HOST_LIB
 	$(CC) $(LDFLAGS) -o $@ $< $(TEST_SUPPORT_OBJS) -Wl,--start-group $(HOST_LIBS) -Wl,--end-group $(LDLIBS) -lcmocka
 
 # `make test` is what CI runs: the unit and integration tests, then all of
-# them again built with ASan+UBSan, then a short libFuzzer run of the
-# balloon device's request path (`make fuzz-balloon FUZZ_TIME=600` by hand).
+# them again built with ASan+UBSan, then short libFuzzer runs of the
+# balloon device's request path and of the console filter
+# (`make fuzz-balloon FUZZ_TIME=600`, `make fuzz-console ...` by hand).
 test: test-unit test-integration
 	$(MAKE) --no-print-directory SAN=1 test-unit test-integration
 	$(MAKE) --no-print-directory fuzz-balloon FUZZ_TIME=10
+	$(MAKE) --no-print-directory fuzz-console FUZZ_TIME=5
 test-unit: $(UNIT_TESTS) $(BUILD)/densevm $(MICRO_GUEST) $(TEST_INTEGRATION_EXTRA)
 	@BUILD=$(BUILD) scripts/run-tests.sh unit $(UNIT_TESTS)
 test-integration: $(INTEGRATION_TESTS) $(BUILD)/densevm $(MICRO_GUEST) $(TEST_INTEGRATION_EXTRA)

@@ -6,10 +6,12 @@
 
 extern const struct run_ext ksm_ext;
 extern const struct run_ext balloon_ext;
+extern const struct run_ext console_ext;
 
 /* ksm before balloon: the balloon's start asks for ksm's release_hook */
 const struct run_ext *const run_exts[] = {
 	&ksm_ext,
 	&balloon_ext,
+	&console_ext,
 	NULL,
 };

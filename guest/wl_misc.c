@@ -1,5 +1,5 @@
 /*
- * wl_misc.c - the small workloads: idle, crash and hcbench.
+ * wl_misc.c - the small workloads: idle, crash, hcbench and conflood.
  *
  *   idle [seconds=S|-1] [touch=0|1]
  *                           wait in HC_WAIT (never spin); default forever;
@@ -8,6 +8,9 @@
  *                           released: what a balloon or reporting reclaims)
  *   crash [after_ms=N]      fault on purpose after N ms (triple fault)
  *   hcbench [count=N]       N HC_NOP round trips timed with the TSC
+ *   conflood [bytes=N] [line=L] [esc=1] [split=1]
+ *                           floods the console with N bytes in lines of L
+ *                           (hostile escapes with esc=1), then exits 0
  */
 #include "workload.h"
 
@@ -168,4 +171,59 @@ const struct workload wl_hcbench = {
 	.usage = "[count=N]",
 	.setup = hcbench_setup,
 	.run = hcbench_run,
+};
+
+/* -------------------------------------------------------------- conflood */
+
+/* Hostile console text for the host's console filter and budget: `bytes`
+ * bytes in lines of `line` bytes (the '\n' included), each sent with its
+ * own HC_CONSOLE (no gprintf: raw bytes, no per-vCPU buffer).  With esc=1
+ * every line starts with a terminal attack (CSI, OSC with BEL, a C1 CSI
+ * in UTF-8, a lone CR, an ill-formed byte) before a UTF-8 'é'; with
+ * split=1 each line goes in two calls cut inside the escape sequence. */
+static uint64_t cf_bytes, cf_line;
+static bool cf_esc, cf_split;
+
+static const char cf_attack[] = "\x1b[31m\x1b]0;t\x07\xc2\x9b\r\xff\xc3\xa9";
+
+static void conflood_setup(struct wl_args *a)
+{
+	cf_bytes = (uint64_t)args_int(a, "bytes", 1 << 20, 1, 1ll << 32);
+	cf_line = (uint64_t)args_int(a, "line", 256, sizeof(cf_attack) + 1, 512);
+	cf_esc = args_int(a, "esc", 0, 0, 1);
+	cf_split = args_int(a, "split", 0, 0, 1);
+	args_done(a);
+}
+
+static int conflood_run(unsigned cpu)
+{
+	char buf[512];
+	uint64_t sent = 0, lines = 0;
+
+	(void)cpu;
+	memset(buf, 'x', sizeof(buf));
+	if (cf_esc)
+		memcpy(buf, cf_attack, sizeof(cf_attack) - 1);
+	while (sent < cf_bytes) {
+		uint64_t n = cf_bytes - sent < cf_line ? cf_bytes - sent : cf_line;
+		buf[n - 1] = '\n';
+		if (cf_split && n > 3) {
+			hc_console(buf, 3);           /* ESC [ 3 | 1 m ... */
+			hc_console(buf + 3, n - 3);
+		} else {
+			hc_console(buf, n);
+		}
+		buf[n - 1] = 'x';
+		sent += n;
+		lines++;
+	}
+	gprintf("conflood: done bytes=%lu lines=%lu\n", sent, lines);
+	return GUEST_EXIT_OK;
+}
+
+const struct workload wl_conflood = {
+	.name = "conflood",
+	.usage = "[bytes=N] [line=L] [esc=0|1] [split=0|1]",
+	.setup = conflood_setup,
+	.run = conflood_run,
 };

@@ -53,6 +53,18 @@ enum hv_guest_kind {
 	HV_GUEST_LINUX = 1,  /* bzImage or vmlinux, Linux x86 boot protocol */
 };
 
+/* Console output reaches hv_console_fn (or stdout) as lines of at most
+ * HV_CONSOLE_LINE bytes, escaped so that no control character but tab is
+ * left (see console_filter.c), under a per-VM budget: a token bucket of
+ * console_rate bytes/s with console_burst bytes of depth.  The defaults
+ * let a whole Linux boot log (some 100 KiB) through at once and far more
+ * text than anyone reads (about 800 lines/s), while a flood of megabytes
+ * costs the operator's terminal a quarter of a MiB and then 64 KiB/s. */
+#define HV_CONSOLE_LINE          256
+#define HV_CONSOLE_RATE_DEFAULT  (64ull << 10)    /* bytes/s */
+#define HV_CONSOLE_BURST_DEFAULT (256ull << 10)   /* bytes */
+#define HV_CONSOLE_UNLIMITED     UINT64_MAX       /* console_rate: no budget */
+
 struct hv_vm;
 typedef void (*hv_console_fn)(struct hv_vm *vm, const char *line, size_t len,
 			      void *ctx);
@@ -73,6 +85,10 @@ struct hv_vm_config {
 	int base_memfd;
 	double timeout_s;          /* 0 = none; on expiry the VM is stopped */
 	hv_console_fn console;     /* one call per console line; may be NULL */
+	/* 0 = HV_CONSOLE_RATE_DEFAULT / _BURST_DEFAULT; a burst must be at
+	 * least HV_CONSOLE_LINE + 1 (one full line and its newline). */
+	uint64_t console_rate;     /* bytes/s, or HV_CONSOLE_UNLIMITED */
+	uint64_t console_burst;
 	hv_result_fn result;       /* HC_RESULT; may be NULL */
 	void *ctx;                 /* passed to the callbacks */
 };
@@ -274,12 +290,16 @@ void hv_vm_notify(struct hv_vm *vm);
  * VM ends, or the timeout passes).  Returns 0 when it arrived. */
 int hv_vm_wait_ready(struct hv_vm *vm, uint64_t tag, double timeout_s);
 
-/* Counters for reports: hypercalls served, exits seen, bad hypercalls. */
+/* Counters for reports: hypercalls served, exits seen, bad hypercalls,
+ * and the console lines (and their bytes, newlines counted) dropped over
+ * the console budget. */
 struct hv_vm_counters {
 	uint64_t hypercalls;
 	uint64_t exits;
 	uint64_t bad_hypercalls;
 	uint64_t pauses;
+	uint64_t console_suppressed_bytes;
+	uint64_t console_suppressed_lines;
 };
 void hv_vm_counters(const struct hv_vm *vm, struct hv_vm_counters *c);
 

@@ -111,6 +111,8 @@ int hv_vm_create(const struct hv_vm_config *cfg, struct hv_vm **out,
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&vm->cond, &ca);
 	pthread_condattr_destroy(&ca);
+	if ((rc = console_init(vm, err, errlen)) < 0)
+		goto fail;
 
 	vm->fd = ioctl(kvm_fd(), KVM_CREATE_VM, 0);
 	if (vm->fd < 0) {
@@ -269,4 +271,8 @@ void hv_vm_counters(const struct hv_vm *vm, struct hv_vm_counters *c)
 	c->exits = atomic_load(&m->n_exits);
 	c->bad_hypercalls = atomic_load(&m->n_bad);
 	c->pauses = atomic_load(&m->n_pauses);
+	pthread_mutex_lock(&m->con_lock);
+	c->console_suppressed_bytes = m->con.supp_bytes;
+	c->console_suppressed_lines = m->con.supp_lines;
+	pthread_mutex_unlock(&m->con_lock);
 }

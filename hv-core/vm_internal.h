@@ -16,10 +16,10 @@
 #include <linux/kvm.h>
 #include "hv.h"
 #include "serial8250.h"
+#include "console_filter.h"
 #include "linux_boot.h"
 
 #define HV_MAX_RANGES 2
-#define HV_CONSOLE_LINE 256
 #define HV_NRESULTS 16
 
 struct hv_vcpu {
@@ -79,9 +79,8 @@ struct hv_vm {
 
 	struct { hv_hypercall_fn fn; void *ctx; } hc[HC_MAX - HC_DEVICE_BASE];
 
-	pthread_mutex_t con_lock;
-	char conline[HV_CONSOLE_LINE + 1];
-	size_t conlen;
+	pthread_mutex_t con_lock;    /* guards con and serial */
+	struct con_filter con;
 	struct serial8250 serial;
 	struct linux_entry lentry;
 	uint64_t micro_entry;
@@ -136,6 +135,7 @@ void vm_cond_wait_until(struct hv_vm *vm, uint64_t deadline_ns);
 void hypercall_dispatch(struct hv_vcpu *v);
 
 /* console.c */
+int console_init(struct hv_vm *vm, char *err, size_t errlen);
 void console_write(struct hv_vm *vm, const char *buf, size_t len);
 void console_flush(struct hv_vm *vm);
 void console_serial_out(void *ctx, const char *buf, unsigned len);

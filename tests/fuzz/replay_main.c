@@ -1,15 +1,19 @@
 /*
- * replay_main.c - runs the balloon fuzz harness without libFuzzer.
+ * replay_main.c - runs a libFuzzer harness without libFuzzer.
  *
- * Owns: a plain main() for fuzz_balloon_host.c so that `make test` covers
- * the request path with any compiler: it replays every file of the seed
- * corpus (arguments: files or directories; default tests/fuzz/corpus_balloon),
+ * Owns: a plain main() for the harnesses (fuzz_balloon_host.c,
+ * fuzz_console.c) so that `make test` covers them with any compiler: it
+ * replays every file of the seed corpus (arguments: files or directories;
+ * default tests/fuzz/corpus_NAME for a binary named fuzz_NAME_replay),
  * then runs a fixed number of deterministic mutations of them (xorshift,
  * fixed seed: byte flips, inserts, splices), so the same inputs run on
  * every machine.  A crash or an abort() in the harness fails the test.
- * Set BALLOON_REPLAY_MUTATIONS to change the count (default 3000).
+ * Set NAME_REPLAY_MUTATIONS (BALLOON_REPLAY_MUTATIONS, ...) to change the
+ * count (default 3000).
  */
+#include <ctype.h>
 #include <dirent.h>
+#include <libgen.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,8 +91,18 @@ static uint64_t next(void)
 
 int main(int argc, char **argv)
 {
-	const char *def = "tests/fuzz/corpus_balloon";
-	const char *env = getenv("BALLOON_REPLAY_MUTATIONS");
+	/* NAME from fuzz_NAME_replay */
+	char name[64], def[128], var[96];
+	snprintf(name, sizeof(name), "%s", basename(argv[0]));
+	char *tail = strstr(name, "_replay");
+	if (tail)
+		*tail = 0;
+	const char *n = strncmp(name, "fuzz_", 5) ? name : name + 5;
+	snprintf(def, sizeof(def), "tests/fuzz/corpus_%s", n);
+	snprintf(var, sizeof(var), "%s_REPLAY_MUTATIONS", n);
+	for (char *c = var; *c; c++)
+		*c = (char)toupper((unsigned char)*c);
+	const char *env = getenv(var);
 	unsigned long muts = env ? strtoul(env, NULL, 0) : 3000;
 	int files = 0;
 	uint8_t *buf = malloc(MAX_LEN);
@@ -138,7 +152,8 @@ int main(int argc, char **argv)
 		}
 		LLVMFuzzerTestOneInput(buf, len);
 	}
-	printf("fuzz_balloon_replay: %d corpus files, %lu mutations: ok\n", files, muts);
+	printf("fuzz_%s_replay: %d corpus files, %lu mutations: ok\n", n, files,
+	       muts);
 	for (unsigned i = 0; i < nseeds; i++)
 		free(seeds[i]);
 	free(buf);

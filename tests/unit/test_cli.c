@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include "testvm.h"
 #include "cli/cli.h"
+#include "cli/ext.h"
 
 static void sizes(void **state)
 {
@@ -55,6 +56,8 @@ static void specs(void **state)
 		{ "workload=\"open", "workload: unterminated quote" },
 		{ "count=0", "count: '0'" },
 		{ "timeout=-1", "timeout: '-1'" },
+		{ "console_rate=fast", "console_rate: 'fast' must be bytes per second" },
+		{ "console_burst=100", "console_burst: '100' must be a size of at least 257" },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		spec_init(&s, "--vm 1");
@@ -122,6 +125,12 @@ static void config_files(void **state)
 		{ "[balloon]\nsize = 1G\n", 2, "[balloon] unknown key 'size'" },
 		{ "[vm a]\nworkload = idle\nballoon = sometimes\n", 3,
 		  "balloon: 'sometimes' must be on or off" },
+		{ "[console]\nrate = -1\n", 2, "[console] rate: '-1' must be bytes" },
+		{ "[console]\nburst = 1K\nburst = 256\n", 3,
+		  "[console] burst: '256' must be a size of at least 257" },
+		{ "[console]\nlines = 5\n", 2, "[console] unknown key 'lines'" },
+		{ "[vm a]\nworkload = idle\nconsole_rate = lots\n", 3,
+		  "[vm a] console_rate: 'lots'" },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		for (unsigned k = 0; k < o.nspecs; k++)
@@ -141,6 +150,53 @@ static void config_files(void **state)
 	o.nspecs = 0;
 	assert_true(config_load("/nonexistent.conf", &o, err, sizeof(err)) < 0);
 	assert_non_null(strstr(err, "/nonexistent.conf"));
+}
+
+extern const struct run_ext console_ext;
+
+/* [console] sets every VM's budget; console_rate=/console_burst= override
+ * it per VM; 0 is no limit. */
+static void console_keys(void **state)
+{
+	(void)state;
+	static struct vm_spec sp[CLI_MAX_VMS];
+	struct run_opts o = { .specs = sp };
+	struct hv_vm_config c[3];
+	char err[600];
+
+	char *p = tmpfile_with("[console]\nrate = 1K\nburst = 4K\n"
+			       "[vm a]\nworkload = idle\nconsole_rate = 0\n"
+			       "[vm b]\nworkload = idle\n"
+			       "[vm c]\nworkload = idle\nconsole_rate = 2M\n"
+			       "console_burst = 257\n");
+	assert_int_equal(config_load(p, &o, err, sizeof(err)), 0);
+	assert_int_equal(o.nspecs, 3);
+	for (unsigned i = 0; i < 3; i++) {
+		memset(&c[i], 0, sizeof(c[i]));
+		assert_int_equal(console_ext.prepare_vm(&sp[i], &c[i], err,
+							sizeof(err)), 0);
+	}
+	assert_true(c[0].console_rate == HV_CONSOLE_UNLIMITED);
+	assert_int_equal(c[0].console_burst, 4096);
+	assert_int_equal(c[1].console_rate, 1024);
+	assert_int_equal(c[1].console_burst, 4096);
+	assert_int_equal(c[2].console_rate, 2u << 20);
+	assert_int_equal(c[2].console_burst, 257);
+	unlink(p); free(p);
+	for (unsigned i = 0; i < o.nspecs; i++)
+		spec_free(&sp[i]);
+	o.nspecs = 0;
+
+	/* back to the defaults, which a VM without keys then gets */
+	p = tmpfile_with("[console]\nrate = 64K\nburst = 256KiB\n"
+			 "[vm d]\nworkload = idle\n");
+	assert_int_equal(config_load(p, &o, err, sizeof(err)), 0);
+	memset(&c[0], 0, sizeof(c[0]));
+	assert_int_equal(console_ext.prepare_vm(&sp[0], &c[0], err, sizeof(err)), 0);
+	assert_int_equal(c[0].console_rate, HV_CONSOLE_RATE_DEFAULT);
+	assert_int_equal(c[0].console_burst, HV_CONSOLE_BURST_DEFAULT);
+	unlink(p); free(p);
+	spec_free(&sp[0]);
 }
 
 static void binary_bad_input(void **state)
@@ -219,6 +275,7 @@ int main(void)
 		cmocka_unit_test(sizes),
 		cmocka_unit_test(specs),
 		cmocka_unit_test(config_files),
+		cmocka_unit_test(console_keys),
 		cmocka_unit_test(binary_bad_input),
 		cmocka_unit_test(binary_bad_images),
 	};
