@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -81,13 +82,17 @@ static void quiet_log(void *ctx, const char *line)
 	(void)line;
 }
 
+/* --base: guest RAM is MAP_PRIVATE of this memfd, as with [ksm] engine =
+ * dense (the balloon then zeroes with anonymous mappings, hv_vm_zero). */
+static int g_base_fd = -1;
+
 static void bvm_start(struct bvm *b, const char *name, uint64_t mem,
 		      const char *args)
 {
 	char err[512];
 	struct hv_vm_config c = {
 		.name = name, .mem_bytes = mem, .ncpus = 1, .image = g_guest,
-		.cmdline = args, .base_memfd = -1, .timeout_s = 600,
+		.cmdline = args, .base_memfd = g_base_fd, .timeout_s = 600,
 		.console = on_console, .ctx = b,
 	};
 	struct balloon_host_config bc = { .log = quiet_log };
@@ -256,6 +261,7 @@ int main(int argc, char **argv)
 		{ "guest", required_argument, 0, 'g' },
 		{ "mem", required_argument, 0, 'm' },
 		{ "size", required_argument, 0, 's' },
+		{ "base", no_argument, 0, 'b' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -272,12 +278,20 @@ int main(int argc, char **argv)
 		case 'g': snprintf(g_guest, sizeof(g_guest), "%s", optarg); break;
 		case 'm': mem = strtoull(optarg, NULL, 10) * MiB; break;
 		case 's': size = strtoull(optarg, NULL, 10) * MiB; break;
+		case 'b':
+			g_base_fd = memfd_create("bench_balloon_base", MFD_CLOEXEC);
+			if (g_base_fd < 0) {
+				perror("bench_balloon: memfd_create");
+				return 1;
+			}
+			break;
 		case 'h':
 			puts("usage: bench_balloon [--out DIR] [--reps N] [--guest ELF]\n"
-			     "                     [--mem MIB] [--size MIB]\n"
+			     "                     [--mem MIB] [--size MIB] [--base]\n"
 			     "Balloon inflate/deflate throughput (2 MiB and 4 KiB pages),\n"
 			     "target-to-reached latency and host CPU per GiB, with the micro\n"
 			     "guest (default: 4096 MiB guest, balloon to 3072 MiB and back).\n"
+			     "--base: guest RAM on a base memfd, as with [ksm] engine = dense.\n"
 			     "Writes DIR/balloon.json and DIR/balloon.csv.");
 			return 0;
 		default: return 2;
