@@ -5,18 +5,30 @@
  *   [vm NAME]        one VM (or `count` of them): the keys of --vm
  *
  * Every error names FILE:LINE.  Later sections ([ksm], [policy], ...)
- * belong to their folders; an unknown section is an error, not ignored.
+ * belong to their folders; an unknown section is an error, not ignored,
+ * and so is a repeated one (inih would merge two [vm a] into one VM).
+ * inih tells its handler neither line numbers nor empty sections, so the
+ * line reader below counts lines and checks each header as it goes by.
  */
 #include <errno.h>
 #include <ini.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
 #include "ext.h"
 
+#define CFG_MAX_SECTIONS (CLI_MAX_VMS + 16)
+
 struct cfg_ctx {
 	const char *path;
+	FILE *f;
+	int line;           /* lines fully read so far */
+	bool midline;       /* the last chunk did not end its line */
+	int err_line;       /* a header the reader refused */
+	unsigned nsect;
+	struct { char name[128]; int line; } sect[CFG_MAX_SECTIONS];
 	struct run_opts *opts;
 	char cur_section[128];
 	struct vm_spec *cur;
@@ -24,6 +36,80 @@ struct cfg_ctx {
 	char msg[512];
 	int failed;
 };
+
+static void known_sections(char *known, size_t len)
+{
+	snprintf(known, len, "[run], [vm NAME]");
+	for (int i = 0; run_exts[i]; i++)
+		if (run_exts[i]->section)
+			snprintf(known + strlen(known), len - strlen(known), ", [%s]",
+				 run_exts[i]->section);
+}
+
+static bool section_known(const char *name)
+{
+	if (!strcmp(name, "run") || !strncmp(name, "vm ", 3))
+		return true;
+	for (int i = 0; run_exts[i]; i++)
+		if (run_exts[i]->section && !strcmp(run_exts[i]->section, name))
+			return true;
+	return false;
+}
+
+/* A header as inih reads it: leading blanks, '[', the name up to ']'. */
+static void check_header(struct cfg_ctx *c, const char *chunk, int line)
+{
+	if (line == 1 && !strncmp(chunk, "\xEF\xBB\xBF", 3))
+		chunk += 3;   /* a UTF-8 BOM, which inih skips too */
+	while (*chunk == ' ' || *chunk == '\t')
+		chunk++;
+	if (*chunk != '[')
+		return;
+	const char *end = strchr(chunk + 1, ']');
+	if (!end)
+		return;   /* inih reports the syntax error */
+	char name[128];
+	snprintf(name, sizeof(name), "%.*s", (int)(end - chunk - 1), chunk + 1);
+	for (unsigned i = 0; i < c->nsect; i++)
+		if (!strcmp(c->sect[i].name, name)) {
+			snprintf(c->msg, sizeof(c->msg), "[%s] repeats %s:%d", name,
+				 c->path, c->sect[i].line);
+			goto refuse;
+		}
+	if (!section_known(name)) {
+		char known[256];
+		known_sections(known, sizeof(known));
+		snprintf(c->msg, sizeof(c->msg), "unknown section [%s] (known: %s)",
+			 name, known);
+		goto refuse;
+	}
+	if (c->nsect == CFG_MAX_SECTIONS) {
+		snprintf(c->msg, sizeof(c->msg), "more than %d sections",
+			 CFG_MAX_SECTIONS);
+		goto refuse;
+	}
+	snprintf(c->sect[c->nsect].name, sizeof(c->sect[0].name), "%s", name);
+	c->sect[c->nsect++].line = line;
+	return;
+refuse:
+	c->failed = 1;
+	c->err_line = line;
+}
+
+/* fgets for inih: counts lines (a long line comes in several chunks) and
+ * checks headers; a refused header ends the file early. */
+static char *reader(char *buf, int size, void *user)
+{
+	struct cfg_ctx *c = user;
+	if (c->failed || !fgets(buf, size, c->f))
+		return NULL;
+	if (!c->midline)
+		check_header(c, buf, c->line + 1);
+	c->midline = !strchr(buf, '\n');
+	if (!c->midline)
+		c->line++;
+	return c->failed ? NULL : buf;
+}
 
 static int handler(void *user, const char *section, const char *key,
 		   const char *val)
@@ -59,14 +145,8 @@ static int handler(void *user, const char *section, const char *key,
 			}
 			c->cur = s;
 		} else if (strcmp(section, "run")) {
-			char known[256] = "[run], [vm NAME]";
-			for (int i = 0; run_exts[i]; i++)
-				if (run_exts[i]->section)
-					snprintf(known + strlen(known),
-						 sizeof(known) - strlen(known), ", [%s]",
-						 run_exts[i]->section);
-			snprintf(c->msg, sizeof(c->msg), "unknown section [%s] (known: "
-				 "%s)", section, known);
+			/* check_header refuses these; kept for safety */
+			snprintf(c->msg, sizeof(c->msg), "unknown section [%s]", section);
 			goto fail;
 		}
 	}
@@ -119,10 +199,16 @@ int config_load(const char *path, struct run_opts *opts, char *err,
 	struct cfg_ctx c = { .path = path, .opts = opts };
 	unsigned first = opts->nspecs;
 
-	int line = ini_parse(path, handler, &c);
-	if (line == -1) {
+	c.f = fopen(path, "re");
+	if (!c.f) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno ? errno : ENOENT));
 		return -ENOENT;
+	}
+	int line = ini_parse_stream(reader, &c, handler, &c);
+	fclose(c.f);
+	if (c.err_line) {
+		snprintf(err, errlen, "%s:%d: %s", path, c.err_line, c.msg);
+		return -EINVAL;
 	}
 	if (line == -2) {
 		snprintf(err, errlen, "%s: out of memory", path);

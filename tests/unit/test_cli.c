@@ -115,7 +115,17 @@ static void config_files(void **state)
 		{ "[vm a]\nworkload = idle\nmem = huge\n", 3, "mem: 'huge'" },
 		{ "[vm a]\nwork = idle\n", 2, "unknown key 'work'" },
 		{ "mem = 1G\n", 1, "outside any section" },
-		{ "[ksmm]\nx = 1\n", 2, "unknown section [ksmm]" },
+		{ "[ksmm]\nx = 1\n", 1, "unknown section [ksmm]" },
+		{ "[vm a]\nworkload = idle\n[ksmm]\n\n[vm b]\n", 3,
+		  "unknown section [ksmm]" },
+		{ "[vm a]\nworkload = idle\n\n[vm b]\nworkload = idle\n"
+		  "# again\n ; x\n\n  [vm a]\nmem = 1G\n", 9, "[vm a] repeats " },
+		{ "[balloon]\n[run]\n[balloon]\n", 3, "[balloon] repeats " },
+		{ "# a comment longer than inih's 200-byte line buffer ................"
+		  "...................................................................."
+		  "....................................................................\n"
+		  "[run]\n[run]\n", 3, "[run] repeats " },
+		{ "\xEF\xBB\xBF[vm a]\nworkload = idle\n[vm a]\n", 3, "[vm a] repeats " },
 		{ "[vm a]\nthis is not ini\n", 2, "syntax error" },
 		{ "[run]\nspeed = 3\n", 2, "[run] unknown key 'speed'" },
 		{ "[balloon]\nstats_period_ms = soon\n", 2,
@@ -145,6 +155,16 @@ static void config_files(void **state)
 				 bad[i].msg, err);
 		unlink(p); free(p);
 	}
+	/* the exact form, naming both lines */
+	for (unsigned k = 0; k < o.nspecs; k++)
+		spec_free(&sp[k]);
+	o.nspecs = 0;
+	p = tmpfile_with("[run]\n[vm a]\nworkload = idle\n[vm b]\nworkload = idle\n"
+			 "\n\n\n[vm a]\nmem = 64M\n");
+	assert_true(config_load(p, &o, err, sizeof(err)) < 0);
+	snprintf(want, sizeof(want), "%s:9: [vm a] repeats %s:2", p, p);
+	assert_string_equal(err, want);
+	unlink(p); free(p);
 	for (unsigned k = 0; k < o.nspecs; k++)
 		spec_free(&sp[k]);
 	o.nspecs = 0;
