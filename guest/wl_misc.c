@@ -1,8 +1,10 @@
 /*
  * wl_misc.c - the small workloads: idle, crash, hcbench and conflood.
  *
- *   idle [seconds=S|-1] [touch=0|1]
+ *   idle [seconds=S|-1] [touch=0|1] [status=N]
  *                           wait in HC_WAIT (never spin); default forever;
+ *                           status=N then says HC_EXIT(N) as given, any
+ *                           64-bit value (the host's range check is tested);
  *                           touch=1 first writes every free 2 MiB block once
  *                           and frees it again (memory a guest used and
  *                           released: what a balloon or reporting reclaims)
@@ -18,11 +20,15 @@
 
 static int64_t idle_seconds;
 static bool idle_touch;
+static bool idle_status_set;
+static uint64_t idle_status;
 
 static void idle_setup(struct wl_args *a)
 {
 	idle_seconds = args_int(a, "seconds", -1, -1, 100000000);
 	idle_touch = args_int(a, "touch", 0, 0, 1);
+	idle_status_set = args_has(a, "status");
+	idle_status = args_u64(a, "status", 0);
 	args_done(a);
 }
 
@@ -61,12 +67,18 @@ static int idle_run(unsigned cpu)
 	}
 	sleep_ns((uint64_t)idle_seconds * NS_PER_SEC);
 	gprintf("idle: done seconds=%ld\n", idle_seconds);
+	if (idle_status_set) {
+		/* raw, not through guest_exit's int */
+		console_flush();
+		hc_call(HC_EXIT, idle_status, 0, 0);
+		guest_fault();
+	}
 	return GUEST_EXIT_OK;
 }
 
 const struct workload wl_idle = {
 	.name = "idle",
-	.usage = "[seconds=S|-1] [touch=0|1]",
+	.usage = "[seconds=S|-1] [touch=0|1] [status=N]",
 	.setup = idle_setup,
 	.run = idle_run,
 };

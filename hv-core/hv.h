@@ -117,9 +117,12 @@ enum hv_exit_kind {
 	HV_EXIT_ERROR,      /* a host-side failure */
 };
 
+#define HV_EXIT_STATUS_MAX 255
+#define HV_EXIT_STATUS_BAD 255   /* what a status outside 0-255 becomes */
+
 struct hv_exit_status {
 	enum hv_exit_kind kind;
-	int code;           /* the guest's HC_EXIT status (first nonzero) */
+	int code;           /* the guest's HC_EXIT status (first nonzero), 0-255 */
 	char reason[160];
 };
 

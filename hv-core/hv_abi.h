@@ -95,7 +95,8 @@ _Static_assert(sizeof(struct hv_bootinfo) <= 4096, "bootinfo fits a page");
  */
 enum {
 	HC_CONSOLE   = 1,  /* arg0 = len: write data[0..len) to the console */
-	HC_EXIT      = 2,  /* arg0 = status (0 = success); ends this vCPU's work */
+	HC_EXIT      = 2,  /* arg0 = status 0-255 (0 = success; more reads as 255,
+			    * reported); ends this vCPU's work */
 	HC_TIME      = 3,  /* ret = host CLOCK_MONOTONIC in ns */
 	HC_WAIT      = 4,  /* arg0 = timeout ns (0 = poll, ~0 = forever): block until
 	                      a notification or the timeout; ret = 1 if notified */

@@ -13,22 +13,34 @@
 
 #define WAIT_FOREVER UINT64_MAX
 
-static void do_exit(struct hv_vcpu *v, int code)
+/* A status is a process's: 0-255.  A guest's other values (negative,
+ * 2^32 + 0 that an int cast would read as success) become HV_EXIT_STATUS_BAD
+ * and the exit line names what the guest said. */
+static void do_exit(struct hv_vcpu *v, uint64_t arg)
 {
 	struct hv_vm *vm = v->vm;
+	int code = arg <= HV_EXIT_STATUS_MAX ? (int)arg : HV_EXIT_STATUS_BAD;
 	bool all;
 
 	pthread_mutex_lock(&vm->lock);
 	v->exited = true;
 	vm->vcpus_exited++;
-	if (code && !vm->status.code)
+	if (code && !vm->status.code) {
 		vm->status.code = code;
+		vm->exit_arg = arg;
+	}
 	all = vm->vcpus_exited == vm->ncpus;
 	code = vm->status.code;
+	arg = vm->exit_arg;
 	pthread_mutex_unlock(&vm->lock);
 	if (all) {
 		console_flush(vm);
-		vm_end(vm, HV_EXIT_EXITED, code, "exit status %d", code);
+		if (code && arg > HV_EXIT_STATUS_MAX)
+			vm_end(vm, HV_EXIT_EXITED, code, "exit status %d (the guest said "
+			       "%#llx, outside 0-%d)", code, (unsigned long long)arg,
+			       HV_EXIT_STATUS_MAX);
+		else
+			vm_end(vm, HV_EXIT_EXITED, code, "exit status %d", code);
 	}
 }
 
@@ -112,7 +124,7 @@ void hypercall_dispatch(struct hv_vcpu *v)
 		ret = 0;
 		break;
 	case HC_EXIT:
-		do_exit(v, (int)a.arg[0]);
+		do_exit(v, a.arg[0]);
 		return;
 	case HC_TIME:
 		ret = (int64_t)hv_now_ns();

@@ -74,6 +74,7 @@ struct hv_vm {
 	atomic_int pause_req;
 	atomic_int stop_req;
 	unsigned vcpus_exited;   /* vCPUs that said HC_EXIT */
+	uint64_t exit_arg;       /* what the guest said with status.code */
 	struct hv_exit_status status;
 	bool finished;           /* every vCPU thread is done */
 

@@ -56,6 +56,34 @@ static void bad_workload_args_exit_2(void **state)
 	testvm_destroy(&t);
 }
 
+/* HC_EXIT's status is a process's, 0-255: the rest reads 255 and the
+ * exit line says what the guest sent (an int cast made 2^32 a success). */
+static void exit_status_range(void **state)
+{
+	(void)state;
+	SKIP_WITHOUT_KVM();
+	static const struct { const char *wl; int code; const char *reason; } c[] = {
+		{ "idle seconds=0 status=7", 7, "exit status 7" },
+		{ "idle seconds=0 status=255", 255, "exit status 255" },
+		{ "idle seconds=0 status=0x100000000", 255,
+		  "exit status 255 (the guest said 0x100000000, outside 0-255)" },
+		{ "idle seconds=0 status=256", 255, "the guest said 0x100, outside" },
+		{ "idle seconds=0 status=-1", 255, "0xffffffffffffffff, outside" },
+		{ "idle seconds=0 status=0", 0, "exit status 0" },
+	};
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		struct testvm t;
+		testvm_create(&t, "exiter", 16 << 20, 1, c[i].wl);
+		hv_vm_start(t.vm);
+		struct hv_exit_status st = testvm_wait(&t, 60);
+		assert_int_equal(st.kind, HV_EXIT_EXITED);
+		if (st.code != c[i].code || !strstr(st.reason, c[i].reason))
+			fail_msg("%s: code %d reason '%s', want %d '%s'", c[i].wl,
+				 st.code, st.reason, c[i].code, c[i].reason);
+		testvm_destroy(&t);
+	}
+}
+
 static void multi_vcpu_verify(void **state)
 {
 	(void)state;
@@ -188,6 +216,7 @@ int main(void)
 		cmocka_unit_test(verify_64m_exits_zero),
 		cmocka_unit_test(crash_ends_only_the_vm),
 		cmocka_unit_test(bad_workload_args_exit_2),
+		cmocka_unit_test(exit_status_range),
 		cmocka_unit_test(multi_vcpu_verify),
 		cmocka_unit_test(ram_around_pci_hole),
 		cmocka_unit_test(timeout_stops_hung_guest),
