@@ -64,8 +64,9 @@ struct balloon_host_config {
 	void *log_ctx;
 };
 
-/* Registers the HC_BALLOON handler on vm and announces the device to the
- * micro guest (HV_FEAT_BALLOON).  Call before hv_vm_start().  0 or -errno. */
+/* Registers the HC_BALLOON handler on vm.  Call before hv_vm_start().  The
+ * VM must have been created offering HV_FEAT_BALLOON (hv_vm_config.features)
+ * or this is -ENODEV.  0 or -errno. */
 int balloon_host_attach(struct hv_vm *vm, const struct balloon_host_config *cfg,
 			struct balloon_host **out);
 /* Unregisters the handler and frees the device; call after the VM ended. */

@@ -77,10 +77,14 @@ int balloon_host_attach(struct hv_vm *vm, const struct balloon_host_config *cfg,
 	};
 	const struct hv_ram_range *rr;
 	struct balloon_host *dev;
-	struct hv_bootinfo *bi;
 	unsigned n = 0;
 	int rc;
 
+	/* The guest learns of the device from the VM's spec (hv-core owns the
+	 * feature bits); a device it was not told of would only be reachable
+	 * by a guest probing for it. */
+	if (!(hv_vm_features(vm) & HV_FEAT_BALLOON))
+		return -ENODEV;
 	rr = hv_vm_ranges(vm, &n);
 	if (n > BH_MAX_RANGES)
 		return -E2BIG;
@@ -97,11 +101,6 @@ int balloon_host_attach(struct hv_vm *vm, const struct balloon_host_config *cfg,
 		balloon_host_destroy(dev);
 		return rc;
 	}
-	/* Announce the device to a micro guest.  The magic check keeps this
-	 * off a Linux guest's memory.  (Better done by hv-core itself.) */
-	bi = hv_gpa_to_hva(vm, HV_BOOTINFO_GPA, sizeof(*bi));
-	if (bi && bi->magic == HV_BOOTINFO_MAGIC)
-		bi->features |= HV_FEAT_BALLOON;
 	*out = dev;
 	return 0;
 }

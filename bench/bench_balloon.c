@@ -93,7 +93,7 @@ static void bvm_start(struct bvm *b, const char *name, uint64_t mem,
 	struct hv_vm_config c = {
 		.name = name, .mem_bytes = mem, .ncpus = 1, .image = g_guest,
 		.cmdline = args, .base_memfd = g_base_fd, .timeout_s = 600,
-		.console = on_console, .ctx = b,
+		.console = on_console, .ctx = b, .features = HV_FEAT_BALLOON,
 	};
 	struct balloon_host_config bc = { .log = quiet_log };
 	b->touched = false;

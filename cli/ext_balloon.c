@@ -122,6 +122,17 @@ static bool spec_wants_balloon(const struct vm_spec *s)
 	return on;
 }
 
+/* The VM offers the device in its spec; hv-core tells the guest. */
+static int balloon_prepare_vm(const struct vm_spec *s, struct hv_vm_config *c,
+			      char *err, size_t errlen)
+{
+	(void)err;
+	(void)errlen;
+	if (spec_wants_balloon(s))
+		c->features |= HV_FEAT_BALLOON;
+	return 0;
+}
+
 /* ------------------------------------------------------ control socket */
 
 /* Finds a VM by name; lock held.  NULL with a reason in err. */
@@ -321,6 +332,7 @@ const struct run_ext balloon_ext = {
 	.section = "balloon",
 	.config_key = balloon_config_key,
 	.vm_key = balloon_vm_key,
+	.prepare_vm = balloon_prepare_vm,
 	.start = balloon_start,
 	.stat = balloon_stat,
 	.stop = balloon_stop,

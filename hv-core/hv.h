@@ -89,6 +89,10 @@ struct hv_vm_config {
 	 * least HV_CONSOLE_LINE + 1 (one full line and its newline). */
 	uint64_t console_rate;     /* bytes/s, or HV_CONSOLE_UNLIMITED */
 	uint64_t console_burst;
+	/* HV_FEAT_* this VM offers its guest, in the CPUID leaf (Linux) and
+	 * the boot info (micro).  hv-core sets none of its own: the spec does,
+	 * and a device that needs a bit refuses to attach without it. */
+	uint32_t features;
 	hv_result_fn result;       /* HC_RESULT; may be NULL */
 	void *ctx;                 /* passed to the callbacks */
 };
@@ -107,6 +111,7 @@ const char *hv_vm_name(const struct hv_vm *vm);
 uint64_t hv_vm_mem_bytes(const struct hv_vm *vm);
 unsigned hv_vm_ncpus(const struct hv_vm *vm);
 int hv_vm_base_memfd(const struct hv_vm *vm);  /* -1 for anonymous RAM */
+uint32_t hv_vm_features(const struct hv_vm *vm);  /* cfg.features */
 
 enum hv_exit_kind {
 	HV_EXIT_RUNNING = 0,

@@ -2,9 +2,10 @@
  * hv_abi.h - the binary interface between hv-core and the micro guest.
  *
  * Owns: the micro guest's fixed guest-physical layout, the boot-info page,
- * the hypercall argument page and the hypercall numbers.  Both sides include
- * this file: the host (hosted C) and guest/ (freestanding C), so it uses only
- * fixed-width types and no libc.
+ * the hypercall argument page and the hypercall numbers.  Every side
+ * includes this file: the host (hosted C), guest/ (freestanding C) and the
+ * Linux balloon module (kernel C; its build copies or points at this file),
+ * so it uses only fixed-width types and no libc, and nothing can drift.
  *
  * The micro guest runs at CPL3 in 64-bit mode with IOPL=3.  It has no IDT:
  * any exception becomes a triple fault (KVM_EXIT_SHUTDOWN), which ends that
@@ -17,7 +18,11 @@
 #ifndef DENSEVM_HV_ABI_H
 #define DENSEVM_HV_ABI_H
 
+#if defined(__KERNEL__)
+#include <linux/types.h>
+#else
 #include <stdint.h>
+#endif
 
 /* ---- fixed guest-physical layout (all below 2 MiB, then the ELF image) ---- */
 #define HV_BOOTINFO_GPA   0x1000ULL   /* one page, struct hv_bootinfo */

@@ -88,9 +88,10 @@ int linux_load(const struct linux_boot_cfg *cfg, struct linux_entry *out,
  * used lie in the PCI hole (no memslot may cover 0xfeffc000..0xfeffffff). */
 int linux_vm_init(int vm_fd, char *err, size_t errlen);
 
-/* Sets CPUID (KVM_GET_SUPPORTED_CPUID, CX16 masked), MSRs, sregs and regs
- * of one vCPU.  Only cpu 0 starts at the entry; others wait for INIT/SIPI. */
-int linux_vcpu_init(int kvm_fd, int vcpu_fd, unsigned cpu,
+/* Sets CPUID (KVM_GET_SUPPORTED_CPUID, CX16 masked; densevm's leaves with
+ * the VM's HV_FEAT_* bits), MSRs, sregs and regs of one vCPU.  Only cpu 0
+ * starts at the entry; others wait for INIT/SIPI. */
+int linux_vcpu_init(int kvm_fd, int vcpu_fd, unsigned cpu, uint32_t features,
 		    const struct linux_entry *e, char *err, size_t errlen);
 
 #endif

@@ -79,8 +79,8 @@ int linux_vm_init(int vm_fd, char *err, size_t errlen)
 	return 0;
 }
 
-static int set_cpuid(int kvm_fd, int vcpu_fd, unsigned cpu, char *err,
-		     size_t errlen)
+static int set_cpuid(int kvm_fd, int vcpu_fd, unsigned cpu, uint32_t features,
+		     char *err, size_t errlen)
 {
 	struct kvm_cpuid2 *c = NULL;
 	unsigned nent = 64;
@@ -136,7 +136,7 @@ static int set_cpuid(int kvm_fd, int vcpu_fd, unsigned cpu, char *err,
 	d[1].function = HV_CPUID_PORTS;
 	d[1].eax = HV_DOORBELL_PORT;
 	d[1].ebx = HV_ARGREG_PORT;
-	d[1].ecx = HV_FEAT_BALLOON;
+	d[1].ecx = features;
 	c->nent += 2;
 	rc = 0;
 	if (ioctl(vcpu_fd, KVM_SET_CPUID2, c) < 0)
@@ -231,12 +231,12 @@ static int set_boot_state(int vcpu_fd, const struct linux_entry *e, char *err,
 	return 0;
 }
 
-int linux_vcpu_init(int kvm_fd, int vcpu_fd, unsigned cpu,
+int linux_vcpu_init(int kvm_fd, int vcpu_fd, unsigned cpu, uint32_t features,
 		    const struct linux_entry *e, char *err, size_t errlen)
 {
 	int rc;
 
-	rc = set_cpuid(kvm_fd, vcpu_fd, cpu, err, errlen);
+	rc = set_cpuid(kvm_fd, vcpu_fd, cpu, features, err, errlen);
 	if (rc)
 		return rc;
 	/* With the in-kernel irqchip, KVM holds every vCPU but 0 in

@@ -199,6 +199,7 @@ int micro_load(struct hv_vm *vm, char *err, size_t errlen)
 	bi->magic = HV_BOOTINFO_MAGIC;
 	bi->version = HV_BOOTINFO_VERSION;
 	bi->ncpus = vm->ncpus;
+	bi->features = vm->cfg.features;
 	bi->ram_bytes = vm->cfg.mem_bytes;
 	bi->heap_start = heap;
 	bi->nranges = vm->nranges;

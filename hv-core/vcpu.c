@@ -44,7 +44,8 @@ int vcpu_create(struct hv_vm *vm, unsigned idx, char *err, size_t errlen)
 	}
 	if (vm->cfg.kind == HV_GUEST_MICRO)
 		return micro_vcpu_init(vm, v, err, errlen);
-	return linux_vcpu_init(kvm_fd(), v->fd, idx, &vm->lentry, err, errlen);
+	return linux_vcpu_init(kvm_fd(), v->fd, idx, vm->cfg.features,
+			       &vm->lentry, err, errlen);
 }
 
 void vcpu_destroy(struct hv_vcpu *v)

@@ -257,6 +257,7 @@ const char *hv_vm_name(const struct hv_vm *vm) { return vm->name; }
 uint64_t hv_vm_mem_bytes(const struct hv_vm *vm) { return vm->cfg.mem_bytes; }
 unsigned hv_vm_ncpus(const struct hv_vm *vm) { return vm->ncpus; }
 int hv_vm_base_memfd(const struct hv_vm *vm) { return vm->cfg.base_memfd; }
+uint32_t hv_vm_features(const struct hv_vm *vm) { return vm->cfg.features; }
 uint64_t hv_vm_start_ns(const struct hv_vm *vm) { return vm->start_ns; }
 uint64_t hv_vm_end_ns(const struct hv_vm *vm) { return vm->end_ns; }
 uint64_t hv_vm_first_hypercall_ns(const struct hv_vm *vm)

@@ -44,26 +44,11 @@
 #include <asm/processor.h>
 
 #include "balloon.h"
+#include "hv_abi.h"
 
-/*
- * Mirrors of hv-core/hv_abi.h: that header is hosted C (<stdint.h>) and
- * outside this module's tree, so the few values the module needs are
- * repeated here.  They are ABI: they never change meaning.
- */
-#define DVB_CPUID_SIG		"densevm-hv01"	/* HV_CPUID_SIG */
-#define DVB_CPUID_LEAVES	1		/* HV_CPUID_PORTS = base + 1 */
-#define DVB_FEAT_BALLOON	(1u << 0)	/* HV_FEAT_BALLOON */
-#define DVB_DOORBELL_PORT	0x00e0		/* HV_DOORBELL_PORT */
-#define DVB_ARGREG_PORT		0x00e4		/* HV_ARGREG_PORT */
-
-struct dvb_argpage {				/* struct hv_argpage */
-	u64 nr;
-	u64 arg[5];
-	s64 ret;
-	u64 ret2;
-	u8 data[4096 - 64];
-};
-static_assert(sizeof(struct dvb_argpage) == PAGE_SIZE);
+/* The host's own ABI header, not a copy: guest and host cannot drift. */
+static_assert(sizeof(struct hv_argpage) == PAGE_SIZE);
+static_assert(BALLOON_HC_NR == HC_BALLOON);
 
 /* Balloon pages: the allocator may reclaim a little (squeezing the page
  * cache is the point of a balloon) but never retries hard, never dips into
@@ -120,7 +105,7 @@ MODULE_PARM_DESC(reporting, "Report free pages (page_reporting) while the host a
 struct dvb {
 	struct mutex lock;		/* serializes every core call */
 	struct balloon b;
-	struct dvb_argpage *argpage;	/* the VM's one hypercall page */
+	struct hv_argpage *argpage;	/* the VM's one hypercall page */
 	u16 doorbell_port;
 	u16 argreg_port;
 	bool from_cpuid;
@@ -233,7 +218,7 @@ static int64_t os_doorbell(void *ctx, uint64_t op, uint64_t a1, uint64_t a2,
 			   uint64_t a3, uint64_t a4, uint64_t *ret2)
 {
 	struct dvb *d = ctx;
-	struct dvb_argpage *ap = d->argpage;
+	struct hv_argpage *ap = d->argpage;
 
 	WRITE_ONCE(ap->nr, BALLOON_HC_NR);
 	WRITE_ONCE(ap->arg[0], op);
@@ -260,10 +245,12 @@ static int dvb_discover(struct dvb *d)
 	/* CPUID leaves above 0x40000000 are only meaningful under a
 	 * hypervisor; on bare metal they alias the highest basic leaf. */
 	if (!force && boot_cpu_has(X86_FEATURE_HYPERVISOR))
-		base = hypervisor_cpuid_base(DVB_CPUID_SIG, DVB_CPUID_LEAVES);
+		base = hypervisor_cpuid_base(HV_CPUID_SIG,
+					     HV_CPUID_PORTS - HV_CPUID_BASE);
 	if (base) {
-		cpuid(base + 1, &eax, &ebx, &ecx, &edx);
-		if (!(ecx & DVB_FEAT_BALLOON)) {
+		cpuid(base + (HV_CPUID_PORTS - HV_CPUID_BASE), &eax, &ebx, &ecx,
+		      &edx);
+		if (!(ecx & HV_FEAT_BALLOON)) {
 			pr_info("densevm host at CPUID %#x has no balloon device\n",
 				base);
 			return -ENODEV;
@@ -271,11 +258,11 @@ static int dvb_discover(struct dvb *d)
 		d->from_cpuid = true;
 	} else if (!force) {
 		pr_info("no densevm hypervisor (CPUID signature \"%s\"); load with force=1 [port=%#x argreg=%#x] where the host cannot set CPUID\n",
-			DVB_CPUID_SIG, DVB_DOORBELL_PORT, DVB_ARGREG_PORT);
+			HV_CPUID_SIG, HV_DOORBELL_PORT, HV_ARGREG_PORT);
 		return -ENODEV;
 	}
-	db = port ? port : base ? eax : DVB_DOORBELL_PORT;
-	ar = argreg ? argreg : base ? ebx : DVB_ARGREG_PORT;
+	db = port ? port : base ? eax : HV_DOORBELL_PORT;
+	ar = argreg ? argreg : base ? ebx : HV_ARGREG_PORT;
 	if (!db || db > 0xfffc || !ar || ar > 0xfffc) {
 		pr_err("bad ports: doorbell %#x, argreg %#x\n", db, ar);
 		return -ENODEV;

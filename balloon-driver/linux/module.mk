@@ -21,7 +21,7 @@ DVB_KO       := $(DVB_KMOD_DIR)/densevm_balloon.ko
 DVB_LINUX    := Kbuild Makefile dkms.conf linux_glue.c core.c
 DVB_CORE     := balloon_core.c balloon.h balloon_proto.h
 DVB_SRCS     := $(addprefix balloon-driver/linux/,$(DVB_LINUX)) \
-                $(addprefix balloon-driver/,$(DVB_CORE))
+                $(addprefix balloon-driver/,$(DVB_CORE)) hv-core/hv_abi.h
 
 .PHONY: linux-module linux-headers
 linux-module: $(DVB_KO)
@@ -43,6 +43,7 @@ $(DVB_KO): $(DVB_SRCS) $(LINUX_RELEASE_FILE) | linux-headers
 	 rm -rf $(DVB_KMOD_DIR) && mkdir -p $(DVB_KMOD_DIR)/core && \
 	 for f in $(DVB_LINUX); do ln -s $(CURDIR)/balloon-driver/linux/$$f $(DVB_KMOD_DIR)/$$f; done && \
 	 for f in $(DVB_CORE); do ln -s $(CURDIR)/balloon-driver/$$f $(DVB_KMOD_DIR)/core/$$f; done && \
+	 ln -s $(CURDIR)/hv-core/hv_abi.h $(DVB_KMOD_DIR)/core/hv_abi.h && \
 	 echo "linux-module: densevm_balloon.ko for $$rel" && \
 	 $(MAKE) --no-print-directory -C $$kdir M=$(CURDIR)/$(DVB_KMOD_DIR) modules >$(DVB_KMOD_DIR)/build.log 2>&1; \
 	 rc=$$?; cat $(DVB_KMOD_DIR)/build.log; \

@@ -106,6 +106,7 @@ static void scenario(bool dense)
 			.name = names[i], .mem_bytes = 128 * MIB, .ncpus = 1,
 			.kind = HV_GUEST_MICRO, .image = test_guest_path(),
 			.cmdline = args[i], .base_memfd = base, .timeout_s = 120,
+			.features = i == HOSTILE ? HV_FEAT_BALLOON : 0,
 		};
 		if (testvm_create_cfg(&t[i], &c, err, sizeof(err)))
 			fail_msg("create %s: %s", names[i], err);

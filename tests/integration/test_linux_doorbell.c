@@ -4,7 +4,8 @@
  * HV_DOORBELL_PORT.  A real kernel cannot load modules on this machine's
  * emulated CPL0, so a tiny hand-assembled "kernel" (an x86-64 vmlinux-style
  * ELF, entered by the Linux loader in 64-bit mode at CPL0) does what a
- * driver does: register, HC_NOP, a refused HC_EXIT, a bad registration.
+ * driver does: register, HC_NOP, a refused HC_EXIT, a bad registration,
+ * and reads the feature bits of densevm's CPUID leaf: the VM's spec's.
  */
 #include <elf.h>
 #include <errno.h>
@@ -42,6 +43,14 @@ static const uint8_t code[] = {
 	0x48, 0xc7, 0x47, 0x08, 3, 0, 0, 0,       /* page registered before:  */
 	0x48, 0xc7, 0x47, 0x10, 7, 0, 0, 0,       /* key 3 = 7                */
 	0xe7, 0xe0,                               /* out: doorbell            */
+	0xb8, 0x01, 0x01, 0x00, 0x40,             /* mov $HV_CPUID_PORTS,%eax */
+	0x31, 0xc9,                               /* xor %ecx,%ecx            */
+	0x0f, 0xa2,                               /* cpuid                    */
+	0x89, 0xc9,                               /* mov %ecx,%ecx: features  */
+	0x48, 0xc7, 0x07, 0x07, 0, 0, 0,          /* movq $HC_RESULT,(%rdi)   */
+	0x48, 0xc7, 0x47, 0x08, 4, 0, 0, 0,       /* movq $4,8(%rdi): key 4   */
+	0x48, 0x89, 0x4f, 0x10,                   /* mov %rcx,16(%rdi)        */
+	0xe7, 0xe0,                               /* out: doorbell            */
 	0xf4, 0xeb, 0xfd,                         /* hlt; jmp hlt             */
 };
 
@@ -75,23 +84,21 @@ static char *make_kernel(void)
 	return path;
 }
 
-static void linux_driver_doorbell(void **state)
+static void doorbell(uint32_t features)
 {
-	(void)state;
-	SKIP_WITHOUT_KVM();
 	char *kernel = make_kernel();
 	char err[512];
 	struct testvm t;
 	struct hv_vm_config c = {
 		.name = "lxdoor", .mem_bytes = 64 << 20, .ncpus = 1,
 		.kind = HV_GUEST_LINUX, .image = kernel, .base_memfd = -1,
-		.timeout_s = 120,
+		.timeout_s = 120, .features = features,
 	};
 	if (testvm_create_cfg(&t, &c, err, sizeof(err)))
 		fail_msg("%s", err);
 	hv_vm_start(t.vm);
-	uint64_t v1 = 0, v2 = 0, v3 = 0;
-	for (int i = 0; i < 1200 && !hv_vm_result(t.vm, 3, &v3); i++)
+	uint64_t v1 = 0, v2 = 0, v3 = 0, v4 = ~0ull;
+	for (int i = 0; i < 1200 && !hv_vm_result(t.vm, 4, &v4); i++)
 		usleep(50000);
 	struct hv_exit_status st;
 	hv_vm_status(t.vm, &st);
@@ -102,6 +109,8 @@ static void linux_driver_doorbell(void **state)
 	assert_int_equal(v1, 42);                       /* HC_NOP returned 0 */
 	assert_int_equal((int64_t)v2, -ENOSYS);         /* HC_EXIT refused */
 	assert_int_equal(v3, 7);                        /* old page still works */
+	assert_true(hv_vm_result(t.vm, 4, &v4));
+	assert_int_equal(v4, features);                 /* CPUID says the spec's */
 	hv_pstate_t ps = hv_page_get(t.vm, ARG_GPA >> 12);
 	assert_true(hv_ps_flags(ps) & HV_PF_DEVICE);
 	struct hv_vm_counters ct;
@@ -113,10 +122,26 @@ static void linux_driver_doorbell(void **state)
 	free(kernel);
 }
 
+static void linux_driver_doorbell(void **state)
+{
+	(void)state;
+	SKIP_WITHOUT_KVM();
+	doorbell(HV_FEAT_BALLOON);
+}
+
+/* balloon = off: the guest is not told of a balloon (it was, once). */
+static void linux_no_balloon_feature(void **state)
+{
+	(void)state;
+	SKIP_WITHOUT_KVM();
+	doorbell(0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(linux_driver_doorbell),
+		cmocka_unit_test(linux_no_balloon_feature),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

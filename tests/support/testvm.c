@@ -80,6 +80,7 @@ void testvm_create(struct testvm *t, const char *name, uint64_t mem,
 		.name = name, .mem_bytes = mem, .ncpus = cpus,
 		.kind = HV_GUEST_MICRO, .image = test_guest_path(),
 		.cmdline = args, .base_memfd = -1, .timeout_s = 300,
+		.features = HV_FEAT_BALLOON,
 	};
 	int rc = testvm_create_cfg(t, &c, err, sizeof(err));
 	if (rc)

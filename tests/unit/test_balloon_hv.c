@@ -10,6 +10,7 @@
  * ballooned or given back.
  * Skipped without /dev/kvm.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -64,6 +65,7 @@ static void setup_vm(struct fixture *fx, int base_memfd)
 		.name = "balloon", .mem_bytes = 64 * MiB, .ncpus = 1,
 		.kind = HV_GUEST_MICRO, .image = test_guest_path(),
 		.cmdline = "idle", .base_memfd = base_memfd, .timeout_s = 30,
+		.features = HV_FEAT_BALLOON,
 	};
 	struct balloon_host_config cfg = { .log = quiet };
 	const struct hv_bootinfo *bi;
@@ -122,6 +124,33 @@ static void test_hv_inflate_deflate(void **state)
 	teardown_vm(&fx);
 }
 
+/* The feature bits are the VM spec's, written by hv-core: without
+ * HV_FEAT_BALLOON the guest is not told of a balloon and none attaches. */
+static void test_hv_feature_from_spec(void **state)
+{
+	(void)state;
+	SKIP_WITHOUT_KVM();
+	char err[512] = "";
+	struct testvm t;
+	struct hv_vm_config c = {
+		.name = "nofeat", .mem_bytes = 16 * MiB, .ncpus = 1,
+		.kind = HV_GUEST_MICRO, .image = test_guest_path(),
+		.cmdline = "idle", .base_memfd = -1, .timeout_s = 30,
+	};
+	struct balloon_host_config cfg = { .log = quiet };
+	struct balloon_host *dev = NULL;
+	if (testvm_create_cfg(&t, &c, err, sizeof(err)))
+		fail_msg("create: %s", err);
+	const struct hv_bootinfo *bi = hv_gpa_to_hva(t.vm, HV_BOOTINFO_GPA,
+						     sizeof(*bi));
+	assert_non_null(bi);
+	assert_int_equal(bi->features, 0);
+	assert_int_equal(hv_vm_features(t.vm), 0);
+	assert_int_equal(balloon_host_attach(t.vm, &cfg, &dev), -ENODEV);
+	assert_null(dev);
+	testvm_destroy(&t);
+}
+
 static void test_hv_base_backed(void **state)
 {
 	(void)state;
@@ -162,6 +191,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hv_inflate_deflate),
 		cmocka_unit_test(test_hv_base_backed),
+		cmocka_unit_test(test_hv_feature_from_spec),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -65,6 +65,7 @@ done
 for f in balloon_core.c balloon.h balloon_proto.h; do
 	ln -s "$root/balloon-driver/$f" "$tmp/mod/core/$f"
 done
+ln -s "$root/hv-core/hv_abi.h" "$tmp/mod/core/hv_abi.h"
 make --no-print-directory -C "$kdir" M="$tmp/mod" modules >"$tmp/build.log" 2>&1
 rc=$?
 ko=$tmp/mod/densevm_balloon.ko
@@ -76,6 +77,19 @@ elif grep -i 'warning' "$tmp/build.log"; then
 	bad "build against linux-headers-$rel warned"
 else
 	ok "builds warning-free against linux-headers-$rel"
+fi
+
+# ---- 1b. the DKMS source tree carries everything, hv_abi.h included
+make --no-print-directory -C "$root/balloon-driver/linux" dkms-src \
+	DKMS_SRC="$tmp/dkms" >"$tmp/dkms-src.log" 2>&1 &&
+make --no-print-directory -C "$kdir" M="$tmp/dkms" modules >"$tmp/dkms.log" 2>&1
+if [ $? -ne 0 ] || [ ! -f "$tmp/dkms/densevm_balloon.ko" ]; then
+	bad "the DKMS source tree (make dkms-src) does not build:"
+	tail -20 "$tmp/dkms-src.log" "$tmp/dkms.log"
+elif grep -i 'warning' "$tmp/dkms.log"; then
+	bad "the DKMS source tree's build warned"
+else
+	ok "the DKMS source tree (make dkms-src) builds warning-free"
 fi
 
 # ---- 2. modinfo

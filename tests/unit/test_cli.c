@@ -173,6 +173,31 @@ static void config_files(void **state)
 }
 
 extern const struct run_ext console_ext;
+extern const struct run_ext balloon_ext;
+
+/* Only a VM with a balloon is told it has one (the feature bit is the
+ * spec's; it used to be set for every Linux guest). */
+static void balloon_feature_from_spec(void **state)
+{
+	(void)state;
+	static struct vm_spec sp[CLI_MAX_VMS];
+	struct run_opts o = { .specs = sp };
+	struct hv_vm_config c[2];
+	char err[600];
+	char *p = tmpfile_with("[vm on]\nworkload = idle\n"
+			       "[vm off]\nworkload = idle\nballoon = off\n");
+	assert_int_equal(config_load(p, &o, err, sizeof(err)), 0);
+	for (unsigned i = 0; i < 2; i++) {
+		memset(&c[i], 0, sizeof(c[i]));
+		assert_int_equal(balloon_ext.prepare_vm(&sp[i], &c[i], err,
+							sizeof(err)), 0);
+	}
+	assert_int_equal(c[0].features, HV_FEAT_BALLOON);
+	assert_int_equal(c[1].features, 0);
+	unlink(p); free(p);
+	for (unsigned i = 0; i < o.nspecs; i++)
+		spec_free(&sp[i]);
+}
 
 /* [console] sets every VM's budget; console_rate=/console_burst= override
  * it per VM; 0 is no limit. */
@@ -296,6 +321,7 @@ int main(void)
 		cmocka_unit_test(specs),
 		cmocka_unit_test(config_files),
 		cmocka_unit_test(console_keys),
+		cmocka_unit_test(balloon_feature_from_spec),
 		cmocka_unit_test(binary_bad_input),
 		cmocka_unit_test(binary_bad_images),
 	};
