@@ -1,6 +1,13 @@
 /*
  * cli.h - the densevm command's internal interface: VM specs (from --vm
- * and from config files), size parsing, and the subcommands.
+ * and from config files), the parsed config (struct run_config), the run
+ * context every extension reads (struct run_state), size parsing, and the
+ * subcommands.
+ *
+ * Parsing fills a run_config and never touches a live run, so a reload can
+ * parse a new file beside the one in use.  The run context holds every
+ * live handle (each VM's balloon and ksm registration, the run's ksm):
+ * one extension reaches another's through it, never through file statics.
  */
 #ifndef DENSEVM_CLI_H
 #define DENSEVM_CLI_H
@@ -8,7 +15,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <pthread.h>
 #include "hv.h"
+#include "balloon-host/balloon_host.h"
 
 #define CLI_MAX_VMS 256
 
@@ -31,7 +40,28 @@ struct vm_spec {
 /* The value of a per-VM key that an extension claimed, or NULL. */
 const char *spec_ext(const struct vm_spec *s, const char *key);
 
+#define RUN_MAX_TUNABLES 32
+
+/* What `[ksm]` said; the engine is chosen at start. */
+enum ksm_sel { KSM_SEL_NONE, KSM_SEL_OFF, KSM_SEL_DENSE, KSM_SEL_KERNEL };
+
+/* The config's sections, parsed (config_init sets each one's defaults). */
+struct run_config {
+	struct {
+		enum ksm_sel engine;   /* KSM_SEL_NONE: no [ksm] section seen */
+		bool any_key;          /* the section has keys: ksm is on */
+		struct { char name[32]; char val[32]; } tun[RUN_MAX_TUNABLES];
+		unsigned ntun;
+	} ksm;
+	struct balloon_host_config balloon;   /* [balloon]; no hooks set */
+	struct { uint64_t rate, burst; } console;
+};
+
+/* Sets every section's defaults (each extension's config_init). */
+void run_config_init(struct run_config *rc);
+
 struct run_opts {
+	struct run_config cfg;
 	struct vm_spec *specs;
 	unsigned nspecs;
 	double timeout;        /* default per VM */
@@ -55,19 +85,45 @@ int spec_parse(struct vm_spec *s, const char *text, char *err, size_t errlen);
 /* Final checks of a spec (required keys for its kind). */
 int spec_check(const struct vm_spec *s, char *err, size_t errlen);
 
-/* Reads a config file's [vm NAME] sections (and [run] defaults) into
- * opts.  Errors name FILE:LINE. */
+/* Reads a config file's [vm NAME] sections, [run] defaults and the
+ * extensions' sections into opts (opts->cfg must have been through
+ * run_config_init; a second file adds to the first).  Errors name
+ * FILE:LINE. */
 int config_load(const char *path, struct run_opts *opts, char *err,
 		size_t errlen);
 
+struct ksm_vm;
+struct ksm;
+
+/* One VM of the run and the handles the extensions hold on it.  The
+ * handles are set by an extension's start and cleared by its stop, under
+ * run_state.lock; readers on other threads (the control socket, policy)
+ * take the lock too. */
 struct vm_run {
 	struct hv_vm *vm;
 	struct vm_spec *spec;
+	struct balloon_host *balloon;   /* NULL: balloon = off, or not yet */
+	struct ksm_vm *ksm;             /* NULL: not registered with ksm */
+	const char *ksm_domain;         /* "default", NAME or "private" */
 };
 
+/* A sharing domain: VMs whose RAM maps one base memfd (dense engine). */
+struct run_domain {
+	char name[40];   /* "" = the default domain */
+	unsigned id;
+	int memfd;       /* its base memfd, or -1 */
+};
+
+/* The run context: created before the first VM, freed after the last. */
 struct run_state {
 	struct vm_run *runs;
 	unsigned n;
+	const struct run_config *cfg;   /* the config the run started with */
+	pthread_mutex_t lock;           /* guards the handles below and in runs */
+	struct ksm *ksm;                /* NULL: ksm off, or not yet started */
+	bool ksm_kernel;                /* the kernel engine (no page state) */
+	struct run_domain *dom;         /* CLI_MAX_VMS + 1 of them */
+	unsigned ndom;
 };
 
 struct ctl_server;

@@ -152,7 +152,7 @@ static int handler(void *user, const char *section, const char *key,
 	}
 	if (c->ext) {
 		if (!c->ext->config_key ||
-		    c->ext->config_key(key, val, err, sizeof(err))) {
+		    c->ext->config_key(&c->opts->cfg, key, val, err, sizeof(err))) {
 			snprintf(c->msg, sizeof(c->msg), "[%s] %s", section,
 				 c->ext->config_key ? err : "takes no keys");
 			goto fail;
@@ -191,6 +191,14 @@ static int handler(void *user, const char *section, const char *key,
 fail:
 	c->failed = 1;
 	return 0;
+}
+
+void run_config_init(struct run_config *rc)
+{
+	memset(rc, 0, sizeof(*rc));
+	for (int i = 0; run_exts[i]; i++)
+		if (run_exts[i]->config_init)
+			run_exts[i]->config_init(rc);
 }
 
 int config_load(const char *path, struct run_opts *opts, char *err,

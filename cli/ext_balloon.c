@@ -8,6 +8,10 @@
  * commands `balloon VM SIZE` and `balloon-stat [VM]`, and the balloon's
  * part of `stat`.
  *
+ * Its config is run_config.balloon; each VM's device is its vm_run.balloon
+ * in the run context (under rs->lock: the control thread serves requests
+ * from before start() until after the VMs ended).
+ *
  * SIZE in `balloon VM SIZE` is the balloon's size, i.e. how much memory is
  * taken away from the guest (the guest keeps mem - SIZE), as in the issue's
  * "a 512 MiB guest gets `balloon vm0 256M`".  `balloon VM --guest-size
@@ -24,23 +28,9 @@
 #include "ctl.h"
 #include "ext.h"
 
+#include "ksm/ksm.h"
+
 #define DEFAULT_STATS_PERIOD_MS 1000
-
-static struct balloon_host_config g_cfg = {
-	.stats_period_ms = DEFAULT_STATS_PERIOD_MS,
-	.log_lines_per_sec = 5,
-};
-
-struct bvm {
-	struct hv_vm *vm;
-	struct balloon_host *dev;   /* NULL: balloon=off */
-};
-
-/* The control thread serves requests from before start() until after the
- * VMs ended: the table is read and written under this lock. */
-static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct bvm *g_vms;
-static unsigned g_n;
 
 /* ---------------------------------------------------------- parsing */
 
@@ -68,9 +58,18 @@ static int parse_u32(const char *v, uint32_t lo, uint32_t hi, uint32_t *out)
 	return 0;
 }
 
-static int balloon_config_key(const char *key, const char *val, char *err,
-			      size_t errlen)
+static void balloon_config_init(struct run_config *rc)
 {
+	rc->balloon = (struct balloon_host_config){
+		.stats_period_ms = DEFAULT_STATS_PERIOD_MS,
+		.log_lines_per_sec = 5,
+	};
+}
+
+static int balloon_config_key(struct run_config *rc, const char *key,
+			      const char *val, char *err, size_t errlen)
+{
+	struct balloon_host_config *g = &rc->balloon;
 	uint32_t u;
 	if (!strcmp(key, "stats_period_ms")) {
 		if (parse_u32(val, 0, 3600000, &u)) {
@@ -78,9 +77,9 @@ static int balloon_config_key(const char *key, const char *val, char *err,
 				 "to 3600000", val);
 			return -EINVAL;
 		}
-		g_cfg.stats_period_ms = u;
+		g->stats_period_ms = u;
 	} else if (!strcmp(key, "free_page_reporting")) {
-		if (parse_bool(val, &g_cfg.free_page_reporting)) {
+		if (parse_bool(val, &g->free_page_reporting)) {
 			snprintf(err, errlen, "free_page_reporting: '%s' must be on "
 				 "or off", val);
 			return -EINVAL;
@@ -91,7 +90,7 @@ static int balloon_config_key(const char *key, const char *val, char *err,
 				 "100000", val);
 			return -EINVAL;
 		}
-		g_cfg.log_lines_per_sec = u;
+		g->log_lines_per_sec = u;
 	} else {
 		snprintf(err, errlen, "unknown key '%s' (known: stats_period_ms "
 			 "free_page_reporting log_lines_per_sec)", key);
@@ -123,9 +122,10 @@ static bool spec_wants_balloon(const struct vm_spec *s)
 }
 
 /* The VM offers the device in its spec; hv-core tells the guest. */
-static int balloon_prepare_vm(const struct vm_spec *s, struct hv_vm_config *c,
-			      char *err, size_t errlen)
+static int balloon_prepare_vm(struct run_state *rs, const struct vm_spec *s,
+			      struct hv_vm_config *c, char *err, size_t errlen)
 {
+	(void)rs;
 	(void)err;
 	(void)errlen;
 	if (spec_wants_balloon(s))
@@ -135,19 +135,19 @@ static int balloon_prepare_vm(const struct vm_spec *s, struct hv_vm_config *c,
 
 /* ------------------------------------------------------ control socket */
 
-/* Finds a VM by name; lock held.  NULL with a reason in err. */
-static struct bvm *find_locked(const char *name, bool need_dev, char *err,
-			       size_t errlen)
+/* Finds a VM by name; rs->lock held.  NULL with a reason in err. */
+static struct vm_run *find_locked(struct run_state *rs, const char *name,
+				  char *err, size_t errlen)
 {
-	for (unsigned i = 0; name && i < g_n; i++) {
-		if (strcmp(hv_vm_name(g_vms[i].vm), name))
+	for (unsigned i = 0; name && i < rs->n; i++) {
+		if (strcmp(hv_vm_name(rs->runs[i].vm), name))
 			continue;
-		if (need_dev && !g_vms[i].dev) {
+		if (!rs->runs[i].balloon) {
 			snprintf(err, errlen, "VM '%.64s' has no balloon (balloon=off)",
 				 name);
 			return NULL;
 		}
-		return &g_vms[i];
+		return &rs->runs[i];
 	}
 	snprintf(err, errlen, "no VM named '%.64s'", name ? name : "");
 	return NULL;
@@ -168,7 +168,7 @@ static const char balloon_usage[] =
 
 static json_t *ctl_balloon(json_t *req, void *ctx, char *err, size_t errlen)
 {
-	(void)ctx;
+	struct run_state *rs = ctx;
 	const char *name = ctl_arg(req, 0), *a1 = ctl_arg(req, 1);
 	bool guest_size = a1 && !strcmp(a1, "--guest-size");
 	const char *size_s = guest_size ? ctl_arg(req, 2) : a1;
@@ -184,8 +184,8 @@ static json_t *ctl_balloon(json_t *req, void *ctx, char *err, size_t errlen)
 			 size_s);
 		return NULL;
 	}
-	pthread_mutex_lock(&g_lock);
-	struct bvm *b = find_locked(name, true, err, errlen);
+	pthread_mutex_lock(&rs->lock);
+	struct vm_run *b = find_locked(rs, name, err, errlen);
 	if (!b)
 		goto out;
 	mem = hv_vm_mem_bytes(b->vm);
@@ -201,139 +201,139 @@ static json_t *ctl_balloon(json_t *req, void *ctx, char *err, size_t errlen)
 			 hv_exit_kind_name(es.kind));
 		goto out;
 	}
-	int rc = guest_size ? balloon_host_set_guest_size(b->dev, size)
-			    : balloon_host_set_target(b->dev, size);
+	int rc = guest_size ? balloon_host_set_guest_size(b->balloon, size)
+			    : balloon_host_set_target(b->balloon, size);
 	if (rc < 0) {
 		snprintf(err, errlen, "setting the target failed (%d)", rc);
 		goto out;
 	}
 	struct balloon_host_stats s;
-	balloon_host_stats(b->dev, &s);
+	balloon_host_stats(b->balloon, &s);
 	r = json_pack("{s:s, s:I, s:I, s:I, s:b}", "vm", name,
 		      "mem_bytes", (json_int_t)s.mem_bytes,
 		      "target_bytes", (json_int_t)s.target_bytes,
 		      "size_bytes", (json_int_t)s.size_bytes,
 		      "registered", s.registered);
 out:
-	pthread_mutex_unlock(&g_lock);
+	pthread_mutex_unlock(&rs->lock);
 	return r;
 }
 
 static json_t *ctl_balloon_stat(json_t *req, void *ctx, char *err,
 				size_t errlen)
 {
-	(void)ctx;
+	struct run_state *rs = ctx;
 	const char *one = ctl_arg(req, 0);
 	json_t *vms = NULL;
 
-	pthread_mutex_lock(&g_lock);
-	if (one && !find_locked(one, true, err, errlen))
+	pthread_mutex_lock(&rs->lock);
+	if (one && !find_locked(rs, one, err, errlen))
 		goto out;
 	vms = json_array();
-	for (unsigned i = 0; i < g_n; i++) {
-		const char *name = hv_vm_name(g_vms[i].vm);
-		if (!g_vms[i].dev || (one && strcmp(one, name)))
+	for (unsigned i = 0; i < rs->n; i++) {
+		const char *name = hv_vm_name(rs->runs[i].vm);
+		if (!rs->runs[i].balloon || (one && strcmp(one, name)))
 			continue;
-		json_t *o = stats_object(g_vms[i].dev);
+		json_t *o = stats_object(rs->runs[i].balloon);
 		json_object_set_new(o, "name", json_string(name));
 		json_array_append_new(vms, o);
 	}
 out:
-	pthread_mutex_unlock(&g_lock);
+	pthread_mutex_unlock(&rs->lock);
 	return vms ? json_pack("{s:o}", "vms", vms) : NULL;
 }
 
 /* ------------------------------------------------------------- hooks */
 
-static int balloon_start(struct run_state *st, struct ctl_server *ctl,
+static int balloon_start(struct run_state *rs, struct ctl_server *ctl,
 			 char *err, size_t errlen)
 {
-	struct bvm *v = calloc(st->n ? st->n : 1, sizeof(*v));
-	if (!v) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	for (unsigned i = 0; i < st->n; i++) {
-		v[i].vm = st->runs[i].vm;
-		if (!spec_wants_balloon(st->runs[i].spec))
+	struct balloon_host *dev[CLI_MAX_VMS] = { 0 };
+
+	for (unsigned i = 0; i < rs->n; i++) {
+		struct vm_run *r = &rs->runs[i];
+		if (!spec_wants_balloon(r->spec))
 			continue;
-		struct balloon_host_config cfg = g_cfg;
-		for (int e = 0; run_exts[e]; e++)
-			if (run_exts[e]->release_hook && !cfg.on_page_released)
-				run_exts[e]->release_hook(v[i].vm, &cfg.on_page_released,
-							  &cfg.release_ctx);
-		int rc = balloon_host_attach(v[i].vm, &cfg, &v[i].dev);
+		struct balloon_host_config cfg = rs->cfg->balloon;
+		/* A page ksm shares must drop ksm's reference before the
+		 * balloon takes it, or the refcounts would lie (ksm starts
+		 * first; the kernel engine keeps no page state). */
+		if (r->ksm && !rs->ksm_kernel) {
+			cfg.on_page_released = ksm_page_released;
+			cfg.release_ctx = r->ksm;
+		}
+		int rc = balloon_host_attach(r->vm, &cfg, &dev[i]);
 		if (rc < 0) {
 			snprintf(err, errlen, "%s: attaching the balloon failed: %s",
-				 hv_vm_name(v[i].vm), strerror(-rc));
+				 hv_vm_name(r->vm), strerror(-rc));
 			while (i-- > 0)
-				balloon_host_detach(v[i].dev);
-			free(v);
+				balloon_host_detach(dev[i]);
 			return rc;
 		}
 	}
-	pthread_mutex_lock(&g_lock);
-	g_vms = v;
-	g_n = st->n;
-	pthread_mutex_unlock(&g_lock);
+	pthread_mutex_lock(&rs->lock);
+	for (unsigned i = 0; i < rs->n; i++)
+		rs->runs[i].balloon = dev[i];
+	pthread_mutex_unlock(&rs->lock);
 	if (ctl) {
 		ctl_register(ctl, "balloon", "VM SIZE: set the balloon's size (the "
 			     "guest keeps its RAM minus SIZE; 0 = give all back); "
 			     "VM --guest-size SIZE: the guest keeps SIZE",
-			     ctl_balloon, NULL);
+			     ctl_balloon, rs);
 		ctl_register(ctl, "balloon-stat", "[VM] balloon size, target, "
 			     "counters, refusals and the guest's stats",
-			     ctl_balloon_stat, NULL);
+			     ctl_balloon_stat, rs);
 	}
 	return 0;
 }
 
-static json_t *balloon_stat(struct hv_vm *vm)
+static void balloon_vm_figures(struct run_state *rs, const struct vm_run *r,
+			       struct vm_figures *f)
 {
-	json_t *r = NULL;
-	pthread_mutex_lock(&g_lock);
-	if (vm) {
-		for (unsigned i = 0; i < g_n; i++)
-			if (g_vms[i].vm == vm && g_vms[i].dev)
-				r = stats_object(g_vms[i].dev);
-	} else if (g_n) {
-		uint64_t size = 0, target = 0;
-		unsigned n = 0;
-		for (unsigned i = 0; i < g_n; i++) {
-			struct balloon_host_stats s;
-			if (!g_vms[i].dev)
-				continue;
-			balloon_host_stats(g_vms[i].dev, &s);
-			size += s.size_bytes;
-			target += s.target_bytes;
-			n++;
-		}
-		r = json_pack("{s:i, s:I, s:I}", "vms", (int)n,
-			      "size_bytes", (json_int_t)size,
-			      "target_bytes", (json_int_t)target);
-	}
-	pthread_mutex_unlock(&g_lock);
-	return r;
+	(void)rs;
+	if (!r->balloon)
+		return;
+	f->balloon = true;
+	balloon_host_stats(r->balloon, &f->balloon_st);
 }
 
-static void balloon_stop(void)
+static void balloon_run_figures(struct run_state *rs, struct run_figures *f)
 {
-	pthread_mutex_lock(&g_lock);
-	for (unsigned i = 0; i < g_n; i++)
-		balloon_host_detach(g_vms[i].dev);
-	free(g_vms);
-	g_vms = NULL;
-	g_n = 0;
-	pthread_mutex_unlock(&g_lock);
+	f->balloon = rs->n > 0;
+	for (unsigned i = 0; i < rs->n; i++) {
+		struct balloon_host_stats s;
+		if (!rs->runs[i].balloon)
+			continue;
+		balloon_host_stats(rs->runs[i].balloon, &s);
+		f->balloon_size += s.size_bytes;
+		f->balloon_target += s.target_bytes;
+		f->balloon_vms++;
+	}
+}
+
+static void balloon_stop(struct run_state *rs)
+{
+	struct balloon_host *dev[CLI_MAX_VMS];
+
+	pthread_mutex_lock(&rs->lock);
+	for (unsigned i = 0; i < rs->n; i++) {
+		dev[i] = rs->runs[i].balloon;
+		rs->runs[i].balloon = NULL;
+	}
+	pthread_mutex_unlock(&rs->lock);
+	for (unsigned i = 0; i < rs->n; i++)
+		balloon_host_detach(dev[i]);
 }
 
 const struct run_ext balloon_ext = {
 	.name = "balloon",
 	.section = "balloon",
+	.config_init = balloon_config_init,
 	.config_key = balloon_config_key,
 	.vm_key = balloon_vm_key,
 	.prepare_vm = balloon_prepare_vm,
 	.start = balloon_start,
-	.stat = balloon_stat,
+	.vm_figures = balloon_vm_figures,
+	.run_figures = balloon_run_figures,
 	.stop = balloon_stop,
 };

@@ -19,8 +19,6 @@
 #include "cli.h"
 #include "ext.h"
 
-static uint64_t g_rate = HV_CONSOLE_RATE_DEFAULT;
-static uint64_t g_burst = HV_CONSOLE_BURST_DEFAULT;
 
 /* key is "rate"/"burst" (or with the per-VM prefix, for messages). */
 static int parse_budget(const char *key, const char *val, bool burst,
@@ -40,13 +38,19 @@ static int parse_budget(const char *key, const char *val, bool burst,
 	return 0;
 }
 
-static int console_config_key(const char *key, const char *val, char *err,
-			      size_t errlen)
+static void console_config_init(struct run_config *rc)
+{
+	rc->console.rate = HV_CONSOLE_RATE_DEFAULT;
+	rc->console.burst = HV_CONSOLE_BURST_DEFAULT;
+}
+
+static int console_config_key(struct run_config *rc, const char *key,
+			      const char *val, char *err, size_t errlen)
 {
 	if (!strcmp(key, "rate"))
-		return parse_budget(key, val, false, &g_rate, err, errlen);
+		return parse_budget(key, val, false, &rc->console.rate, err, errlen);
 	if (!strcmp(key, "burst"))
-		return parse_budget(key, val, true, &g_burst, err, errlen);
+		return parse_budget(key, val, true, &rc->console.burst, err, errlen);
 	snprintf(err, errlen, "unknown key '%s' (known: rate burst)", key);
 	return -EINVAL;
 }
@@ -61,14 +65,14 @@ static int console_vm_key(const char *key, const char *val, char *err,
 			    errlen);
 }
 
-static int console_prepare_vm(const struct vm_spec *s, struct hv_vm_config *c,
-			      char *err, size_t errlen)
+static int console_prepare_vm(struct run_state *rs, const struct vm_spec *s,
+			      struct hv_vm_config *c, char *err, size_t errlen)
 {
 	const char *r = spec_ext(s, "console_rate");
 	const char *b = spec_ext(s, "console_burst");
 
-	c->console_rate = g_rate;
-	c->console_burst = g_burst;
+	c->console_rate = rs->cfg->console.rate;
+	c->console_burst = rs->cfg->console.burst;
 	if (r && parse_budget("console_rate", r, false, &c->console_rate, err,
 			      errlen))
 		return -EINVAL;
@@ -78,22 +82,23 @@ static int console_prepare_vm(const struct vm_spec *s, struct hv_vm_config *c,
 	return 0;
 }
 
-static json_t *console_stat(struct hv_vm *vm)
+static void console_vm_figures(struct run_state *rs, const struct vm_run *r,
+			       struct vm_figures *f)
 {
 	struct hv_vm_counters c;
-	if (!vm)
-		return NULL;
-	hv_vm_counters(vm, &c);
-	return json_pack("{s:I, s:I}",
-			 "suppressed_lines", (json_int_t)c.console_suppressed_lines,
-			 "suppressed_bytes", (json_int_t)c.console_suppressed_bytes);
+	(void)rs;
+	hv_vm_counters(r->vm, &c);
+	f->console = true;
+	f->console_suppressed_lines = c.console_suppressed_lines;
+	f->console_suppressed_bytes = c.console_suppressed_bytes;
 }
 
 const struct run_ext console_ext = {
 	.name = "console",
 	.section = "console",
+	.config_init = console_config_init,
 	.config_key = console_config_key,
 	.vm_key = console_vm_key,
 	.prepare_vm = console_prepare_vm,
-	.stat = console_stat,
+	.vm_figures = console_vm_figures,
 };

@@ -3,14 +3,17 @@
  * config section (engine and tunables), the per-VM keys domain=NAME and
  * private=1, each sharing domain's base memfd, registering the VMs and
  * running the scanner, vm.max_map_count, the control-socket commands
- * `ksm` and `ksm-set`, ksm's part of `stat` and of `stat --check`, and
- * the balloon's release hook (ksm_page_released).
+ * `ksm` and `ksm-set`, and ksm's part of `stat` (its figures) and of
+ * `stat --check`.  ext_balloon.c wires the balloon's release hook to
+ * ksm_page_released through vm_run.ksm.
  *
  * ksm is on when the config has a [ksm] section (engine defaults to dense
  * there) and off otherwise, so runs that never asked for page sharing keep
  * anonymous guest RAM and an untouched host.
  *
- * State is process-wide: one `densevm run` per process.  stop() resets it.
+ * Its config is run_config.ksm; its live state is the run context's: the
+ * engine (rs->ksm, published last: the control thread reads it), each VM's
+ * registration (vm_run.ksm) and the sharing domains (rs->dom).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -21,42 +24,23 @@
 #include "ext.h"
 #include "ksm/ksm.h"
 
-#define MAX_TUNABLES 32
 #define MAX_MAP_COUNT_PATH "/proc/sys/vm/max_map_count"
 /* what a process maps besides guest RAM (the kernel's default limit) */
 #define MAP_COUNT_BASE 65530ULL
 
-enum engine_sel { SEL_NONE, SEL_OFF, SEL_DENSE, SEL_KERNEL };
-
-struct domain {
-	char name[40];   /* "" = the default domain */
-	unsigned id;
-	int memfd;       /* its base memfd (dense engine), or -1 */
-};
-
-static struct {
-	enum engine_sel engine;  /* SEL_NONE: no [ksm] section seen */
-	bool any_key;            /* the section has keys: ksm is on */
-	struct { char name[32]; char val[32]; } tun[MAX_TUNABLES];
-	unsigned ntun;
-	struct domain dom[CLI_MAX_VMS + 1];
-	unsigned ndom;
-	/* after start() */
-	struct ksm *k;           /* published last (atomic): ctl reads it */
-	struct hv_vm *vm[CLI_MAX_VMS];
-	struct ksm_vm *kv[CLI_MAX_VMS];   /* NULL: not registered */
-	const char *domname[CLI_MAX_VMS]; /* "default", NAME or "private" */
-	unsigned nvm;
-} g;
-
-static bool ksm_on(void)
+static bool ksm_on(const struct run_config *rc)
 {
-	return g.any_key && g.engine != SEL_OFF;
+	return rc->ksm.any_key && rc->ksm.engine != KSM_SEL_OFF;
 }
 
-static bool kernel_engine(void)
+static bool kernel_engine(const struct run_config *rc)
 {
-	return g.engine == SEL_KERNEL;
+	return rc->ksm.engine == KSM_SEL_KERNEL;
+}
+
+static struct ksm *live(struct run_state *rs)
+{
+	return __atomic_load_n(&rs->ksm, __ATOMIC_ACQUIRE);
 }
 
 /* ------------------------------------------------------------- config */
@@ -89,17 +73,19 @@ static int validate_tunable(const char *key, const char *val, char *err,
 	return rc;
 }
 
-static int ksm_config_key(const char *key, const char *val, char *err,
-			  size_t errlen)
+static int ksm_config_key(struct run_config *cfg, const char *key,
+			  const char *val, char *err, size_t errlen)
 {
-	g.any_key = true;
+	typeof(cfg->ksm) *g = &cfg->ksm;
+
+	g->any_key = true;
 	if (!strcmp(key, "engine")) {
 		if (!strcmp(val, "dense"))
-			g.engine = SEL_DENSE;
+			g->engine = KSM_SEL_DENSE;
 		else if (!strcmp(val, "kernel"))
-			g.engine = SEL_KERNEL;
+			g->engine = KSM_SEL_KERNEL;
 		else if (!strcmp(val, "off"))
-			g.engine = SEL_OFF;
+			g->engine = KSM_SEL_OFF;
 		else {
 			snprintf(err, errlen, "engine: '%s' must be dense, kernel "
 				 "or off", val);
@@ -111,24 +97,24 @@ static int ksm_config_key(const char *key, const char *val, char *err,
 	if (rc)
 		return rc;
 	unsigned i;
-	for (i = 0; i < g.ntun && strcmp(g.tun[i].name, key); i++)
+	for (i = 0; i < g->ntun && strcmp(g->tun[i].name, key); i++)
 		;
-	if (i == MAX_TUNABLES || strlen(key) >= sizeof(g.tun[0].name) ||
-	    strlen(val) >= sizeof(g.tun[0].val)) {
+	if (i == RUN_MAX_TUNABLES || strlen(key) >= sizeof(g->tun[0].name) ||
+	    strlen(val) >= sizeof(g->tun[0].val)) {
 		snprintf(err, errlen, "%s: too many or too long", key);
 		return -E2BIG;
 	}
-	snprintf(g.tun[i].name, sizeof(g.tun[i].name), "%s", key);
-	snprintf(g.tun[i].val, sizeof(g.tun[i].val), "%s", val);
-	if (i == g.ntun)
-		g.ntun++;
+	snprintf(g->tun[i].name, sizeof(g->tun[i].name), "%s", key);
+	snprintf(g->tun[i].val, sizeof(g->tun[i].val), "%s", val);
+	if (i == g->ntun)
+		g->ntun++;
 	return 0;
 }
 
 static bool domain_name_ok(const char *s)
 {
 	size_t n = strlen(s);
-	return n >= 1 && n < sizeof(g.dom[0].name) &&
+	return n >= 1 && n < sizeof(((struct run_domain *)0)->name) &&
 	       strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 		      "0123456789_.-") == n;
 }
@@ -169,32 +155,32 @@ static const char *spec_domain(const struct vm_spec *s)
 }
 
 /* The domain of that name, created on first use (ids: 0 = default). */
-static struct domain *domain_get(const char *name)
+static struct run_domain *domain_get(struct run_state *rs, const char *name)
 {
-	for (unsigned i = 0; i < g.ndom; i++)
-		if (!strcmp(g.dom[i].name, name))
-			return &g.dom[i];
-	if (g.ndom == sizeof(g.dom) / sizeof(g.dom[0]))
+	for (unsigned i = 0; i < rs->ndom; i++)
+		if (!strcmp(rs->dom[i].name, name))
+			return &rs->dom[i];
+	if (rs->ndom == CLI_MAX_VMS + 1)
 		return NULL;
-	struct domain *d = &g.dom[g.ndom++];
+	struct run_domain *d = &rs->dom[rs->ndom++];
 	snprintf(d->name, sizeof(d->name), "%s", name);
 	/* the default domain is 0 whenever it is first used */
-	d->id = name[0] ? g.ndom : 0;
+	d->id = name[0] ? rs->ndom : 0;
 	d->memfd = -1;
 	return d;
 }
 
-static int ksm_prepare_vm(const struct vm_spec *s, struct hv_vm_config *c,
-			  char *err, size_t errlen)
+static int ksm_prepare_vm(struct run_state *rs, const struct vm_spec *s,
+			  struct hv_vm_config *c, char *err, size_t errlen)
 {
 	if (spec_private(s) && spec_ext(s, "domain")) {
 		snprintf(err, errlen, "private=1 and domain=%s: a private VM "
 			 "shares with nobody", spec_ext(s, "domain"));
 		return -EINVAL;
 	}
-	if (!ksm_on() || kernel_engine() || spec_private(s))
+	if (!ksm_on(rs->cfg) || kernel_engine(rs->cfg) || spec_private(s))
 		return 0;   /* anonymous RAM */
-	struct domain *d = domain_get(spec_domain(s));
+	struct run_domain *d = domain_get(rs, spec_domain(s));
 	if (!d) {
 		snprintf(err, errlen, "ksm: too many domains");
 		return -E2BIG;
@@ -244,36 +230,8 @@ static void raise_max_map_count(uint64_t guest_pages)
 
 /* -------------------------------------------------------------- stats */
 
-static json_t *stats_json(const struct ksm_stats *s)
-{
-	return json_pack(
-		"{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
-		"s:I, s:I, s:I, s:I, s:I}",
-		"pages_sharing", (json_int_t)s->pages_sharing,
-		"base_pages", (json_int_t)s->base_pages,
-		"zero_pages", (json_int_t)s->zero_pages,
-		"volatile_pages", (json_int_t)s->volatile_pages,
-		"full_scans", (json_int_t)s->full_scans,
-		"pages_hashed", (json_int_t)s->pages_hashed,
-		"pages_compared", (json_int_t)s->pages_compared,
-		"merges", (json_int_t)s->merges,
-		"unmerges", (json_int_t)s->unmerges,
-		"collisions", (json_int_t)s->collisions,
-		"merge_races", (json_int_t)s->merge_races,
-		"map_failures", (json_int_t)s->map_failures,
-		"bytes_saved", (json_int_t)s->bytes_saved,
-		"pauses", (json_int_t)s->pauses,
-		"pause_p50_ns", (json_int_t)s->pause_p50_ns,
-		"pause_p99_ns", (json_int_t)s->pause_p99_ns,
-		"pause_max_ns", (json_int_t)s->pause_max_ns);
-}
-
-static struct ksm *live(void)
-{
-	return __atomic_load_n(&g.k, __ATOMIC_ACQUIRE);
-}
-
-/* The engine's whole JSON (global, per VM, tunables) as an object. */
+/* The engine's whole JSON (global, per VM, tunables) as an object: the
+ * `ksm` command's reply. */
 static json_t *engine_json(struct ksm *k)
 {
 	size_t need = ksm_stats_json(k, NULL, 0) + 1;
@@ -291,57 +249,50 @@ static json_t *engine_json(struct ksm *k)
 	return o;
 }
 
-static json_t *ksm_stat(struct hv_vm *vm)
+static void ksm_vm_figures(struct run_state *rs, const struct vm_run *r,
+			   struct vm_figures *f)
 {
-	struct ksm *k = live();
-	if (!ksm_on())
-		return NULL;
+	struct ksm *k = live(rs);
+	if (!ksm_on(rs->cfg))
+		return;
+	f->ksm = true;
+	f->ksm_starting = !k;
 	if (!k)
-		return json_pack("{s:s}", "engine", "starting");
-	if (!vm) {
-		json_t *o = engine_json(k);
-		json_object_del(o, "vms");   /* they are in each VM's entry */
-		return o;
-	}
-	for (unsigned i = 0; i < g.nvm; i++) {
-		if (g.vm[i] != vm)
-			continue;
-		json_t *o;
-		if (g.kv[i] && !kernel_engine()) {
-			struct ksm_stats st;
-			ksm_vm_stats(g.kv[i], &st);
-			o = stats_json(&st);
-		} else {
-			/* the kernel has no per-VM figures */
-			o = json_object();
-		}
-		json_object_set_new(o, "domain", json_string(g.domname[i]));
-		json_object_set_new(o, "registered", json_boolean(g.kv[i]));
-		return o;
-	}
-	return NULL;
+		return;
+	f->ksm_domain = r->ksm_domain;
+	f->ksm_registered = r->ksm;
+	/* the kernel has no per-VM figures */
+	f->ksm_per_vm = r->ksm && !rs->ksm_kernel;
+	if (f->ksm_per_vm)
+		ksm_vm_stats(r->ksm, &f->ksm_st);
 }
 
-/* For the balloon (its start runs after ours): a page it takes that ksm
- * shared must drop ksm's reference first, or the refcounts would lie. */
-static void ksm_release_hook(struct hv_vm *vm,
-			     void (**fn)(void *ctx, uint64_t gpa, hv_pstate_t old),
-			     void **ctx)
+static void ksm_run_figures(struct run_state *rs, struct run_figures *f)
 {
-	*fn = NULL;
-	*ctx = NULL;
-	if (!live() || kernel_engine())
-		return;   /* kernel KSM keeps no page-state of its own */
-	for (unsigned i = 0; i < g.nvm; i++)
-		if (g.vm[i] == vm && g.kv[i]) {
-			*fn = ksm_page_released;
-			*ctx = g.kv[i];
-		}
+	struct ksm *k = live(rs);
+	const char *const *names = ksm_tunable_names();
+	if (!ksm_on(rs->cfg))
+		return;
+	f->ksm = true;
+	f->ksm_starting = !k;
+	if (!k)
+		return;
+	f->ksm_engine = ksm_engine_name(k);
+	ksm_stats(k, &f->ksm_global);
+	for (f->ksm_ntun = 0; names[f->ksm_ntun] && f->ksm_ntun < RUN_MAX_TUNABLES;
+	     f->ksm_ntun++) {
+		snprintf(f->ksm_tun[f->ksm_ntun].name, sizeof(f->ksm_tun[0].name),
+			 "%s", names[f->ksm_ntun]);
+		ksm_get_tunable(k, names[f->ksm_ntun], f->ksm_tun[f->ksm_ntun].val,
+				sizeof(f->ksm_tun[0].val));
+	}
+	f->vmas = hv_vma_count();
+	f->max_map_count = ksm_sysctl_read(MAX_MAP_COUNT_PATH);
 }
 
-static int ksm_check(char *err, size_t errlen)
+static int ksm_check(struct run_state *rs, char *err, size_t errlen)
 {
-	struct ksm *k = live();
+	struct ksm *k = live(rs);
 	return k ? ksm_self_check(k, err, errlen) : 0;
 }
 
@@ -349,10 +300,11 @@ static int ksm_check(char *err, size_t errlen)
 
 static json_t *ctl_ksm(json_t *req, void *ctx, char *err, size_t errlen)
 {
-	(void)req; (void)ctx;
-	if (!live())
+	(void)req;
+	struct ksm *k = live(ctx);
+	if (!k)
 		return json_pack("{s:s}", "engine", "off");
-	json_t *o = engine_json(live());
+	json_t *o = engine_json(k);
 	if (!o)
 		snprintf(err, errlen, "ksm: out of memory");
 	return o;
@@ -360,9 +312,8 @@ static json_t *ctl_ksm(json_t *req, void *ctx, char *err, size_t errlen)
 
 static json_t *ctl_ksm_set(json_t *req, void *ctx, char *err, size_t errlen)
 {
-	(void)ctx;
 	const char *name = ctl_arg(req, 0), *val = ctl_arg(req, 1);
-	struct ksm *k = live();
+	struct ksm *k = live(ctx);
 	char e[256], now[32];
 
 	if (!k) {
@@ -388,11 +339,13 @@ static json_t *ctl_ksm_set(json_t *req, void *ctx, char *err, size_t errlen)
 
 /* ------------------------------------------------------------ lifecycle */
 
-static int apply_tunables(struct ksm *k, char *err, size_t errlen)
+static int apply_tunables(const struct run_config *rc, struct ksm *k, char *err,
+			  size_t errlen)
 {
-	for (unsigned i = 0; i < g.ntun; i++) {
+	for (unsigned i = 0; i < rc->ksm.ntun; i++) {
 		char e[256];
-		if (ksm_set_tunable(k, g.tun[i].name, g.tun[i].val, e, sizeof(e))) {
+		if (ksm_set_tunable(k, rc->ksm.tun[i].name, rc->ksm.tun[i].val, e,
+				    sizeof(e))) {
 			snprintf(err, errlen, "%s", e);
 			return -EINVAL;
 		}
@@ -400,9 +353,10 @@ static int apply_tunables(struct ksm *k, char *err, size_t errlen)
 	return 0;
 }
 
-static int ksm_start_ext(struct run_state *st, struct ctl_server *ctl,
+static int ksm_start_ext(struct run_state *rs, struct ctl_server *ctl,
 			 char *err, size_t errlen)
 {
+	const struct run_config *conf = rs->cfg;
 	struct ksm_config cfg;
 	struct ksm *k;
 	uint64_t pages = 0;
@@ -411,55 +365,57 @@ static int ksm_start_ext(struct run_state *st, struct ctl_server *ctl,
 
 	if (ctl) {
 		ctl_register(ctl, "ksm", "page sharing: engine, global and per-VM "
-			     "stats, tunables", ctl_ksm, NULL);
+			     "stats, tunables", ctl_ksm, rs);
 		ctl_register(ctl, "ksm-set", "NAME VALUE: change a ksm tunable at "
-			     "run time", ctl_ksm_set, NULL);
+			     "run time", ctl_ksm_set, rs);
 	}
-	if (!ksm_on())
+	if (!ksm_on(conf))
 		return 0;
 	ksm_config_default(&cfg);
-	cfg.engine = kernel_engine() ? KSM_ENGINE_KERNEL : KSM_ENGINE_DENSE;
+	cfg.engine = kernel_engine(conf) ? KSM_ENGINE_KERNEL : KSM_ENGINE_DENSE;
 	if ((rc = ksm_create(&cfg, &k, err, errlen)) != 0)
 		return rc;
-	if ((rc = apply_tunables(k, err, errlen)) != 0)
+	if ((rc = apply_tunables(conf, k, err, errlen)) != 0)
 		goto fail;
-	g.nvm = st->n;
-	for (unsigned i = 0; i < st->n; i++) {
-		const struct vm_spec *s = st->runs[i].spec;
+	pthread_mutex_lock(&rs->lock);
+	rs->ksm_kernel = kernel_engine(conf);
+	for (unsigned i = 0; i < rs->n; i++) {
+		struct vm_run *r = &rs->runs[i];
+		const struct vm_spec *s = r->spec;
 		unsigned id;
-		g.vm[i] = st->runs[i].vm;
-		g.kv[i] = NULL;
-		g.domname[i] = spec_private(s) ? "private" :
-			       spec_ext(s, "domain") ? spec_ext(s, "domain") : "default";
+		r->ksm = NULL;
+		r->ksm_domain = spec_private(s) ? "private" :
+				spec_ext(s, "domain") ? spec_ext(s, "domain") : "default";
 		if (spec_private(s)) {
 			/* kernel KSM cannot keep one VM apart: leave it out */
-			if (kernel_engine())
+			if (kernel_engine(conf))
 				continue;
 			id = KSM_DOMAIN_PRIVATE;
 		} else {
-			struct domain *d = domain_get(spec_domain(s));
+			struct run_domain *d = domain_get(rs, spec_domain(s));
 			if (!d) {
 				snprintf(err, errlen, "ksm: too many domains");
 				rc = -E2BIG;
-				goto fail;
+				goto fail_locked;
 			}
 			id = d->id;
 			if (!ndom++)
 				first_dom = id;
-			else if (kernel_engine() && id != first_dom) {
+			else if (kernel_engine(conf) && id != first_dom) {
 				snprintf(err, errlen, "engine=kernel: kernel KSM merges "
 					 "across every VM, it cannot keep domains apart "
 					 "(use engine=dense, or private=1)");
 				rc = -EINVAL;
-				goto fail;
+				goto fail_locked;
 			}
 		}
-		rc = ksm_add_vm(k, &ksm_hv_ops, g.vm[i], id, &g.kv[i], err, errlen);
+		rc = ksm_add_vm(k, &ksm_hv_ops, r->vm, id, &r->ksm, err, errlen);
 		if (rc)
-			goto fail;
-		pages += hv_vm_mem_bytes(g.vm[i]) / HV_PAGE_SIZE;
+			goto fail_locked;
+		pages += hv_vm_mem_bytes(r->vm) / HV_PAGE_SIZE;
 	}
-	if (!kernel_engine())
+	pthread_mutex_unlock(&rs->lock);
+	if (!kernel_engine(conf))
 		raise_max_map_count(pages);
 	rc = ksm_start(k);
 	if (rc) {
@@ -468,39 +424,50 @@ static int ksm_start_ext(struct run_state *st, struct ctl_server *ctl,
 			 "/sys/kernel/mm/ksm" : "ksm: start: %s", strerror(-rc));
 		goto fail;
 	}
-	__atomic_store_n(&g.k, k, __ATOMIC_RELEASE);
+	__atomic_store_n(&rs->ksm, k, __ATOMIC_RELEASE);
 	fprintf(stderr, "densevm: ksm: engine %s, %u VMs\n", ksm_engine_name(k),
-		st->n);
+		rs->n);
 	return 0;
 fail:
+	pthread_mutex_lock(&rs->lock);
+fail_locked:
+	for (unsigned i = 0; i < rs->n; i++)
+		rs->runs[i].ksm = NULL;
+	pthread_mutex_unlock(&rs->lock);
 	ksm_destroy(k);   /* removes the VMs it added */
 	return rc;
 }
 
-static void ksm_stop_ext(void)
+static void ksm_stop_ext(struct run_state *rs)
 {
-	struct ksm *k = live();
+	struct ksm *k = live(rs);
 
-	__atomic_store_n(&g.k, NULL, __ATOMIC_RELEASE);
+	pthread_mutex_lock(&rs->lock);
+	__atomic_store_n(&rs->ksm, NULL, __ATOMIC_RELEASE);
+	for (unsigned i = 0; i < rs->n; i++)
+		rs->runs[i].ksm = NULL;
+	pthread_mutex_unlock(&rs->lock);
 	if (k)
 		ksm_destroy(k);   /* stops the scanner; kernel: run=0 */
-	/* Every VM has ended (run.c stops extensions after that), so no
-	 * restore_backing can still need a base memfd: close them. */
-	for (unsigned i = 0; i < g.ndom; i++)
-		if (g.dom[i].memfd >= 0)
-			close(g.dom[i].memfd);
-	memset(&g, 0, sizeof(g));
+	/* The domains' memfds outlive this: run.c closes them after the VMs
+	 * are destroyed, on every path (a failed start included). */
+}
+
+static void ksm_config_init(struct run_config *rc)
+{
+	memset(&rc->ksm, 0, sizeof(rc->ksm));
 }
 
 const struct run_ext ksm_ext = {
 	.name = "ksm",
 	.section = "ksm",
+	.config_init = ksm_config_init,
 	.config_key = ksm_config_key,
 	.vm_key = ksm_vm_key,
 	.prepare_vm = ksm_prepare_vm,
 	.start = ksm_start_ext,
-	.release_hook = ksm_release_hook,
-	.stat = ksm_stat,
+	.vm_figures = ksm_vm_figures,
+	.run_figures = ksm_run_figures,
 	.check = ksm_check,
 	.stop = ksm_stop_ext,
 };

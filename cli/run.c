@@ -77,16 +77,14 @@ const char *default_guest_path(void)
 	return path;
 }
 
-static bool g_quiet;
-
 static void quiet_console(struct hv_vm *vm, const char *l, size_t n, void *c)
 {
 	(void)vm; (void)l; (void)n; (void)c;
 }
 
-static int build_and_create(struct run_opts *o, struct vm_run *runs,
-			    unsigned *nruns)
+static int build_and_create(struct run_opts *o, struct run_state *rs)
 {
+	struct vm_run *runs = rs->runs;
 	char err[512];
 	unsigned n = 0;
 
@@ -114,7 +112,7 @@ static int build_and_create(struct run_opts *o, struct vm_run *runs,
 				.name = name, .mem_bytes = s->mem, .ncpus = s->cpus,
 				.kind = s->kind, .base_memfd = -1,
 				.timeout_s = s->timeout ? s->timeout : o->timeout,
-				.console = g_quiet ? quiet_console : NULL,
+				.console = o->quiet ? quiet_console : NULL,
 			};
 			if (s->kind == HV_GUEST_MICRO) {
 				c.image = s->image ? s->image : o->guest_path;
@@ -126,7 +124,7 @@ static int build_and_create(struct run_opts *o, struct vm_run *runs,
 			}
 			for (int e = 0; run_exts[e]; e++)
 				if (run_exts[e]->prepare_vm &&
-				    run_exts[e]->prepare_vm(s, &c, err, sizeof(err))) {
+				    run_exts[e]->prepare_vm(rs, s, &c, err, sizeof(err))) {
 					fprintf(stderr, "densevm run: %s: %s\n", s->origin, err);
 					return -EINVAL;
 				}
@@ -135,7 +133,7 @@ static int build_and_create(struct run_opts *o, struct vm_run *runs,
 				return -EINVAL;
 			}
 			runs[n++].spec = s;
-			*nruns = n;
+			rs->n = n;
 		}
 	}
 	return 0;
@@ -238,15 +236,25 @@ int cmd_run(int argc, char **argv)
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
-	static struct vm_spec specs[CLI_MAX_VMS];
-	static struct vm_run runs[CLI_MAX_VMS];
+	/* on the heap, not static: a run is reentrant, and 256 specs are big */
+	struct vm_spec *specs = calloc(CLI_MAX_VMS, sizeof(*specs));
+	struct vm_run *runs = calloc(CLI_MAX_VMS, sizeof(*runs));
+	struct run_domain *dom = calloc(CLI_MAX_VMS + 1, sizeof(*dom));
 	struct run_opts o = { .specs = specs };
+	struct run_state rs = { .runs = runs, .cfg = &o.cfg, .dom = dom };
 	char err[512], origin[32], bound[128];
 	const char *ctl_path = NULL;
 	struct ctl_server *ctl = NULL;
-	unsigned nvm = 0, nruns = 0;
+	unsigned nvm = 0;
 	int c, rc = 2;
 
+	if (!specs || !runs || !dom) {
+		fprintf(stderr, "densevm run: out of memory\n");
+		free(specs); free(runs); free(dom);
+		return 1;
+	}
+	run_config_init(&o.cfg);
+	pthread_mutex_init(&rs.lock, NULL);
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (c) {
@@ -280,7 +288,7 @@ int cmd_run(int argc, char **argv)
 			break;
 		}
 		case 'j': o.json_path = optarg; break;
-		case 'q': g_quiet = true; break;
+		case 'q': o.quiet = true; break;
 		case 'g': o.guest_path = optarg; break;
 		case 'C': ctl_path = optarg; break;
 		case 'h': fputs(run_usage, stdout); rc = 0; goto out;
@@ -313,11 +321,10 @@ int cmd_run(int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
-	if (build_and_create(&o, runs, &nruns)) {
+	if (build_and_create(&o, &rs)) {
 		rc = 1;
 		goto destroy;
 	}
-	struct run_state rs = { runs, nruns };
 	if (!ctl_path || strcmp(ctl_path, "none")) {
 		if (ctl_start(ctl_path, &ctl, bound, sizeof(bound), err, sizeof(err))) {
 			fprintf(stderr, "densevm run: %s\n", err);
@@ -337,19 +344,28 @@ int cmd_run(int argc, char **argv)
 			break;
 		}
 	if (!run_exts[started])
-		rc = run_vms(runs, nruns) ? 1 : 0;
+		rc = run_vms(runs, rs.n) ? 1 : 0;
 	ctl_stop(ctl);
 	while (started-- > 0)
 		if (run_exts[started]->stop)
-			run_exts[started]->stop();
+			run_exts[started]->stop(&rs);
 	if (o.json_path)
-		report_json(o.json_path, runs, nruns);
+		report_json(o.json_path, runs, rs.n);
 destroy:
-	for (unsigned i = 0; i < nruns; i++)
+	for (unsigned i = 0; i < rs.n; i++)
 		hv_vm_destroy(runs[i].vm);
+	/* after the VMs: hv-core restores base mappings from these */
+	for (unsigned i = 0; i < rs.ndom; i++)
+		if (dom[i].memfd >= 0)
+			close(dom[i].memfd);
+	rs.ndom = 0;
 out:
+	pthread_mutex_destroy(&rs.lock);
+	free(runs);
+	free(dom);
 	for (unsigned i = 0; i < o.nspecs; i++)
 		spec_free(&specs[i]);
+	free(specs);
 	free(o.owned);
 	return rc;
 }

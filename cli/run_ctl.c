@@ -12,11 +12,11 @@
 #include "ctl.h"
 #include "ext.h"
 
-static struct hv_vm *find_vm(struct run_state *st, const char *name)
+static struct vm_run *find_vm(struct run_state *st, const char *name)
 {
 	for (unsigned i = 0; name && i < st->n; i++)
 		if (!strcmp(hv_vm_name(st->runs[i].vm), name))
-			return st->runs[i].vm;
+			return &st->runs[i];
 	return NULL;
 }
 
@@ -40,8 +40,10 @@ static json_t *ctl_list(json_t *req, void *ctx, char *err, size_t errlen)
 	return json_pack("{s:o}", "vms", a);
 }
 
-static json_t *vm_stat(struct hv_vm *vm)
+static json_t *vm_stat(struct run_state *rs, const struct vm_run *r)
 {
+	struct hv_vm *vm = r->vm;
+	struct vm_figures f;
 	static const char *names[] = { "private", "zero", "base", "frame",
 				       "ballooned" };
 	uint64_t counts[8];
@@ -59,12 +61,8 @@ static json_t *vm_stat(struct hv_vm *vm)
 	json_object_set_new(o, "bad_hypercalls",
 			    json_integer((json_int_t)c.bad_hypercalls));
 	json_object_set_new(o, "pauses", json_integer((json_int_t)c.pauses));
-	for (int i = 0; run_exts[i]; i++) {
-		json_t *x = run_exts[i]->stat ? run_exts[i]->stat(vm) : NULL;
-		if (x)
-			json_object_set_new(o, run_exts[i]->name, x);
-	}
-	return o;
+	run_vm_figures(rs, r, &f);
+	return vm_figures_json(&f, o);
 }
 
 /* Lines "Key:   123 kB" of a /proc file, as an object of kB values. */
@@ -139,7 +137,7 @@ static json_t *ctl_stat(json_t *req, void *ctx, char *err, size_t errlen)
 	json_t *vms = json_array();
 	for (unsigned i = 0; i < st->n; i++)
 		if (!one || !strcmp(one, hv_vm_name(st->runs[i].vm)))
-			json_array_append_new(vms, vm_stat(st->runs[i].vm));
+			json_array_append_new(vms, vm_stat(st, &st->runs[i]));
 	json_t *host = proc_kb("/proc/meminfo", mem_keys);
 	json_object_set_new(host, "psi_memory", psi_memory());
 	json_t *proc = proc_kb("/proc/self/smaps_rollup", pss_keys);
@@ -147,16 +145,14 @@ static json_t *ctl_stat(json_t *req, void *ctx, char *err, size_t errlen)
 	json_object_set_new(proc, "jemalloc", jemalloc_stats());
 	json_t *r = json_pack("{s:o, s:o, s:o}", "host", host, "process", proc,
 			      "vms", vms);
-	for (int i = 0; run_exts[i]; i++) {
-		json_t *x = run_exts[i]->stat ? run_exts[i]->stat(NULL) : NULL;
-		if (x)
-			json_object_set_new(r, run_exts[i]->name, x);
-	}
+	struct run_figures rf;
+	run_run_figures(st, &rf);
+	run_figures_json(&rf, r);
 	/* `stat --check`: every extension's self-check, or an error reply */
 	if (json_is_true(json_object_get(req, "check"))) {
 		for (int i = 0; run_exts[i]; i++) {
 			char e[400] = "";
-			if (run_exts[i]->check && run_exts[i]->check(e, sizeof(e))) {
+			if (run_exts[i]->check && run_exts[i]->check(st, e, sizeof(e))) {
 				snprintf(err, errlen, "check failed: %s: %s",
 					 run_exts[i]->name, e);
 				json_decref(r);
@@ -170,12 +166,12 @@ static json_t *ctl_stat(json_t *req, void *ctx, char *err, size_t errlen)
 
 static json_t *ctl_stop_vm(json_t *req, void *ctx, char *err, size_t errlen)
 {
-	struct hv_vm *vm = find_vm(ctx, ctl_arg(req, 0));
-	if (!vm) {
+	struct vm_run *r = find_vm(ctx, ctl_arg(req, 0));
+	if (!r) {
 		snprintf(err, errlen, "usage: stop VM (a name from 'list')");
 		return NULL;
 	}
-	hv_vm_stop(vm);
+	hv_vm_stop(r->vm);
 	return json_object();
 }
 

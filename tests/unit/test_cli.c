@@ -92,6 +92,7 @@ static void config_files(void **state)
 	(void)state;
 	static struct vm_spec sp[CLI_MAX_VMS];
 	struct run_opts o = { .specs = sp };
+	run_config_init(&o.cfg);
 	char err[600], want[700];
 
 	char *p = tmpfile_with("# two VMs\n[run]\ntimeout = 5\n\n[vm web]\n"
@@ -182,6 +183,8 @@ static void balloon_feature_from_spec(void **state)
 	(void)state;
 	static struct vm_spec sp[CLI_MAX_VMS];
 	struct run_opts o = { .specs = sp };
+	struct run_state rs = { .cfg = &o.cfg };
+	run_config_init(&o.cfg);
 	struct hv_vm_config c[2];
 	char err[600];
 	char *p = tmpfile_with("[vm on]\nworkload = idle\n"
@@ -189,7 +192,7 @@ static void balloon_feature_from_spec(void **state)
 	assert_int_equal(config_load(p, &o, err, sizeof(err)), 0);
 	for (unsigned i = 0; i < 2; i++) {
 		memset(&c[i], 0, sizeof(c[i]));
-		assert_int_equal(balloon_ext.prepare_vm(&sp[i], &c[i], err,
+		assert_int_equal(balloon_ext.prepare_vm(&rs, &sp[i], &c[i], err,
 							sizeof(err)), 0);
 	}
 	assert_int_equal(c[0].features, HV_FEAT_BALLOON);
@@ -206,6 +209,8 @@ static void console_keys(void **state)
 	(void)state;
 	static struct vm_spec sp[CLI_MAX_VMS];
 	struct run_opts o = { .specs = sp };
+	struct run_state rs = { .cfg = &o.cfg };
+	run_config_init(&o.cfg);
 	struct hv_vm_config c[3];
 	char err[600];
 
@@ -218,7 +223,7 @@ static void console_keys(void **state)
 	assert_int_equal(o.nspecs, 3);
 	for (unsigned i = 0; i < 3; i++) {
 		memset(&c[i], 0, sizeof(c[i]));
-		assert_int_equal(console_ext.prepare_vm(&sp[i], &c[i], err,
+		assert_int_equal(console_ext.prepare_vm(&rs, &sp[i], &c[i], err,
 							sizeof(err)), 0);
 	}
 	assert_true(c[0].console_rate == HV_CONSOLE_UNLIMITED);
@@ -237,11 +242,43 @@ static void console_keys(void **state)
 			 "[vm d]\nworkload = idle\n");
 	assert_int_equal(config_load(p, &o, err, sizeof(err)), 0);
 	memset(&c[0], 0, sizeof(c[0]));
-	assert_int_equal(console_ext.prepare_vm(&sp[0], &c[0], err, sizeof(err)), 0);
+	assert_int_equal(console_ext.prepare_vm(&rs, &sp[0], &c[0], err, sizeof(err)), 0);
 	assert_int_equal(c[0].console_rate, HV_CONSOLE_RATE_DEFAULT);
 	assert_int_equal(c[0].console_burst, HV_CONSOLE_BURST_DEFAULT);
 	unlink(p); free(p);
 	spec_free(&sp[0]);
+}
+
+/* A parse fills its own run_config: a second one (a reload) leaves the
+ * first, live one as it was, and a fresh one has every default. */
+static void config_parses_are_independent(void **state)
+{
+	(void)state;
+	static struct vm_spec sp1[CLI_MAX_VMS], sp2[CLI_MAX_VMS];
+	struct run_opts a = { .specs = sp1 }, b = { .specs = sp2 };
+	char err[600];
+	run_config_init(&a.cfg);
+	run_config_init(&b.cfg);
+	assert_int_equal(b.cfg.console.rate, HV_CONSOLE_RATE_DEFAULT);
+	assert_int_equal(b.cfg.balloon.stats_period_ms, 1000);
+	assert_int_equal(b.cfg.ksm.engine, KSM_SEL_NONE);
+	char *p = tmpfile_with("[console]\nrate = 1K\n[balloon]\n"
+			       "stats_period_ms = 250\n[ksm]\nengine = kernel\n"
+			       "[vm a]\nworkload = idle\n");
+	char *q = tmpfile_with("[console]\nrate = 2K\n[ksm]\nengine = off\n"
+			       "[vm a]\nworkload = idle\n");
+	assert_int_equal(config_load(p, &a, err, sizeof(err)), 0);
+	assert_int_equal(config_load(q, &b, err, sizeof(err)), 0);
+	assert_int_equal(a.cfg.console.rate, 1024);
+	assert_int_equal(a.cfg.balloon.stats_period_ms, 250);
+	assert_int_equal(a.cfg.ksm.engine, KSM_SEL_KERNEL);
+	assert_int_equal(b.cfg.console.rate, 2048);
+	assert_int_equal(b.cfg.balloon.stats_period_ms, 1000);
+	assert_int_equal(b.cfg.ksm.engine, KSM_SEL_OFF);
+	unlink(p); free(p);
+	unlink(q); free(q);
+	spec_free(&sp1[0]);
+	spec_free(&sp2[0]);
 }
 
 static void binary_bad_input(void **state)
@@ -322,6 +359,7 @@ int main(void)
 		cmocka_unit_test(config_files),
 		cmocka_unit_test(console_keys),
 		cmocka_unit_test(balloon_feature_from_spec),
+		cmocka_unit_test(config_parses_are_independent),
 		cmocka_unit_test(binary_bad_input),
 		cmocka_unit_test(binary_bad_images),
 	};
