@@ -212,13 +212,23 @@ void hv_vm_page_counts(const struct hv_vm *vm, uint64_t counts[8]);
 
 /* ---------------------------------------------------------- dirty log */
 
-/* Turns KVM dirty logging on or off for every memslot of the VM. */
-int hv_dirty_enable(struct hv_vm *vm, bool on);
-/* Fetches and clears the dirty bitmap of one range (index into
+/* hv-core alone reads KVM's dirty log (reading clears it) and hands every
+ * bit to each consumer that asked, once: one consumer's fetch never hides
+ * a write from another. */
+enum hv_dirty_consumer {
+	HV_DIRTY_KSM,       /* the sharing scanner */
+	HV_DIRTY_WSS,       /* the policy's working-set estimate */
+	HV_DIRTY_NCONSUMERS
+};
+
+/* Turns one consumer's interest on or off; KVM logs while any is on. */
+int hv_dirty_enable(struct hv_vm *vm, enum hv_dirty_consumer c, bool on);
+/* Fetches and clears consumer c's dirty bitmap of one range (index into
  * hv_vm_ranges()).  bitmap has (len/4096 + 63)/64 words; bit i = page
- * gpa + i*4096 was written since the last fetch, by the guest or through
- * hv_dirty_mark().  Fetch-and-clear: one consumer (ksm) per VM. */
-int hv_dirty_fetch(struct hv_vm *vm, unsigned range, uint64_t *bitmap);
+ * gpa + i*4096 was written since c's last fetch (or its enable), by the
+ * guest or through hv_dirty_mark().  -ENOENT while c is not enabled. */
+int hv_dirty_fetch(struct hv_vm *vm, enum hv_dirty_consumer c, unsigned range,
+		   uint64_t *bitmap);
 /* Marks [gpa, gpa+len) dirty for the next hv_dirty_fetch(): KVM logs only
  * the guest's own writes; device models call this for theirs. */
 void hv_dirty_mark(struct hv_vm *vm, uint64_t gpa, uint64_t len);

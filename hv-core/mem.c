@@ -1,8 +1,9 @@
 /*
  * mem.c - guest RAM: its GPA layout around the PCI hole, the host mapping
  * (private anonymous, or MAP_PRIVATE of a sharing domain's base memfd at
- * offset == GPA), the KVM memslots and the dirty log.  What backs each
- * page afterwards (replace, restore, zero, discard) is backing.c's.
+ * offset == GPA) and the KVM memslots.  What backs each page afterwards
+ * (replace, restore, zero, discard) is backing.c's; the dirty log is
+ * dirty.c's.
  *
  * The whole GPA span [0, gpa_end) is one VA reservation, so hva = ram + gpa
  * for every RAM page and the PCI hole stays PROT_NONE.  THP is disabled on
@@ -123,8 +124,8 @@ int mem_set_slots(struct hv_vm *vm)
 
 void mem_teardown(struct hv_vm *vm)
 {
+	dirty_teardown(vm);
 	for (unsigned i = 0; i < HV_MAX_RANGES; i++) {
-		free(vm->host_dirty[i]);
 		free(vm->off_base[i]);
 		free(vm->anon[i]);
 	}
@@ -176,60 +177,3 @@ long hv_vma_count(void)
 	return n;
 }
 
-/* ------------------------------------------------------------ dirty log */
-
-int hv_dirty_enable(struct hv_vm *vm, bool on)
-{
-	pthread_mutex_lock(&vm->lock);
-	vm->dirty_logging = on;
-	int rc = mem_set_slots(vm);
-	pthread_mutex_unlock(&vm->lock);
-	return rc;
-}
-
-int hv_dirty_fetch(struct hv_vm *vm, unsigned range, uint64_t *bitmap)
-{
-	if (range >= vm->nranges)
-		return -EINVAL;
-	if (!vm->dirty_logging)
-		return -ENOENT;
-	struct kvm_dirty_log log = { .slot = vm->ranges[range].slot,
-				     .dirty_bitmap = bitmap };
-	if (ioctl(vm->fd, KVM_GET_DIRTY_LOG, &log) < 0)
-		return -errno;
-	uint64_t *hd = vm->host_dirty[range];
-	uint64_t words = ((vm->ranges[range].len >> HV_PAGE_SHIFT) + 63) / 64;
-	for (uint64_t w = 0; hd && w < words; w++)
-		if (__atomic_load_n(&hd[w], __ATOMIC_RELAXED))
-			bitmap[w] |= __atomic_exchange_n(&hd[w], 0, __ATOMIC_ACQ_REL);
-	return 0;
-}
-
-void hv_dirty_mark(struct hv_vm *vm, uint64_t gpa, uint64_t len)
-{
-	for (unsigned r = 0; r < vm->nranges && len; r++) {
-		const struct hv_ram_range *rr = &vm->ranges[r];
-		if (gpa + len <= rr->gpa || gpa >= rr->gpa + rr->len)
-			continue;
-		uint64_t *hd = vm->host_dirty[r];
-		if (!hd) {
-			/* first mark: one bit per page of the range */
-			uint64_t *n = calloc((rr->len / HV_PAGE_SIZE + 63) / 64, 8);
-			if (!n)
-				return;
-			uint64_t *expect = NULL;
-			if (!__atomic_compare_exchange_n(&vm->host_dirty[r], &expect, n,
-							  false, __ATOMIC_ACQ_REL,
-							  __ATOMIC_ACQUIRE)) {
-				free(n);
-				n = expect;
-			}
-			hd = n;
-		}
-		uint64_t lo = gpa > rr->gpa ? gpa : rr->gpa;
-		uint64_t hi = gpa + len < rr->gpa + rr->len ? gpa + len : rr->gpa + rr->len;
-		for (uint64_t p = (lo - rr->gpa) >> HV_PAGE_SHIFT;
-		     p < (hi - rr->gpa + HV_PAGE_SIZE - 1) >> HV_PAGE_SHIFT; p++)
-			__atomic_or_fetch(&hd[p / 64], 1ull << (p % 64), __ATOMIC_RELEASE);
-	}
-}

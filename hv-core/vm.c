@@ -105,6 +105,7 @@ int hv_vm_create(const struct hv_vm_config *cfg, struct hv_vm **out,
 	for (unsigned i = 0; i < HV_MAX_VCPUS; i++)
 		vm->vcpus[i].fd = -1;
 	pthread_mutex_init(&vm->lock, NULL);
+	pthread_mutex_init(&vm->dirty_lock, NULL);
 	pthread_mutex_init(&vm->con_lock, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
@@ -232,6 +233,7 @@ void hv_vm_destroy(struct hv_vm *vm)
 	mem_teardown(vm);
 	pthread_cond_destroy(&vm->cond);
 	pthread_mutex_destroy(&vm->lock);
+	pthread_mutex_destroy(&vm->dirty_lock);
 	pthread_mutex_destroy(&vm->con_lock);
 	free(vm->image);
 	free(vm->initrd);

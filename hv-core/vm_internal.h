@@ -52,7 +52,12 @@ struct hv_vm {
 	uint64_t gpa_end;
 	struct hv_ram_range ranges[HV_MAX_RANGES];
 	unsigned nranges;
+	/* dirty.c: logging is on while any consumer is */
+	pthread_mutex_t dirty_lock;
 	bool dirty_logging;
+	bool dirty_on[HV_DIRTY_NCONSUMERS];
+	/* bits another consumer's fetch read from KVM, kept for this one */
+	uint64_t *dirty_pending[HV_DIRTY_NCONSUMERS][HV_MAX_RANGES];
 	uint64_t *host_dirty[HV_MAX_RANGES]; /* hv_dirty_mark() bits per range */
 	/* Base-backed RAM only (backing.c): per page of each range, set when
 	 * the page is not mapped from the base memfd at offset GPA now;
@@ -104,6 +109,7 @@ struct hv_vm {
 /* mem.c */
 int mem_setup(struct hv_vm *vm, char *err, size_t errlen);
 void mem_teardown(struct hv_vm *vm);
+void dirty_teardown(struct hv_vm *vm);
 int mem_set_slots(struct hv_vm *vm);
 /* 0 when [gpa, gpa+len) is page-aligned, nonempty RAM of one range. */
 int hv_vm_check_range(struct hv_vm *vm, uint64_t gpa, uint64_t len);

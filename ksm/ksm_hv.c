@@ -54,12 +54,12 @@ static unsigned hvb_discard_many(void *ctx, const struct hv_span *s,
 
 static int hvb_dirty_enable(void *ctx, bool on)
 {
-	return hv_dirty_enable(ctx, on);
+	return hv_dirty_enable(ctx, HV_DIRTY_KSM, on);
 }
 
 static int hvb_dirty_fetch(void *ctx, unsigned range, uint64_t *bitmap)
 {
-	return hv_dirty_fetch(ctx, range, bitmap);
+	return hv_dirty_fetch(ctx, HV_DIRTY_KSM, range, bitmap);
 }
 
 static int hvb_base_memfd(void *ctx)

@@ -4,6 +4,7 @@
  * 1000 times loses no write; replacing a page range's backing with a memfd
  * keeps the guest's data and leaves the memfd unchanged after guest writes.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,8 @@ static void dirty_log_is_exact(void **state)
 		 (unsigned long long)mib, (unsigned long long)count,
 		 (unsigned long long)seed);
 	testvm_create(&t, "dirty", 64 << 20, 1, args);
-	assert_int_equal(hv_dirty_enable(t.vm, true), 0);
+	assert_int_equal(hv_dirty_enable(t.vm, HV_DIRTY_KSM, true), 0);
+	assert_int_equal(hv_dirty_enable(t.vm, HV_DIRTY_WSS, true), 0);
 	hv_vm_start(t.vm);
 	assert_int_equal(hv_vm_wait_ready(t.vm, DVM_READY_TOUCHED, 60), 0);
 
@@ -35,11 +37,14 @@ static void dirty_log_is_exact(void **state)
 	assert_int_equal(nr, 1);
 	uint64_t npages = r[0].len >> 12;
 	uint64_t *bm = calloc((npages + 63) / 64, 8);
-	assert_int_equal(hv_dirty_fetch(t.vm, 0, bm), 0);  /* clear */
+	uint64_t *bm2 = calloc((npages + 63) / 64, 8);
+	assert_int_equal(hv_dirty_fetch(t.vm, HV_DIRTY_KSM, 0, bm), 0);  /* clear */
+	assert_int_equal(hv_dirty_fetch(t.vm, HV_DIRTY_WSS, 0, bm2), 0);
+	assert_int_equal(hv_dirty_fetch(t.vm, HV_DIRTY_KSM, 0, bm), 0);
 
 	hv_vm_notify(t.vm);
 	assert_int_equal(hv_vm_wait_ready(t.vm, DVM_READY_DIRTIED, 60), 0);
-	assert_int_equal(hv_dirty_fetch(t.vm, 0, bm), 0);
+	assert_int_equal(hv_dirty_fetch(t.vm, HV_DIRTY_KSM, 0, bm), 0);
 
 	uint64_t rp = mib * 256, first = region >> 12;
 	uint8_t *want = calloc(rp, 1);
@@ -65,6 +70,19 @@ static void dirty_log_is_exact(void **state)
 		      (unsigned long long)outside);
 	assert_int_equal(missing, 0);
 	assert_int_equal(extra, 0);
+	/* the second consumer sees the very same writes, though ksm's fetch
+	 * cleared KVM's log (hv-core kept them for it) */
+	memset(bm2, 0, (npages + 63) / 64 * 8);
+	assert_int_equal(hv_dirty_fetch(t.vm, HV_DIRTY_WSS, 0, bm2), 0);
+	for (uint64_t p = first; p < first + rp; p++)
+		if ((bm[p / 64] >> (p % 64) & 1) != (bm2[p / 64] >> (p % 64) & 1))
+			fail_msg("page %llu: ksm saw %d, wss saw %d",
+				 (unsigned long long)p, (int)(bm[p / 64] >> (p % 64) & 1),
+				 (int)(bm2[p / 64] >> (p % 64) & 1));
+	memset(bm2, 0, (npages + 63) / 64 * 8);
+	assert_int_equal(hv_dirty_fetch(t.vm, HV_DIRTY_WSS, 0, bm2), 0);
+	for (uint64_t p = first; p < first + rp; p++)
+		assert_false(bm2[p / 64] >> (p % 64) & 1);   /* once, not twice */
 	/* and the data is there: each selected page's word 0 */
 	for (uint64_t k = 0; k < count; k++) {
 		uint64_t i = dvm_dirtyset_page(seed, rp, k);
@@ -73,14 +91,20 @@ static void dirty_log_is_exact(void **state)
 	}
 	/* host-side writes are reported through hv_dirty_mark(), once */
 	hv_dirty_mark(t.vm, region + 5 * 4096 + 100, 4096);  /* 2 pages */
-	assert_int_equal(hv_dirty_fetch(t.vm, 0, bm), 0);
+	assert_int_equal(hv_dirty_fetch(t.vm, HV_DIRTY_KSM, 0, bm), 0);
 	uint64_t marked = 0;
 	for (uint64_t p = first; p < first + rp; p++)
 		marked += bm[p / 64] >> (p % 64) & 1;
 	assert_int_equal(marked, 2);
 	assert_true(bm[(first + 5) / 64] >> ((first + 5) % 64) & 1);
 	assert_true(bm[(first + 6) / 64] >> ((first + 6) % 64) & 1);
-	assert_int_equal(hv_dirty_fetch(t.vm, 0, bm), 0);
+	assert_int_equal(hv_dirty_fetch(t.vm, HV_DIRTY_WSS, 0, bm2), 0);
+	assert_true(bm2[(first + 5) / 64] >> ((first + 5) % 64) & 1);
+	assert_true(bm2[(first + 6) / 64] >> ((first + 6) % 64) & 1);
+	/* a consumer that is off gets nothing, and keeps nothing */
+	assert_int_equal(hv_dirty_enable(t.vm, HV_DIRTY_WSS, false), 0);
+	assert_int_equal(hv_dirty_fetch(t.vm, HV_DIRTY_WSS, 0, bm2), -ENOENT);
+	assert_int_equal(hv_dirty_fetch(t.vm, HV_DIRTY_KSM, 0, bm), 0);
 	for (uint64_t p = first; p < first + rp; p++)
 		assert_false(bm[p / 64] >> (p % 64) & 1);
 
@@ -90,6 +114,7 @@ static void dirty_log_is_exact(void **state)
 	assert_int_equal(st.code, 0);
 	free(want);
 	free(bm);
+	free(bm2);
 	testvm_destroy(&t);
 }
 
