@@ -126,6 +126,50 @@ struct run_state {
 	unsigned ndom;
 };
 
+/* host_mem.c: the host's memory budget, usage, pressure and the signals
+ * that wake the policy. */
+#define HOST_MEM_PATH 256
+enum host_mem_kind { HOST_MEM_NONE, HOST_MEM_V1, HOST_MEM_V2 };
+
+struct host_mem {
+	char root[64];            /* "" = the real "/" */
+	enum host_mem_kind kind;
+	char dir[HOST_MEM_PATH];  /* this process's memory cgroup */
+	int event_fd;             /* v1 usage threshold, or -1 */
+	int events_fd;            /* v2 memory.events, or -1 */
+	int psi_fd;               /* a PSI trigger the kernel took, or -1 */
+	bool threshold_live, events_live, psi_live, psi_tried;
+};
+
+struct host_mem_sample {
+	uint64_t mem_total, mem_available;
+	uint64_t cgroup_limit;    /* 0 = none or unlimited */
+	uint64_t budget;          /* the cgroup limit, else MemTotal - reserve */
+	uint64_t usage;           /* the cgroup's usage, else MemTotal - MemAvailable */
+	const char *budget_from, *usage_from;
+	uint64_t oom_kills;       /* the cgroup's count */
+	double psi_some10, psi_full10;   /* -1 = unreadable */
+};
+
+#define HOST_MEM_WOKE_THRESHOLD 1
+#define HOST_MEM_WOKE_EVENTS    2
+#define HOST_MEM_WOKE_PSI       4
+#define HOST_MEM_WOKE_EXTRA     8
+
+/* root NULL or "/" for the real host; a test passes a fake tree. */
+void host_mem_open(struct host_mem *h, const char *root);
+int host_mem_read(struct host_mem *h, uint64_t reserve,
+		  struct host_mem_sample *s);
+/* (Re)arms the fast signals: a v1 threshold at `threshold` bytes of
+ * usage, v2 memory.events, a PSI trigger (tried once). */
+int host_mem_arm(struct host_mem *h, uint64_t threshold);
+/* Waits up to timeout_ms for a signal or extra_fd (-1 = none); returns
+ * the HOST_MEM_WOKE_* bits, 0 on timeout. */
+int host_mem_wait(struct host_mem *h, int timeout_ms, int extra_fd);
+/* "cgroup v1 usage-threshold eventfd, PSI trigger refused, ..." */
+void host_mem_describe(const struct host_mem *h, char *buf, size_t len);
+void host_mem_close(struct host_mem *h);
+
 struct ctl_server;
 /* list, stat, stop: the control-socket commands of a running process */
 void run_register_ctl(struct ctl_server *s, struct run_state *st);
