@@ -170,6 +170,24 @@ int host_mem_wait(struct host_mem *h, int timeout_ms, int extra_fd);
 void host_mem_describe(const struct host_mem *h, char *buf, size_t len);
 void host_mem_close(struct host_mem *h);
 
+/* wss.c: a VM's working set, the distinct pages written in a sliding
+ * window (hv-core's dirty log, as its HV_DIRTY_WSS consumer). */
+#define WSS_MAX_RANGES 4
+struct wss {
+	struct hv_vm *vm;
+	uint64_t window_ns, win_start;
+	unsigned nranges;
+	uint64_t words[WSS_MAX_RANGES];
+	uint64_t *win[WSS_MAX_RANGES];   /* pages written in this window */
+	uint64_t *scratch;
+	uint64_t prev_pages, cur_pages;
+};
+int wss_start(struct wss *w, struct hv_vm *vm, uint64_t window_ns,
+	      uint64_t now_ns);
+/* Bytes: the larger of the last full window's and this window's. */
+uint64_t wss_sample(struct wss *w, uint64_t now_ns);
+void wss_stop(struct wss *w);
+
 struct ctl_server;
 /* list, stat, stop: the control-socket commands of a running process */
 void run_register_ctl(struct ctl_server *s, struct run_state *st);
