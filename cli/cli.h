@@ -33,7 +33,7 @@ struct vm_spec {
 	unsigned count;   /* replicate: name0, name1, ... */
 	double timeout;
 	char origin[300]; /* "--vm 2" or "file.conf:12", for messages */
-	struct { char key[32]; char *val; } ext[8]; /* keys extensions own */
+	struct { char key[32]; char *val; } ext[16]; /* keys extensions own */
 	unsigned next;
 };
 
