@@ -82,6 +82,10 @@ int spec_set(struct vm_spec *s, const char *key, const char *val,
 	     char *err, size_t errlen);
 /* Parses "k=v,k=v,..." (values may be "double quoted" to hold commas). */
 int spec_parse(struct vm_spec *s, const char *text, char *err, size_t errlen);
+/* The name of replica k of spec s, which is VM number n of the run:
+ * vmN without a name, NAMEk with count > 1, else NAME. */
+void spec_vm_name(const struct vm_spec *s, unsigned k, unsigned n, char *buf,
+		  size_t len);
 /* Final checks of a spec (required keys for its kind). */
 int spec_check(const struct vm_spec *s, char *err, size_t errlen);
 
@@ -114,8 +118,12 @@ struct run_domain {
 	int memfd;       /* its base memfd, or -1 */
 };
 
+#define RUN_MAX_CONFIGS 8
+
 /* The run context: created before the first VM, freed after the last. */
 struct run_state {
+	const char *config[RUN_MAX_CONFIGS];   /* --config files, in order */
+	unsigned nconfig;
 	struct vm_run *runs;
 	unsigned n;
 	const struct run_config *cfg;   /* the config the run started with */
@@ -187,6 +195,15 @@ int wss_start(struct wss *w, struct hv_vm *vm, uint64_t window_ns,
 /* Bytes: the larger of the last full window's and this window's. */
 uint64_t wss_sample(struct wss *w, uint64_t now_ns);
 void wss_stop(struct wss *w);
+
+/* run_reload.c: re-reads the run's config files into a new run_config
+ * and hands it to every extension's reload hook; the live config is not
+ * touched when a file is bad (err gets FILE:LINE: why).  Serialized: the
+ * signal loop and the control socket may both ask. */
+int run_reload(struct run_state *rs, char *err, size_t errlen);
+/* The spec that VM `name` came from in opts, or NULL. */
+const struct vm_spec *run_opts_spec_of(const struct run_opts *o,
+				       const char *name);
 
 struct ctl_server;
 /* list, stat, stop: the control-socket commands of a running process */

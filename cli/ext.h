@@ -10,8 +10,8 @@
  * Order in a run: config_init, then config_key/vm_key while parsing (into
  * a struct run_config, never into a live run); prepare_vm before each
  * hv_vm_create; start after all VMs exist (before they run); figures and
- * check on request (any thread); stop after every VM ended, before the VMs
- * are destroyed.  Every hook may be NULL.  Errors are one line in err;
+ * check on request (any thread); reload on SIGHUP or a control request;
+ * stop after every VM ended, before the VMs are destroyed.  Every hook may be NULL.  Errors are one line in err;
  * run.c adds the file:line or --vm origin.
  *
  * Figures are structs, not JSON: a reader such as the policy engine uses
@@ -74,6 +74,11 @@ struct run_ext {
 	 * one line in err and `stat` replies with an error */
 	int (*check)(struct run_state *rs, char *err, size_t errlen);
 	void (*stop)(struct run_state *rs);
+	/* A reload (SIGHUP, `ctl policy reload`): o holds the config files
+	 * parsed anew, rs->cfg is still the old one.  Take what it may change
+	 * at run time; an error keeps the old values (one line in err). */
+	int (*reload)(struct run_state *rs, const struct run_opts *o, char *err,
+		      size_t errlen);
 };
 
 extern const struct run_ext *const run_exts[];   /* NULL-terminated */

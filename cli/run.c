@@ -26,7 +26,8 @@ static const char run_usage[] =
 "\n"
 "  --vm SPEC        one VM (repeatable): comma-separated key=value pairs;\n"
 "                   quote a value with \"...\" to include commas or spaces\n"
-"  --config FILE    VMs from a config file ([vm NAME] sections, same keys)\n"
+"  --config FILE    VMs from a config file ([vm NAME] sections, same keys);\n"
+"                   SIGHUP re-reads it (the policy takes the new values)\n"
 "  --timeout SEC    stop any VM still running after SEC seconds (default: none)\n"
 "  --json FILE      write a JSON report of every VM to FILE ('-' = stdout)\n"
 "  --quiet          do not print guest console lines\n"
@@ -96,12 +97,7 @@ static int build_and_create(struct run_opts *o, struct run_state *rs)
 				fprintf(stderr, "densevm run: more than %u VMs\n", CLI_MAX_VMS);
 				return -EINVAL;
 			}
-			if (!s->name[0])
-				snprintf(name, sizeof(name), "vm%u", n);
-			else if (s->count > 1)
-				snprintf(name, sizeof(name), "%s%u", s->name, k);
-			else
-				snprintf(name, sizeof(name), "%s", s->name);
+			spec_vm_name(s, k, n, name, sizeof(name));
 			for (unsigned j = 0; j < n; j++)
 				if (!strcmp(hv_vm_name(runs[j].vm), name)) {
 					fprintf(stderr, "densevm run: %s: name: '%s' is used "
@@ -178,13 +174,16 @@ static void report_json(const char *path, struct vm_run *runs, unsigned n)
 	json_decref(root);
 }
 
-static int run_vms(struct vm_run *runs, unsigned n)
+static int run_vms(struct run_state *rs)
 {
+	struct vm_run *runs = rs->runs;
+	unsigned n = rs->n;
 	int stopped_by = 0;
 	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
 
 	for (unsigned i = 0; i < n; i++)
 		hv_vm_start(runs[i].vm);
@@ -197,7 +196,14 @@ static int run_vms(struct vm_run *runs, unsigned n)
 			break;
 		struct timespec ts = { 0, 100 * 1000 * 1000 };
 		int sig = sigtimedwait(&set, NULL, &ts);
-		if (sig > 0) {
+		if (sig == SIGHUP) {
+			char err[512];
+			if (run_reload(rs, err, sizeof(err)))
+				fprintf(stderr, "densevm run: SIGHUP: reload refused, the "
+					"old config stays: %s\n", err);
+			else
+				fprintf(stderr, "densevm run: SIGHUP: config reloaded\n");
+		} else if (sig > 0) {
 			stopped_by = sig;
 			fprintf(stderr, "densevm run: %s: stopping %u VMs\n",
 				strsignal(sig), n);
@@ -276,6 +282,12 @@ int cmd_run(int argc, char **argv)
 				fprintf(stderr, "densevm run: %s\n", err);
 				goto out;
 			}
+			if (rs.nconfig == RUN_MAX_CONFIGS) {
+				fprintf(stderr, "densevm run: more than %d --config\n",
+					RUN_MAX_CONFIGS);
+				goto out;
+			}
+			rs.config[rs.nconfig++] = optarg;
 			break;
 		case 't': {
 			char *end;
@@ -314,6 +326,7 @@ int cmd_run(int argc, char **argv)
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);   /* reload, see run_reload */
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
 	if (hv_init(err, sizeof(err)) < 0) {
@@ -344,7 +357,7 @@ int cmd_run(int argc, char **argv)
 			break;
 		}
 	if (!run_exts[started])
-		rc = run_vms(runs, rs.n) ? 1 : 0;
+		rc = run_vms(&rs) ? 1 : 0;
 	ctl_stop(ctl);
 	while (started-- > 0)
 		if (run_exts[started]->stop)

@@ -43,6 +43,17 @@ void spec_init(struct vm_spec *s, const char *origin)
 	snprintf(s->origin, sizeof(s->origin), "%s", origin);
 }
 
+void spec_vm_name(const struct vm_spec *s, unsigned k, unsigned n, char *buf,
+		  size_t len)
+{
+	if (!s->name[0])
+		snprintf(buf, len, "vm%u", n);
+	else if (s->count > 1)
+		snprintf(buf, len, "%s%u", s->name, k);
+	else
+		snprintf(buf, len, "%s", s->name);
+}
+
 const char *spec_ext(const struct vm_spec *s, const char *key)
 {
 	for (unsigned i = 0; i < s->next; i++)

@@ -281,6 +281,31 @@ static void config_parses_are_independent(void **state)
 	spec_free(&sp2[0]);
 }
 
+/* A reload finds each running VM's spec in the new files by its name. */
+static void spec_of_vm_name(void **state)
+{
+	(void)state;
+	static struct vm_spec sp[CLI_MAX_VMS];
+	struct run_opts o = { .specs = sp };
+	char err[600], name[72];
+	run_config_init(&o.cfg);
+	char *p = tmpfile_with("[vm web]\ncount = 3\nworkload = idle\n"
+			       "[vm db]\nworkload = idle\n");
+	assert_int_equal(config_load(p, &o, err, sizeof(err)), 0);
+	spec_vm_name(&sp[0], 2, 2, name, sizeof(name));
+	assert_string_equal(name, "web2");
+	spec_vm_name(&sp[1], 0, 3, name, sizeof(name));
+	assert_string_equal(name, "db");
+	assert_ptr_equal(run_opts_spec_of(&o, "web0"), &sp[0]);
+	assert_ptr_equal(run_opts_spec_of(&o, "web2"), &sp[0]);
+	assert_ptr_equal(run_opts_spec_of(&o, "db"), &sp[1]);
+	assert_null(run_opts_spec_of(&o, "web3"));
+	assert_null(run_opts_spec_of(&o, "web"));
+	unlink(p); free(p);
+	for (unsigned i = 0; i < o.nspecs; i++)
+		spec_free(&sp[i]);
+}
+
 static void binary_bad_input(void **state)
 {
 	(void)state;
@@ -360,6 +385,7 @@ int main(void)
 		cmocka_unit_test(console_keys),
 		cmocka_unit_test(balloon_feature_from_spec),
 		cmocka_unit_test(config_parses_are_independent),
+		cmocka_unit_test(spec_of_vm_name),
 		cmocka_unit_test(binary_bad_input),
 		cmocka_unit_test(binary_bad_images),
 	};
