@@ -51,6 +51,7 @@ include hv-core/module.mk
 -include balloon-driver/module.mk
 -include balloon-host/module.mk
 -include policy/module.mk
+-include images/module.mk
 include guest/module.mk
 -include guest/linux/module.mk
 -include balloon-driver/linux/module.mk
