@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include "cli.h"
 #include "ctl.h"
+#include "image_cmd.h"
 
 static const char usage[] =
 "usage: densevm COMMAND [ARGS]\n"
@@ -20,6 +21,7 @@ static const char usage[] =
 "  run       run VMs (micro guests or Linux) until they end\n"
 "  ctl       send a command to a running densevm (control socket)\n"
 "  stat      statistics of a running densevm, as JSON\n"
+"  image     RAM images of real Linux guests: capture, stat, synth, verify\n"
 "  help      this text; 'densevm COMMAND --help' for a command\n"
 "  version   print the version\n";
 
@@ -36,6 +38,8 @@ int main(int argc, char **argv)
 		return cmd_ctl(argc - 1, argv + 1);
 	if (!strcmp(cmd, "stat"))
 		return cmd_stat(argc - 1, argv + 1);
+	if (!strcmp(cmd, "image"))
+		return cmd_image(argc - 1, argv + 1);
 	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
 		fputs(usage, stdout);
 		return 0;
