@@ -169,6 +169,10 @@ uint64_t palloc_alloc_contig(uint64_t npages, uint64_t align_pages);
 /* As above but never calls the pressure hook. */
 uint64_t palloc_try_contig(uint64_t npages, uint64_t align_pages);
 int palloc_free_pages(uint64_t gpa, uint64_t npages);
+/* Takes the pages [gpa, gpa + npages) at that address (content the host
+ * put there, e.g. a RAM image): 0, or -1 and nothing taken when any of
+ * them is in use or not heap. */
+int palloc_take(uint64_t gpa, uint64_t npages);
 uint64_t palloc_free_count(void);      /* free 4 KiB pages */
 uint64_t palloc_total_count(void);     /* heap pages, bitmap included */
 uint64_t palloc_meta_end(void);        /* GPA just past the bitmap */

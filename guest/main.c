@@ -12,7 +12,7 @@
 
 static const struct workload *const workloads[] = {
 	&wl_verify, &wl_fill, &wl_dirty, &wl_idle, &wl_crash, &wl_dirtyset,
-	&wl_hcbench, &wl_grow, &wl_hostile, &wl_conflood,
+	&wl_hcbench, &wl_grow, &wl_hostile, &wl_conflood, &wl_image,
 };
 #define NWORKLOADS (sizeof(workloads) / sizeof(workloads[0]))
 

@@ -227,6 +227,29 @@ uint64_t palloc_try_contig(uint64_t npages, uint64_t align_pages)
 	return gpa;
 }
 
+int palloc_take(uint64_t gpa, uint64_t npages)
+{
+	if (!pa.bitmap || (gpa & (GUEST_PAGE_SIZE - 1)) || npages == 0 ||
+	    gpa < pa.base)
+		return -1;
+	uint64_t i = (gpa - pa.base) >> GUEST_PAGE_SHIFT;
+	if (i >= pa.npages || pa.npages - i < npages)
+		return -1;
+	int rc = -1;
+	pa_lock();
+	/* all or nothing: a page in use (or not heap) refuses the whole run */
+	if (bits_all(i, npages, false)) {
+		bits_assign(i, npages, true);
+		pa.nfree -= npages;
+		for (uint64_t b = i >> 9; b <= (i + npages - 1) >> 9 &&
+		     b < USED2M_BLOCKS; b++)
+			used2m[b >> 6] |= 1ULL << (b & 63);
+		rc = 0;
+	}
+	pa_unlock();
+	return rc;
+}
+
 unsigned palloc_claim_reportable(uint64_t *gpas, unsigned max, uint64_t keep)
 {
 	unsigned n = 0;

@@ -34,6 +34,8 @@
 #define DVM_RESULT_GROW_MIB       6  /* grow: MiB held at the end */
 #define DVM_RESULT_FOREIGN_PAGES  7  /* hostile: pages that read neither
 					zero nor the guest's own data */
+#define DVM_RESULT_IMAGE_PAGES    8  /* image: pages verified at the end */
+#define DVM_RESULT_IMAGE_REWRITES 9  /* image: churn rewrites */
 
 /* HC_EXIT statuses. */
 #define DVM_EXIT_OK        0
@@ -60,6 +62,7 @@
 #define DVM_SALT_DSET     0x6473657400000007ULL
 #define DVM_SALT_PERM     0x7065726d00000008ULL
 #define DVM_SALT_HOSTILE  0x686f73740000000aULL
+#define DVM_SALT_IMAGE    0x696d61676500000bULL
 
 /* splitmix64's output function (a bijective 64-bit mixer). */
 static inline uint64_t dvm_mix64(uint64_t z)

@@ -66,7 +66,8 @@ struct workload {
 };
 
 extern const struct workload wl_verify, wl_fill, wl_dirty, wl_idle,
-	wl_crash, wl_dirtyset, wl_hcbench, wl_grow, wl_hostile, wl_conflood;
+	wl_crash, wl_dirtyset, wl_hcbench, wl_grow, wl_hostile, wl_conflood,
+	wl_image;
 
 /* main.c, called by boot.c */
 void wl_setup(void);                             /* vCPU 0, before release */

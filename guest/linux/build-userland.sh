@@ -36,7 +36,7 @@ need cpio cpio
 
 TOP="python3 redis-server sqlite3"
 # left out: package tooling and what only maintainer scripts or logins use
-SKIP='^(adduser|cdebconf|debconf|dpkg|install-info|init-system-helpers|lsb-base|passwd|perl|perl-base|perl-modules-.*|libperl.*|lib.*-perl|libdebian-installer.*|libpam.*|libsemanage.*|libsepol.*|libaudit.*|libnewt.*|libslang.*|libtextwrap.*|sysvinit-utils|tar|usr-is-merged|usrmerge|mailcap|mime-support|libelogind0|libsystemd0|libgcrypt20|libgpg-error0|libcap-ng0|libcap2)$'
+SKIP='^(adduser|cdebconf|debconf|dpkg|install-info|init-system-helpers|lsb-base|passwd|perl|perl-base|perl-modules-.*|libperl.*|lib.*-perl|libdebian-installer.*|libpam.*|libsemanage.*|libsepol.*|libaudit.*|libnewt.*|libslang.*|libtextwrap.*|sysvinit-utils|tar|usr-is-merged|usrmerge|mailcap|mime-support|libelogind0)$'
 
 apt_opts=(-q)
 [ "$(id -u)" = 0 ] && apt_opts+=(-o APT::Sandbox::User=root)
