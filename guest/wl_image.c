@@ -4,7 +4,7 @@
  * that content, optionally churns it the way a running guest does, and
  * proves at the end that nothing was lost.
  *
- *   image sums=GPA [churn=PCT] [seconds=S|-1] [seed=X]
+ *   image sums=GPA [hold=H] [churn=PCT] [seconds=S|-1] [seed=X]
  *
  * sums= is where the host put the checksum table (guest/image_sums.h:
  * the loaded range and one dvm_page_hash per page); densevm adds it to
@@ -12,8 +12,9 @@
  * allocator, so nothing else (the balloon included) is handed them.
  *
  * Then: every nonzero page is checked once (the guest reads what the host
- * loaded; zero pages are left untouched so they stay unallocated), then
- * for `seconds` churn=PCT % of the image's pages per second are rewritten
+ * loaded; zero pages are left untouched so they stay unallocated), the
+ * content is held unchanged for `hold` seconds (where a test weighs what
+ * page sharing saves on the image as it is), then for `seconds` churn=PCT % of the image's pages per second are rewritten
  * with the current content of another page of the image (as a running
  * guest copies, moves and frees data), in at most 100 steps per second
  * with HC_WAIT sleeps in between.  A rewrite first checks both pages.
@@ -30,7 +31,7 @@
 static struct {
 	const struct dvm_sums_header *hdr;
 	const uint64_t *sums;
-	uint64_t first, npages, churn, seed;
+	uint64_t first, npages, churn, seed, hold;
 	int64_t seconds;
 	uint32_t *cur;      /* the image page whose content page i holds */
 	uint64_t bad;       /* mismatched pages */
@@ -54,6 +55,7 @@ static void image_setup(struct wl_args *a)
 		args_fail(a, "sums=GPA missing: run this VM with ram_image=NAME "
 			  "(densevm adds sums=)");
 	uint64_t sums = args_u64(a, "sums", 0);
+	im.hold = (uint64_t)args_int(a, "hold", 0, 0, 100000000);
 	im.churn = (uint64_t)args_int(a, "churn", 0, 0, 10000);
 	im.seconds = args_int(a, "seconds", 10, -1, 100000000);
 	im.seed = args_u64(a, "seed", 1);
@@ -133,6 +135,8 @@ static int image_run(unsigned cpu)
 	if (im.bad)
 		return failed("at start");
 	gprintf("image: start ok: %lu nonzero pages hold the image\n", loaded);
+	for (uint64_t t0 = now_ns(); now_ns() - t0 < im.hold * NS_PER_SEC;)
+		guest_wait(im.hold * NS_PER_SEC - (now_ns() - t0));
 
 	double pps = (double)im.npages * (double)im.churn / 100.0;
 	uint64_t step = pps > 0 ? (uint64_t)((double)NS_PER_SEC / pps) : NS_PER_SEC;
@@ -184,7 +188,7 @@ static int image_run(unsigned cpu)
 
 const struct workload wl_image = {
 	.name = "image",
-	.usage = "sums=GPA [churn=PCT] [seconds=S|-1] [seed=X]",
+	.usage = "sums=GPA [hold=H] [churn=PCT] [seconds=S|-1] [seed=X]",
 	.setup = image_setup,
 	.run = image_run,
 };

@@ -167,6 +167,11 @@ struct image_stat {
  * size. */
 int image_stat(struct image *const *ims, unsigned n, struct image_stat *out,
 	       char *err, size_t errlen);
+/* The same over the pages [from, to) of each image only (byte offsets ==
+ * GPAs; what a replay loads): pages outside are not counted at all. */
+int image_stat_range(struct image *const *ims, unsigned n, uint64_t from,
+		     uint64_t to, struct image_stat *out, char *err,
+		     size_t errlen);
 void image_stat_free(struct image_stat *s);
 
 /* ------------------------------------------------------------ synthetic */

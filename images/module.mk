@@ -21,7 +21,7 @@ $(IMAGES_USERLAND): guest/linux/build-userland.sh guest/linux/image-init | deps 
 images: $(BUILD)/densevm $(LINUX_IMAGE_STAMP) $(IMAGES_USERLAND) | images-deps
 	@start=$$(date +%s.%N); \
 	$(BUILD)/densevm image capture boot $(IMAGES_DEFAULT) && \
-	echo "make images: done in $$(echo "$$(date +%s.%N) - $$start" | bc 2>/dev/null || echo '?') s" && \
+	awk -v s=$$start -v e=$$(date +%s.%N) 'BEGIN { printf "make images: done in %.1f s\n", e - s }' && \
 	$(BUILD)/densevm image stat $(IMAGES_DIR)/boot0 $(IMAGES_DIR)/boot1 $(IMAGES_DIR)/boot2 $(IMAGES_DIR)/boot3
 
 # test_image_capture boots QEMU with the capture initramfs.

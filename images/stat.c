@@ -35,6 +35,7 @@ struct scan {
 	struct entry *e;
 	size_t n, cap;
 	uint32_t cur;
+	uint64_t from, to;    /* byte range counted */
 	struct image_stat *out;
 };
 
@@ -42,7 +43,9 @@ static int add_extent(void *ctx, uint64_t off, uint64_t len)
 {
 	struct scan *s = ctx;
 	const uint8_t *base = s->map[s->cur];
-	for (uint64_t o = off; o < off + len; o += IMAGE_PAGE) {
+	uint64_t s0 = off > s->from ? off : s->from;
+	uint64_t e0 = off + len < s->to ? off + len : s->to;
+	for (uint64_t o = s0; o < e0; o += IMAGE_PAGE) {
 		const uint8_t *p = base + o;
 		if (image_page_is_zero(p))
 			continue;   /* a written-out zero page counts as zero */
@@ -166,7 +169,14 @@ static int split_run(struct scan *s, struct entry *r, size_t k, uint32_t *cnt)
 int image_stat(struct image *const *ims, unsigned n, struct image_stat *out,
 	       char *err, size_t errlen)
 {
-	struct scan s = { .ims = ims, .out = out };
+	return image_stat_range(ims, n, 0, UINT64_MAX, out, err, errlen);
+}
+
+int image_stat_range(struct image *const *ims, unsigned n, uint64_t from,
+		     uint64_t to, struct image_stat *out, char *err,
+		     size_t errlen)
+{
+	struct scan s = { .ims = ims, .out = out, .from = from, .to = to };
 	struct timespec t0, t1;
 	uint32_t *cnt = NULL;
 	int rc = 0;
@@ -198,9 +208,10 @@ int image_stat(struct image *const *ims, unsigned n, struct image_stat *out,
 			goto nomem;
 		if (rc)
 			goto out;
-		out->img[i].pages = ims[i]->npages;
+		uint64_t e = to < ims[i]->m.ram_bytes ? to : ims[i]->m.ram_bytes;
+		out->img[i].pages = e > from ? (e - from) / IMAGE_PAGE : 0;
 		out->img[i].nonzero = s.n - before;
-		out->img[i].zero = ims[i]->npages - out->img[i].nonzero;
+		out->img[i].zero = out->img[i].pages - out->img[i].nonzero;
 		out->pages += out->img[i].pages;
 		out->zero += out->img[i].zero;
 		out->nonzero += out->img[i].nonzero;
