@@ -108,10 +108,16 @@ static bool check(uint64_t i, const char *when)
 	uint64_t want = im.sums[im.cur[i]];
 	if (got == want)
 		return true;
-	if (im.bad++ < 10)
+	if (im.bad++ < 10) {
+		/* what it holds instead, where that is cheap to tell: its own
+		 * image content (a rewrite was lost), zeros, or neither */
+		const char *what = got == im.sums[i] ? "its content before the "
+			"rewrites (a lost write)" : got == im.hdr->zero_hash ?
+			"zeros" : "other content";
 		gprintf("image: MISMATCH %s gpa=0x%lx holds image page %u: "
-			"expected hash 0x%lx, got 0x%lx\n", when,
-			(uint64_t)(uintptr_t)page(i), im.cur[i], want, got);
+			"expected hash 0x%lx, got 0x%lx: %s\n", when,
+			(uint64_t)(uintptr_t)page(i), im.cur[i], want, got, what);
+	}
 	return false;
 }
 
