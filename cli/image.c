@@ -270,6 +270,7 @@ static int cmd_synth(int argc, char **argv)
 	else
 		image_default_dir(base, sizeof(base));
 	mkdir(base, 0755);   /* the writer says why if it cannot be made */
+	image_mark_dir(base);
 	textf(path, sizeof(path), "%s/%s", base, argv[optind]);
 	struct image_synth p;
 	image_synth_default(&p, mem, seed);

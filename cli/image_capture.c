@@ -752,6 +752,7 @@ int cmd_image_capture(int argc, char **argv)
 	if (!strcmp(c.accel, "auto"))
 		c.accel = has_hw_virt() ? "kvm" : "tcg";
 	mkdir(c.base, 0755);
+	image_mark_dir(c.base);
 	/* the initramfs's package list and the kernel's release go into the
 	 * manifest (and decide whether the cache matches) */
 	snprintf(path, sizeof(path), "%s/packages.txt", dirname(strdupa(c.initrd)));

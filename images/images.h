@@ -216,5 +216,8 @@ bool image_page_is_zero(const void *p);
 void image_resolve(const char *name_or_path, char *out, size_t outlen);
 /* The directory image_resolve puts names in. */
 void image_default_dir(char *out, size_t outlen);
+/* Marks dir as a directory of images (for image_default_dir). */
+#define IMAGE_DIR_MARKER ".densevm-images"
+void image_mark_dir(const char *dir);
 
 #endif

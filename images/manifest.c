@@ -136,11 +136,33 @@ void img_now_utc(char *out, size_t len)
 	strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* A directory of images: it has the marker the writers leave
+ * (IMAGE_DIR_MARKER), or the capture userland.  build/images also holds
+ * the images library's objects, and build/san/images only those: a plain
+ * "is a directory" would pick the wrong one. */
+static bool images_dir(const char *d)
+{
+	char p[PATH_MAX + 32];
+	snprintf(p, sizeof(p), "%s/%s", d, IMAGE_DIR_MARKER);
+	if (!access(p, F_OK))
+		return true;
+	snprintf(p, sizeof(p), "%s/userland", d);
+	return !access(p, F_OK);
+}
+
+void image_mark_dir(const char *dir)
+{
+	char p[PATH_MAX + 32];
+	snprintf(p, sizeof(p), "%s/%s", dir, IMAGE_DIR_MARKER);
+	FILE *f = fopen(p, "a");
+	if (f)
+		fclose(f);
+}
+
 void image_default_dir(char *out, size_t outlen)
 {
 	const char *env = getenv("DENSEVM_IMAGES");
 	char exe[PATH_MAX], cand[PATH_MAX + 16];
-	struct stat st;
 
 	if (env && *env) {
 		snprintf(out, outlen, "%s", env);
@@ -153,17 +175,16 @@ void image_default_dir(char *out, size_t outlen)
 	}
 	exe[n] = 0;
 	char *d = dirname(exe);
-	/* build/densevm -> build/images; build/san/densevm and
-	 * build/tests/x -> build/images when build/san/images is absent */
-	snprintf(cand, sizeof(cand), "%s/images", d);
-	if (stat(cand, &st) == 0 && S_ISDIR(st.st_mode)) {
-		snprintf(out, outlen, "%s", cand);
-		return;
-	}
-	snprintf(cand, sizeof(cand), "%s/../images", d);
-	if (stat(cand, &st) == 0 && S_ISDIR(st.st_mode)) {
-		snprintf(out, outlen, "%s", cand);
-		return;
+	/* build/densevm, build/tests/x, build/san/densevm, build/san/tests/x
+	 * all find build/images */
+	static const char *const up[] = { "/images", "/../images",
+					  "/../../images" };
+	for (unsigned i = 0; i < 3; i++) {
+		snprintf(cand, sizeof(cand), "%s%s", d, up[i]);
+		if (images_dir(cand)) {
+			snprintf(out, outlen, "%s", cand);
+			return;
+		}
 	}
 	snprintf(out, outlen, "%s/images", d);
 }

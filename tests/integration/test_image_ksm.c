@@ -226,7 +226,10 @@ static void run_case(const char *engine, int hold, int churn_s)
 		usleep(250000);
 	}
 	bool dense = !strcmp(engine, "dense");
-	double lo = (dense ? same_gpa : predicted) * 0.98, hi = predicted * 1.02 +
+	/* synthetic images hold no content shared at one GPA by some VMs
+	 * and at others by the rest: there the dense engine must reach the
+	 * ideal too */
+	double lo = (dense && captured ? same_gpa : predicted) * 0.98, hi = predicted * 1.02 +
 		    (double)(NVM - 1) * OWN_PAGES * 4096;
 	print_message("ksm (%s) saved %.1f MiB after %.1f s (%lld passes): "
 		      "%.1f %% of the ideal (allowed %.1f-%.1f MiB)\n", engine,
