@@ -1,6 +1,7 @@
 /*
  * image_cmd.h - `densevm image`: its subcommands (cli/image.c dispatches
- * and owns stat and synth; cli/image_capture.c owns capture).
+ * and owns stat, synth and verify; cli/image_capture.c owns capture and
+ * cli/qmp.c its QMP client).
  */
 #ifndef DENSEVM_IMAGE_CMD_H
 #define DENSEVM_IMAGE_CMD_H
@@ -9,7 +10,24 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include <jansson.h>
+
 int cmd_image(int argc, char **argv);
+
+/* qmp.c: QEMU's QMP socket.  Deadlines are CLOCK_MONOTONIC seconds. */
+struct qmp {
+	int fd;
+	char buf[65536];
+	size_t len;
+};
+int qmp_connect(struct qmp *q, const char *path, double deadline);
+/* The next reply ("return" or "error"), skipping the greeting and events;
+ * NULL with err on a timeout or a closed socket. */
+json_t *qmp_reply(struct qmp *q, double deadline, char *err, size_t errlen);
+int qmp_send(struct qmp *q, const char *cmd, char *err, size_t errlen);
+/* A command whose reply must be {"return": ...}; else err says why. */
+int qmp_cmd(struct qmp *q, const char *cmd, double deadline, char *err,
+	    size_t errlen);
 int cmd_image_capture(int argc, char **argv);
 
 /* snprintf for paths and messages that hold paths: false when the text
