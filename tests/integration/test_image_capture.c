@@ -46,6 +46,7 @@ static int leftovers(char *names, size_t len)
 	names[0] = 0;
 	while (d && (e = readdir(d))) {
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") ||
+		    !strcmp(e->d_name, IMAGE_DIR_MARKER) ||
 		    strstr(e->d_name, ".console.log"))
 			continue;
 		n++;
