@@ -19,7 +19,7 @@
 #include "hv.h"
 #include "balloon-host/balloon_host.h"
 
-#define CLI_MAX_VMS 256
+#define CLI_MAX_VMS 1024   /* KVM here made 1000 VMs in 1.08 s in one process */
 
 struct vm_spec {
 	char name[64];
