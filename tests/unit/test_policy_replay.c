@@ -4,7 +4,9 @@
  * guest, guest pressure, ksm counters) replayed with the config that
  * recorded them give 0 differences, also the replay's own output and a
  * MOM run; other shares give differences and another summary; a broken
- * log is refused with LOG:LINE and the field.
+ * log is refused with LOG:LINE and the field; and `densevm policy
+ * replay` itself (the built binary): table, --json, --out, --config and
+ * its FILE:LINE errors.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +22,7 @@
 #include <unistd.h>
 
 #include "policy_sim.h"
+#include "testvm.h"
 
 /* 200 ticks of a run with some of everything, one JSON line each. */
 static void record(struct sim *s, FILE *f, unsigned ticks)
@@ -338,6 +341,111 @@ static void test_log_errors(void **state_)
 	free(s);
 }
 
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void test_cmd_policy_replay(void **state_)
+{
+	struct sim *s = calloc(1, sizeof(*s));
+	char log[64], conf[64], outp[64], *out;
+	FILE *f;
+
+	(void)state_;
+	setup_run(s);
+	f = tmp(log);
+	record(s, f, 200);
+	fclose(f);
+	strcpy(conf, "/tmp/test_policy_conf.XXXXXX");
+	close(mkstemp(conf));
+	strcpy(outp, "/tmp/test_policy_out.XXXXXX");
+	close(mkstemp(outp));
+
+	char *a1[] = { "densevm", "policy", "replay", log, "--out", outp, NULL };
+	assert_int_equal(run_densevm(a1, &out), 0);
+	assert_non_null(strstr(out, ": 200 ticks over 199.0 s; 0 decisions differ"));
+	assert_non_null(strstr(out, "\nvm3 "));
+	free(out);
+	/* --out is a log that replays the same */
+	char *a2[] = { "densevm", "policy", "replay", outp, "--json", NULL };
+	assert_int_equal(run_densevm(a2, &out), 0);
+	json_error_t je;
+	json_t *j = json_loads(out, 0, &je);
+	assert_non_null(j);
+	assert_int_equal(json_integer_value(json_object_get(j, "ticks")), 200);
+	assert_int_equal(json_integer_value(json_object_get(j, "differ")), 0);
+	json_decref(j);
+	free(out);
+
+	/* a run's config: [policy] and [vm NAME] shares/min/max count, the
+	 * rest is ignored */
+	write_file(conf, "[run]\ntimeout = 5\n[policy]\nmax_step = 10%\n"
+		   "[vm vm3]\nmem = 4G\nshares = 8000\n[ksm]\nmode = dense\n");
+	char *a3[] = { "densevm", "policy", "replay", log, "--config", conf,
+		       "--json", NULL };
+	assert_int_equal(run_densevm(a3, &out), 0);
+	j = json_loads(out, 0, &je);
+	assert_non_null(j);
+	assert_true(json_integer_value(json_object_get(j, "differ")) > 0);
+	json_decref(j);
+	free(out);
+
+	const struct { const char *text, *msg; } bad[] = {
+		{ "[policy]\n; comment\nhost_budget = lots\n",
+		  ":3: [policy] host_budget: 'lots' must be auto or a size like 12G" },
+		{ "[policy]\nsoft = 5%\nhard = 1%\n\nhigh = 5%\n",
+		  ":5: [policy] high: 5% must be above soft 5% (thresholds must be "
+		  "strictly decreasing: high > soft > hard > low)" },
+		{ "[policy]\nhigh = 3%\n",
+		  ":2: [policy] high: 3% must be above soft 4% (its default)" },
+		{ "[vm a]\nmem = 1G\n\nmax = 1X\n",
+		  ":4: [vm a] max: '1X' must be a size like 1G (0 = unlimited)" },
+		{ "[policy]\nmode = on\nfrobnicate = 1\n",
+		  ":3: [policy] unknown key 'frobnicate' (known: mode" },
+		{ "[policy\n", ":1: syntax error" },
+	};
+	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char want[256];
+		write_file(conf, bad[i].text);
+		char *a[] = { "densevm", "policy", "replay", log, "--config", conf,
+			      NULL };
+		assert_int_equal(run_densevm(a, &out), 1);
+		snprintf(want, sizeof(want), "densevm policy: %s%s", conf,
+			 bad[i].msg);
+		if (!strstr(out, want))
+			fail_msg("got '%s', want '%s'", out, want);
+		free(out);
+	}
+	/* a broken log names its line */
+	write_file(outp, "{}\n");
+	char *a4[] = { "densevm", "policy", "replay", outp, NULL };
+	assert_int_equal(run_densevm(a4, &out), 1);
+	char want[128];
+	snprintf(want, sizeof(want), "densevm policy: %s:1: now_ns: missing", outp);
+	assert_non_null(strstr(out, want));
+	free(out);
+	/* the command line */
+	char *a5[] = { "densevm", "policy", "replay", NULL };
+	assert_int_equal(run_densevm(a5, &out), 2);
+	assert_non_null(strstr(out, "LOG is missing"));
+	free(out);
+	char *a6[] = { "densevm", "policy", "--help", NULL };
+	assert_int_equal(run_densevm(a6, &out), 0);
+	assert_non_null(strstr(out, "usage: densevm policy replay LOG"));
+	free(out);
+	char *a7[] = { "densevm", "policy", "replay", log, "--bogus", NULL };
+	assert_int_equal(run_densevm(a7, &out), 2);
+	free(out);
+	unlink(log);
+	unlink(conf);
+	unlink(outp);
+	free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -345,6 +453,7 @@ int main(void)
 		cmocka_unit_test(test_replay_determinism),
 		cmocka_unit_test(test_replay_mom),
 		cmocka_unit_test(test_log_errors),
+		cmocka_unit_test(test_cmd_policy_replay),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
