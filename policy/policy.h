@@ -61,7 +61,9 @@
  * with the lowest rho whose allocation is above its floor, recomputes that
  * VM's rho, and repeats.  A VM's first chunk is its smallest worthwhile
  * change, max(2 MiB, 0.25% of RAM) rounded up to 2 MiB; the others are
- * 2 MiB.  That plan is computed first, unbounded; then each VM moves
+ * 2 MiB (more when the amount exceeds 512 MiB per VM, so that a plan
+ * stays near 256 chunks per VM).  That plan is computed first, unbounded,
+ * and may overshoot by less than one chunk; then each VM moves
  * toward its planned allocation by at most max_step * ram per tick, and
  * the rest waits for the next tick (so a VM capped by max_step does not
  * push the reclaim onto VMs that should give less).  Deflation is the same
