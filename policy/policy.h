@@ -84,6 +84,9 @@
  *   - allocation above the upper bound: reclaim to it (clamp_max, every
  *     state, by at most max_step per tick);
  *   - allocation below min: deflate to it (clamp_min, not in LOW).
+ * In flight: a balloon not yet at its target counts as there (an
+ * inflation only when the guest reports no pressure), so the amount to
+ * reclaim or the room to deflate is net of what is still on its way.
  * Settling: a change smaller than max(2 MiB, 0.25% of RAM) is not made;
  * a target does not reverse direction within settle_ticks ticks of its
  * last change unless the host state is not the one of that change or the

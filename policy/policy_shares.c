@@ -16,6 +16,8 @@
  *   - forced moves are decided first and the plan accounts for them, so a
  *     pressure deflate is paid for by the VMs with the lowest rho in the
  *     same tick (outside HIGH);
+ *   - balloons in flight (size != target) count as done, so a balloon that
+ *     takes several ticks to get there is not asked twice;
  *   - a VM moves at most its step per tick; what the plan wanted beyond
  *     it waits for the next tick (the state stays where it is until then,
  *     so the next plan asks again);
@@ -270,13 +272,28 @@ void policy_shares_tick(struct policy_tick_ctx *t)
 	double above_high = budget - (double)in->usage - c->high * budget;
 	int64_t fdelta, amount;
 
-	for (unsigned i = 0; i < n; i++)
-		bounds(c, host, &in->vms[i], &w[i]);
+	int64_t pend_in = 0, pend_out = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		const struct policy_vm_in *v = &in->vms[i];
+		bounds(c, host, v, &w[i]);
+		/*
+		 * Balloons still on their way: usage has not seen them yet.  An
+		 * inflation in flight will free memory (unless the guest is
+		 * stuck at its floor, which it reports as pressure); a deflation
+		 * in flight will use some.  Without this a slow balloon would
+		 * be asked again every tick and the reclaim would overshoot.
+		 */
+		if (v->balloon_target > v->balloon_size && !v->g_pressure)
+			pend_in += (int64_t)(v->balloon_target - v->balloon_size);
+		else if (v->balloon_size > v->balloon_target)
+			pend_out += (int64_t)(v->balloon_size - v->balloon_target);
+	}
 	fdelta = forced(t, w);
 
 	if (host != POLICY_HIGH) {
 		/* free back up to high, paying for the forced moves too */
-		amount = (int64_t)ceil(-above_high) + fdelta;
+		amount = (int64_t)ceil(-above_high) + fdelta - pend_in + pend_out;
 		t->out->want = amount;
 		if (amount > 0) {
 			int64_t left = plan(c, w, n, +1, amount);
@@ -286,7 +303,9 @@ void policy_shares_tick(struct policy_tick_ctx *t)
 	}
 	/* HIGH: deflate only with a margin above high, and never below it */
 	if (in->budget && t->out->free >= c->high + (c->high - c->soft) / 2) {
-		amount = (int64_t)floor(above_high) - fdelta;
+		/* an inflation in flight is not counted as room: the guest may
+		 * not get there */
+		amount = (int64_t)floor(above_high) - fdelta - pend_out;
 		if (amount > 0) {
 			t->out->want = -amount;
 			plan(c, w, n, -1, amount);

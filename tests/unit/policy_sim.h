@@ -1,7 +1,7 @@
 /*
  * policy_sim.h - a tiny closed-loop host for the policy tests: usage is
  * the sum of the VMs' allocations plus a fixed overhead, a balloon reaches
- * its target at once, and each guest reports what it uses (a fixed amount)
+ * its target at once (or, with lag, half way per tick), and each guest reports what it uses (a fixed amount)
  * and a working set that is a fixed fraction of its RAM.  Included
  * by test_policy_core.c and test_policy_replay.c (static functions only).
  */
@@ -30,6 +30,7 @@ struct sim {
 	uint64_t tick;
 	double saved_per_tick;         /* ksm: bytes saved per tick */
 	double cpu_per_tick;           /* ksm: CPU seconds per tick */
+	bool lag;                      /* a balloon goes half way per tick */
 };
 
 static inline void sim_init(struct sim *s, unsigned n, uint64_t ram,
@@ -54,6 +55,7 @@ static inline void sim_init(struct sim *s, unsigned n, uint64_t ram,
 	}
 }
 
+/* the allocation the policy set (ram - target) */
 static inline uint64_t sim_alloc(const struct sim *s, unsigned i)
 {
 	return s->vm[i].ram - s->vm[i].balloon_target;
@@ -67,8 +69,20 @@ static inline void sim_measure(struct sim *s)
 	s->in.now_ns = s->tick * 1000000000ull;
 	for (unsigned i = 0; i < s->in.nvms; i++) {
 		struct policy_vm_in *v = &s->vm[i];
-		uint64_t alloc = v->ram - v->balloon_target;
-		v->balloon_size = v->balloon_target;
+		if (!s->lag) {
+			v->balloon_size = v->balloon_target;
+		} else if (v->balloon_size != v->balloon_target) {
+			/* half way (in 2 MiB), at least one chunk */
+			uint64_t d = v->balloon_size > v->balloon_target ?
+				     v->balloon_size - v->balloon_target :
+				     v->balloon_target - v->balloon_size;
+			uint64_t h = (d / 2) & ~(POLICY_CHUNK - 1);
+			if (h < POLICY_CHUNK)
+				h = d;
+			v->balloon_size = v->balloon_size > v->balloon_target ?
+					  v->balloon_size - h : v->balloon_size + h;
+		}
+		uint64_t alloc = v->ram - v->balloon_size;
 		v->stats_valid = !s->no_stats[i];
 		v->g_total = alloc;
 		v->g_available = alloc > s->used[i] ? alloc - s->used[i] : 0;

@@ -2,9 +2,9 @@
  * test_policy_core.c - the policy's decision core (strategy = shares) on
  * the closed-loop model of policy_sim.h: proportional shares, the idle
  * tax, min/max/floor/min_guest_free, the host states and their
- * hysteresis, a budget step that settles, deflate on guest pressure, the
- * settling rule, the scan-rate loop, determinism, and the config parser's
- * errors.
+ * hysteresis, a budget step that settles (also with slow balloons),
+ * deflate on guest pressure, the settling rule, the scan-rate loop,
+ * determinism, and the config parser's errors.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -305,6 +305,35 @@ static void test_budget_step_settles(void **state_)
 	       "%.2f%%\n", settle2, min_free * 100);
 	assert_true(min_free >= s->cfg.high);
 	assert_true(settle2 <= 6);
+	free(s);
+}
+
+/* A balloon that takes ticks to get there is not asked twice. */
+static void test_lagging_balloon(void **state_)
+{
+	struct sim *s = calloc(1, sizeof(*s));
+	int dir[SIM_MAX] = { 0 };
+	unsigned settle, rev;
+	uint64_t over;
+
+	(void)state_;
+	sim_init(s, 4, 4 * GiB, 18 * GiB);
+	s->lag = true;
+	for (unsigned i = 0; i < 4; i++)
+		s->activity[i] = 0.3;
+	run(s, 3);
+	s->in.budget = 9 * GiB;
+	rev = reversals_and_settle(s, 60, &settle, &over, dir);
+	printf("[ lag ] balloons half way per tick, 18G -> 9G: targets settled "
+	       "after %u ticks, %u reversals, free %.2f%% once there\n", settle,
+	       rev, sim_free(s) * 100);
+	assert_int_equal(rev, 0);
+	assert_true(settle <= 12);
+	/* no overshoot: what was asked is what high needs */
+	assert_true(sim_free(s) >= s->cfg.high);
+	assert_true(sim_free(s) < s->cfg.high + 0.01);
+	for (unsigned i = 0; i < 4; i++)
+		assert_int_equal(s->vm[i].balloon_size, s->vm[i].balloon_target);
 	free(s);
 }
 
@@ -648,6 +677,7 @@ int main(void)
 		cmocka_unit_test(test_bounds_honoured),
 		cmocka_unit_test(test_states_and_hysteresis),
 		cmocka_unit_test(test_budget_step_settles),
+		cmocka_unit_test(test_lagging_balloon),
 		cmocka_unit_test(test_deflate_on_pressure),
 		cmocka_unit_test(test_settle_no_quick_reversal),
 		cmocka_unit_test(test_scan_rate_loop),
