@@ -208,6 +208,12 @@ int policy_config_check(const struct policy_config *c, char *err,
 			size_t errlen);
 /* The tick period in effect: period_ms, or 1000 (shares) / 10000 (mom). */
 unsigned policy_period_ms(const struct policy_config *c);
+/* host_budget resolved: the configured size; for auto, the cgroup's
+ * memory limit when there is one (cgroup_limit > 0; at most mem_total),
+ * else mem_total - reserve (0 if the reserve is larger).  For the caller,
+ * which reads MemTotal and the cgroup: this only does the arithmetic. */
+uint64_t policy_budget(const struct policy_config *c, uint64_t mem_total,
+		       uint64_t cgroup_limit);
 
 /*
  * Per-VM keys (in [vm NAME] or --vm):

@@ -40,6 +40,16 @@ unsigned policy_period_ms(const struct policy_config *c)
 	return c->strategy == POLICY_STRATEGY_MOM ? 10000 : 1000;
 }
 
+uint64_t policy_budget(const struct policy_config *c, uint64_t mem_total,
+		       uint64_t cgroup_limit)
+{
+	if (c->host_budget)
+		return c->host_budget;
+	if (cgroup_limit)
+		return cgroup_limit < mem_total ? cgroup_limit : mem_total;
+	return mem_total > c->reserve ? mem_total - c->reserve : 0;
+}
+
 void policy_vm_config_default(struct policy_vm_config *v)
 {
 	v->shares = 1000;

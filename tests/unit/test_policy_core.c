@@ -553,6 +553,11 @@ static void test_config(void **state_)
 	assert_int_equal(c.scan_max, 20000);
 	assert_int_equal(c.merge_yield_min, 64 * MiB);
 	assert_int_equal(policy_config_check(&c, err, sizeof(err)), 0);
+	/* auto: the cgroup's limit, else MemTotal - reserve */
+	assert_int_equal(policy_budget(&c, 64 * GiB, 0), 64 * GiB - 512 * MiB);
+	assert_int_equal(policy_budget(&c, 64 * GiB, 20 * GiB), 20 * GiB);
+	assert_int_equal(policy_budget(&c, 64 * GiB, 80 * GiB), 64 * GiB);
+	assert_int_equal(policy_budget(&c, 256 * MiB, 0), 0);
 
 	assert_int_equal(policy_config_set(&c, "strategy", "mom", err, 512), 0);
 	assert_int_equal(policy_period_ms(&c), 10000);
@@ -560,6 +565,7 @@ static void test_config(void **state_)
 	assert_int_equal(policy_period_ms(&c), 500);
 	assert_int_equal(policy_config_set(&c, "host_budget", "12G", err, 512), 0);
 	assert_int_equal(c.host_budget, 12 * GiB);
+	assert_int_equal(policy_budget(&c, 64 * GiB, 20 * GiB), 12 * GiB);
 	assert_int_equal(policy_config_set(&c, "host_budget", "auto", err, 512), 0);
 	assert_int_equal(c.host_budget, 0);
 	assert_int_equal(policy_config_set(&c, "reserve", "1GiB", err, 512), 0);
