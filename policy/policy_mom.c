@@ -27,6 +27,13 @@
  *   - mom/Collectors/HostKSM.py: ksm_shareable = the sum of the qemu
  *     processes' virtual sizes.
  *
+ * Two things MOM does not do, though they are often said of it: its ksm
+ * rule runs every policy interval (10 s), not every 60 s (60 s is
+ * ksmtuned's KSM_MONITOR_INTERVAL, whose boost/decay/64/1250 numbers MOM's
+ * rule took over); and "decay otherwise" applies only while ksm runs:
+ * with little committed memory and free memory above the threshold the
+ * rule stops ksm (ksm_run = 0) and leaves pages_to_scan alone.
+ *
  * How MOM's terms map onto a policy tick (the rules are as published; only
  * the inputs are ours):
  *   Host.mem_available      budget
