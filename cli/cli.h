@@ -210,6 +210,8 @@ struct ctl_server;
 void run_register_ctl(struct ctl_server *s, struct run_state *st);
 
 int cmd_run(int argc, char **argv);
+/* densevm policy replay ... (cmd_policy.c) */
+int cmd_policy(int argc, char **argv);
 const char *default_guest_path(void);
 
 #endif
