@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include "hv.h"
 #include "balloon-host/balloon_host.h"
+#include "policy/policy.h"
 
 #define CLI_MAX_VMS 1024   /* KVM here made 1000 VMs in 1.08 s in one process */
 
@@ -55,6 +56,8 @@ struct run_config {
 	} ksm;
 	struct balloon_host_config balloon;   /* [balloon]; no hooks set */
 	struct { uint64_t rate, burst; } console;
+	struct policy_config policy;          /* [policy] */
+	bool policy_on;                       /* the file has a [policy] section */
 };
 
 /* Sets every section's defaults (each extension's config_init). */

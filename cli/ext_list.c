@@ -1,5 +1,8 @@
 /*
  * ext_list.c - the subsystems plugged into `densevm run` (see ext.h).
+ * Start order is this order, stop the reverse: ksm before balloon (the
+ * balloon wires ksm's release hook through vm_run.ksm), policy after both
+ * (it steers the balloons and the scanner they set up).
  */
 #include <stddef.h>
 #include "ext.h"
@@ -7,11 +10,12 @@
 extern const struct run_ext ksm_ext;
 extern const struct run_ext balloon_ext;
 extern const struct run_ext console_ext;
+extern const struct run_ext policy_ext;
 
-/* ksm before balloon: the balloon's start asks for ksm's release_hook */
 const struct run_ext *const run_exts[] = {
 	&ksm_ext,
 	&balloon_ext,
 	&console_ext,
+	&policy_ext,
 	NULL,
 };

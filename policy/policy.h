@@ -42,6 +42,14 @@
  *   HIGH  no reclaim.  When free >= high + margin (margin = (high - soft)/2,
  *         1% with the defaults), deflate balloons, the VMs with the most
  *         shares per page first, by at most what keeps free >= high.
+ *         Otherwise, with no balloon in flight and no forced move,
+ *         rebalance: the memory reclaimed now (the sum of the targets) is
+ *         split again as the water-filling would split it from no balloon
+ *         at all, and a VM more than max(its smallest change, 2% of its
+ *         RAM) away from its share moves toward it, a step per tick; what
+ *         is given back never exceeds what is taken in the same tick.  So
+ *         new shares or a changed working set move memory without waiting
+ *         for pressure.
  *   SOFT  reclaim R = (high - free) * budget, from guest-free memory and
  *         idle memory: a VM is not taken below its soft floor.
  *   HARD  reclaim R the same way but down to each VM's lower bound (also
@@ -71,7 +79,9 @@
  * than the room left above high.
  *
  * Bounds, per VM:
- *   used        = g_total - g_available             (stats_valid only)
+ *   used        = g_total - g_available - balloon_size  (stats_valid only;
+ *                 both guests count the balloon's pages in their total and
+ *                 not as available: they are not the guest's use)
  *   lower bound = max(min, used + min_guest_free * ram, used + g_floor)
  *                 without valid stats: max(min, its allocation now), so
  *                 it is never reclaimed, except down to max;
@@ -123,7 +133,7 @@
 #include <stdio.h>
 #include <jansson.h>
 
-#define POLICY_MAX_VMS   256
+#define POLICY_MAX_VMS   1024   /* = cli's VMs per process */
 #define POLICY_CHUNK     (2ull << 20)    /* balloon targets are multiples */
 #define POLICY_PAGE      4096ull
 
@@ -261,6 +271,8 @@ enum policy_reason {
 	POLICY_R_MOM_SHRINK,          /* MOM's shrink_guest set a target */
 	POLICY_R_MOM_GROW,            /* MOM's grow_guest set a target */
 	POLICY_R_MOM_WAIT,            /* between two MOM policy runs */
+	POLICY_R_REBALANCE,           /* HIGH: toward the shares-ideal split
+	                                 of what is reclaimed now */
 	POLICY_NREASONS
 };
 

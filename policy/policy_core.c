@@ -39,6 +39,7 @@ static const char *const reason_names[POLICY_NREASONS] = {
 	[POLICY_R_MOM_SHRINK] = "mom_shrink",
 	[POLICY_R_MOM_GROW] = "mom_grow",
 	[POLICY_R_MOM_WAIT] = "mom_wait",
+	[POLICY_R_REBALANCE] = "rebalance",
 };
 
 const char *policy_state_name(enum policy_host_state s)

@@ -76,8 +76,9 @@ static void bounds(const struct policy_config *c, enum policy_host_state host,
 	alloc = v->ram - w->t;
 	w->t_lo = ub >= v->ram ? 0 : u64_min(chunk_up(v->ram - ub), ram);
 	if (v->stats_valid) {
-		uint64_t used = v->g_total > v->g_available ?
-				v->g_total - v->g_available : 0;
+		/* the balloon's pages are in the guest's total, not its use */
+		uint64_t held = v->g_available + v->balloon_size;
+		uint64_t used = v->g_total > held ? v->g_total - held : 0;
 		lb = u64_max(v->cfg.min,
 			     u64_max(used + frac_of(v->ram, c->min_guest_free),
 				     used + v->g_floor));
@@ -223,6 +224,53 @@ static enum policy_reason reclaim_reason(const struct policy_config *c,
 	return POLICY_R_RECLAIM_IDLE;
 }
 
+/*
+ * HIGH and nothing else to do: the memory reclaimed now, split again as
+ * the water-filling would split it from no balloon at all.  Each VM too far
+ * from that split moves toward it by at most its step; deflations are paid
+ * by the reclaims of the same tick, never more, so usage does not grow.
+ */
+static void rebalance(struct policy_tick_ctx *t, struct vmw *w, unsigned n)
+{
+	static struct vmw ideal[POLICY_MAX_VMS];   /* one tick at a time */
+	int64_t total = 0;
+	uint64_t taken = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		if (w[i].fixed)
+			return;
+		ideal[i] = w[i];
+		ideal[i].t = ideal[i].plan = w[i].t_lo;
+		total += (int64_t)(w[i].t - w[i].t_lo);
+	}
+	if (total <= 0)
+		return;
+	plan(t->c, ideal, n, +1, total);
+	for (int pass = 0; pass < 2; pass++)   /* reclaims first, then deflates */
+		for (unsigned i = 0; i < n; i++) {
+			struct vmw *x = &w[i];
+			uint64_t thr = u64_max(x->minchg, chunk_up(frac_of(x->ram, 0.02)));
+			uint64_t want = ideal[i].plan, nt;
+			int dir = want > x->t ? +1 : -1;
+			if ((dir > 0 ? want - x->t : x->t - want) <= thr ||
+			    (pass == 0) != (dir > 0) || policy_settle_blocks(t, i, dir))
+				continue;
+			if (dir > 0) {
+				nt = u64_min(want, x->t + x->step);
+				taken += nt - x->t;
+			} else {
+				uint64_t give = u64_min(u64_min(x->t - want, x->step),
+							chunk_down(taken));
+				if (give < x->minchg)
+					continue;
+				nt = x->t - give;
+				taken -= give;
+			}
+			t->out->vms[i].target = nt;
+			t->out->vms[i].reason = POLICY_R_REBALANCE;
+		}
+}
+
 /* Moves each planned VM toward its plan by at most its step, unless that
  * reverses its last change too soon. */
 static void apply(struct policy_tick_ctx *t, struct vmw *w, int dir,
@@ -310,6 +358,9 @@ void policy_shares_tick(struct policy_tick_ctx *t)
 			t->out->want = -amount;
 			plan(c, w, n, -1, amount);
 			apply(t, w, -1, false);
+			return;
 		}
 	}
+	if (!pend_in && !pend_out && !fdelta)
+		rebalance(t, w, n);
 }

@@ -84,7 +84,8 @@ static inline void sim_measure(struct sim *s)
 		}
 		uint64_t alloc = v->ram - v->balloon_size;
 		v->stats_valid = !s->no_stats[i];
-		v->g_total = alloc;
+		v->g_total = v->ram;   /* as both guests do: the balloon's
+		                          pages are in their total */
 		v->g_available = alloc > s->used[i] ? alloc - s->used[i] : 0;
 		v->g_free = v->g_available;
 		v->active_bytes = (uint64_t)(s->activity[i] * (double)v->ram);

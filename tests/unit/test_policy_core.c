@@ -61,6 +61,55 @@ static void test_proportional_shares(void **state_)
 	free(s);
 }
 
+/* New shares in steady state (HIGH, nothing to reclaim): memory moves
+ * toward the new split without waiting for pressure, usage does not grow
+ * on the way, and it settles with no reversal. */
+static void test_rebalance_on_new_shares(void **state_)
+{
+	struct sim *s = calloc(1, sizeof(*s));
+	(void)state_;
+	sim_init(s, 2, 4 * GiB, 5 * GiB);
+	run(s, 30);
+	uint64_t a0 = sim_alloc(s, 0), b0 = sim_alloc(s, 1);
+	uint64_t total0 = a0 + b0;
+	assert_int_equal(s->out.state, POLICY_HIGH);
+	s->vm[0].cfg.shares = 4000;
+	uint64_t peak = 0, t_last = 0, last_a = a0;
+	unsigned moves = 0, reversals = 0, settled_at = 0;
+	int dir = 0;
+	for (unsigned k = 1; k <= 40; k++) {
+		sim_step(s);
+		uint64_t a = sim_alloc(s, 0);
+		if (sim_alloc(s, 0) + sim_alloc(s, 1) > peak)
+			peak = sim_alloc(s, 0) + sim_alloc(s, 1);
+		if (a != last_a) {
+			int d = a > last_a ? 1 : -1;
+			reversals += dir && d != dir;
+			dir = d;
+			moves++;
+			settled_at = k;
+		}
+		last_a = a;
+		t_last = a;
+	}
+	double r = (double)sim_alloc(s, 0) / (double)sim_alloc(s, 1);
+	printf("[ rebalance ] shares 1:1 -> 4:1: %llu:%llu MiB -> %llu:%llu MiB "
+	       "(%.2f), settled after %u ticks, %u moves, %u reversals, peak "
+	       "total %+lld MiB\n", (unsigned long long)(a0 / MiB),
+	       (unsigned long long)(b0 / MiB),
+	       (unsigned long long)(sim_alloc(s, 0) / MiB),
+	       (unsigned long long)(sim_alloc(s, 1) / MiB), r, settled_at, moves,
+	       reversals, (long long)((int64_t)peak - (int64_t)total0) / (long long)MiB);
+	(void)t_last;
+	assert_true(sim_alloc(s, 0) > a0 + 512 * MiB);   /* it moved */
+	assert_true(r > 2.0);
+	assert_int_equal(reversals, 0);
+	assert_true(settled_at <= 12);
+	assert_true(peak <= total0 + 8 * MiB);            /* never grew */
+	assert_true(sim_free(s) >= s->cfg.high);
+	free(s);
+}
+
 /* ------------------------------------------------------------ idle tax */
 
 static void test_idle_tax_moves_memory(void **state_)
@@ -679,6 +728,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_proportional_shares),
+		cmocka_unit_test(test_rebalance_on_new_shares),
 		cmocka_unit_test(test_idle_tax_moves_memory),
 		cmocka_unit_test(test_bounds_honoured),
 		cmocka_unit_test(test_states_and_hysteresis),
