@@ -25,6 +25,7 @@
 extern char **environ;
 
 static char g_sock[64];
+static pid_t g_pid;   /* the densevm of the running test, for teardown */
 
 static pid_t start_densevm(void)
 {
@@ -36,10 +37,22 @@ static pid_t start_densevm(void)
 			 "--vm", "name=idle2,mem=64M,workload=idle seconds=60", NULL };
 	pid_t pid;
 	assert_int_equal(posix_spawn(&pid, argv[0], NULL, NULL, argv, environ), 0);
+	g_pid = pid;
 	for (int i = 0; i < 100 && access(g_sock, F_OK); i++)
 		usleep(50000);
 	assert_int_equal(access(g_sock, F_OK), 0);
 	return pid;
+}
+
+/* After a failed test: its densevm would hold the socket for the next. */
+static int kill_densevm(void **state)
+{
+	(void)state;
+	if (g_pid > 0 && kill(g_pid, SIGKILL) == 0)
+		waitpid(g_pid, NULL, 0);
+	g_pid = 0;
+	unlink(g_sock);
+	return 0;
 }
 
 /* Sends raw bytes, returns what came back within 0.5 s. */
@@ -108,6 +121,7 @@ static void ctl_serves_and_survives_garbage(void **state)
 	free(out);
 	int st;
 	assert_int_equal(waitpid(pid, &st, 0), pid);
+	g_pid = 0;
 	assert_true(WIFEXITED(st));
 	assert_int_equal(WEXITSTATUS(st), 1);   /* stopped VMs are not a success */
 	assert_int_not_equal(access(g_sock, F_OK), 0);  /* socket removed */
@@ -118,6 +132,7 @@ static void stop_densevm(pid_t pid)
 	int st;
 	assert_int_equal(kill(pid, SIGTERM), 0);
 	assert_int_equal(waitpid(pid, &st, 0), pid);
+	g_pid = 0;
 	assert_int_not_equal(access(g_sock, F_OK), 0);
 }
 
@@ -128,13 +143,23 @@ static double now_ms(void)
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-static int ctl_connect(void)
+/* -1 on failure: the helper threads must not assert (cmocka longjmps) */
+static int try_connect(void)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	snprintf(a.sun_path, sizeof(a.sun_path), "%s", g_sock);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && connect(fd, (void *)&a, sizeof(a)) < 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+static int ctl_connect(void)
+{
+	int fd = try_connect();
 	assert_true(fd >= 0);
-	assert_int_equal(connect(fd, (void *)&a, sizeof(a)), 0);
 	return fd;
 }
 
@@ -191,15 +216,22 @@ static double report(const char *what, double *lat, size_t n)
 static void *dribbler(void *arg)
 {
 	static const char req[] = "{\"cmd\":\"list\"}\n";
-	int fd = ctl_connect();
+	char buf[4096];
+	bool eof;
+	int fd = try_connect();
+	if (fd < 0)
+		return NULL;
 	for (int i = 0; i < 5; i++) {
 		if (send(fd, req + i, 1, MSG_NOSIGNAL) != 1)
-			return NULL;
+			goto out;
 		sleep(1);
 	}
-	roundtrip(fd, req + 5);
+	ssize_t rest = (ssize_t)strlen(req + 5);
+	if (send(fd, req + 5, (size_t)rest, MSG_NOSIGNAL) == rest &&
+	    read_reply(fd, buf, sizeof(buf), 5000, &eof) && strstr(buf, "\"idle1\""))
+		*(_Atomic bool *)arg = true;
+out:
 	close(fd);
-	*(bool *)arg = true;
 	return NULL;
 }
 
@@ -208,9 +240,10 @@ static void ctl_dribbling_client_delays_nobody(void **state)
 	(void)state;
 	SKIP_WITHOUT_KVM();
 	pid_t pid = start_densevm();
-	bool served = false;
+	static _Atomic bool served;   /* static: the thread may outlive a failure */
+	served = false;
 	pthread_t t;
-	assert_int_equal(pthread_create(&t, NULL, dribbler, &served), 0);
+	assert_int_equal(pthread_create(&t, NULL, dribbler, (void *)&served), 0);
 	usleep(100000);
 	int fd = ctl_connect();
 	double lat[NLAT];
@@ -227,9 +260,9 @@ static void ctl_dribbling_client_delays_nobody(void **state)
 }
 
 struct hog {
-	volatile bool stop;
-	int drops;
-	long sent;
+	_Atomic bool stop;
+	_Atomic int drops;
+	_Atomic long sent;
 };
 
 /* Floods stat requests and never reads; when dropped, comes back. */
@@ -240,7 +273,9 @@ static void *hog_thread(void *arg)
 	for (size_t i = 0; i < 64; i++)
 		memcpy(batch + i * (sizeof(STAT) - 1), STAT, sizeof(STAT) - 1);
 	while (!h->stop) {
-		int fd = ctl_connect();
+		int fd = try_connect();
+		if (fd < 0)
+			break;
 		size_t off = 0;
 		while (!h->stop) {
 			struct pollfd p = { .fd = fd, .events = POLLOUT };
@@ -267,23 +302,28 @@ static void ctl_unread_replies_delay_nobody(void **state)
 	(void)state;
 	SKIP_WITHOUT_KVM();
 	pid_t pid = start_densevm();
-	struct hog h = { 0 };
+	static struct hog h;   /* static: the thread may outlive a failure */
+	h = (struct hog){ 0 };
 	pthread_t t;
 	assert_int_equal(pthread_create(&t, NULL, hog_thread, &h), 0);
-	while (h.sent < 64 * 1024)
+	/* a thousand requests queued before ours start */
+	for (int i = 0; i < 3000 && h.sent < 16 * 1024; i++)
 		usleep(1000);
+	assert_true(h.sent >= 16 * 1024);
 	int fd = ctl_connect();
 	double lat[NLAT];
+	int drops0 = h.drops;
 	for (int i = 0; i < NLAT; i++)
 		lat[i] = roundtrip(fd, STAT);
+	int during = h.drops - drops0;
 	/* and until the hog has been dropped at least once */
 	for (int i = 0; i < 100 && !h.drops; i++)
 		usleep(50000);
 	h.stop = true;
 	pthread_join(t, NULL);
 	close(fd);
-	printf("ctl: the flooding client sent %ld bytes of requests and was dropped %d times\n",
-	       h.sent, h.drops);
+	printf("ctl: the flooding client sent %ld bytes of requests; drops: %d, "
+	       "%d of them during our requests\n", (long)h.sent, (int)h.drops, during);
 	assert_true(h.drops >= 1);
 	assert_true(report("beside a client that never reads its replies", lat, NLAT) < 50);
 	stop_densevm(pid);
@@ -300,6 +340,7 @@ static void ctl_half_lines_and_silence_dropped(void **state)
 			 "--vm", "name=idle1,mem=64M,workload=idle seconds=60", NULL };
 	pid_t pid;
 	assert_int_equal(posix_spawn(&pid, argv[0], NULL, NULL, argv, environ), 0);
+	g_pid = pid;
 	unsetenv("DENSEVM_CTL_LINE_TIMEOUT_MS");
 	unsetenv("DENSEVM_CTL_IDLE_TIMEOUT_MS");
 	for (int i = 0; i < 100 && access(g_sock, F_OK); i++)
@@ -380,11 +421,11 @@ static void ctl_client_bound(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(ctl_serves_and_survives_garbage),
-		cmocka_unit_test(ctl_dribbling_client_delays_nobody),
-		cmocka_unit_test(ctl_unread_replies_delay_nobody),
-		cmocka_unit_test(ctl_half_lines_and_silence_dropped),
-		cmocka_unit_test(ctl_client_bound),
+		cmocka_unit_test_teardown(ctl_serves_and_survives_garbage, kill_densevm),
+		cmocka_unit_test_teardown(ctl_dribbling_client_delays_nobody, kill_densevm),
+		cmocka_unit_test_teardown(ctl_unread_replies_delay_nobody, kill_densevm),
+		cmocka_unit_test_teardown(ctl_half_lines_and_silence_dropped, kill_densevm),
+		cmocka_unit_test_teardown(ctl_client_bound, kill_densevm),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
