@@ -457,7 +457,9 @@ int ctl_start(const char *path, struct ctl_server **out, char *bound,
 	pthread_mutex_init(&s->lock, NULL);
 	snprintf(s->path, sizeof(s->path), "%s", p);
 	s->efd = eventfd(0, EFD_CLOEXEC);
-	s->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* non-blocking: a connection gone between poll and accept4 must not
+	 * park the thread */
+	s->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	snprintf(a.sun_path, sizeof(a.sun_path), "%s", p);
 	if (s->efd < 0 || s->lfd < 0 || bind(s->lfd, (void *)&a, sizeof(a)) < 0 ||
