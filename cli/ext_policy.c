@@ -297,10 +297,16 @@ static void tick(struct pol *p)
 	pthread_mutex_unlock(&p->lock);
 }
 
+/*
+ * A fast signal moves the next tick forward, but never closer than a
+ * quarter period (at least 50 ms) to the last one: usage that hovers at a
+ * v1 threshold fires its eventfd at every crossing, both ways, and would
+ * otherwise tick the policy at the crossing rate.
+ */
 static void *policy_thread(void *arg)
 {
 	struct pol *p = arg;
-	uint64_t next = now_ns();
+	uint64_t next = now_ns(), last = 0;
 
 	for (;;) {
 		pthread_mutex_lock(&p->lock);
@@ -310,8 +316,12 @@ static void *policy_thread(void *arg)
 		if (stop)
 			break;
 		uint64_t t = now_ns();
+		uint64_t gap = (uint64_t)period * 250000ull;   /* period / 4 */
+		if (gap < 50000000ull)
+			gap = 50000000ull;
 		if (t >= next) {
 			tick(p);
+			last = t;
 			next = t + (uint64_t)period * 1000000ull;
 			continue;
 		}
@@ -324,7 +334,8 @@ static void *policy_thread(void *arg)
 			next = now_ns();   /* a new config: tick now */
 		} else if (why) {
 			p->fast_wakes++;
-			next = now_ns();
+			if (last + gap < next)
+				next = last + gap;
 		}
 	}
 	return NULL;
