@@ -322,7 +322,12 @@ static void *policy_thread(void *arg)
 		if (t >= next) {
 			tick(p);
 			last = t;
-			next = t + (uint64_t)period * 1000000ull;
+			/* short of memory (HARD, LOW), a target capped by max_step
+			 * is asked again a quarter period later, not a whole one */
+			pthread_mutex_lock(&p->lock);
+			bool tight = p->out.state >= POLICY_HARD;
+			pthread_mutex_unlock(&p->lock);
+			next = t + (tight ? gap : (uint64_t)period * 1000000ull);
 			continue;
 		}
 		int why = host_mem_wait(&p->hm, (int)((next - t) / 1000000ull) + 1,
