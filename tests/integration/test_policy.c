@@ -385,6 +385,42 @@ static void reload_and_advise(void **state)
 	free(line);
 	assert_true(would);
 
+	/* a bad file is refused whole, with FILE:LINE, and the old policy
+	 * stays (still advise) */
+	FILE *bad = fopen(g_conf, "w");
+	assert_non_null(bad);
+	fputs("[policy]\nmode = on\nidle_tax = 2\n[vm a]\nmem = 128M\n"
+	      "workload = idle\n", bad);
+	fclose(bad);
+	{
+		json_t *req = json_pack("{s:s, s:[s]}", "cmd", "policy", "args", "reload");
+		struct sockaddr_un sa = { .sun_family = AF_UNIX };
+		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", g_sock);
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		assert_int_equal(connect(fd, (void *)&sa, sizeof(sa)), 0);
+		char *t = json_dumps(req, JSON_COMPACT), r[2048] = "";
+		assert_true(send(fd, t, strlen(t), MSG_NOSIGNAL) > 0);
+		assert_int_equal(send(fd, "\n", 1, MSG_NOSIGNAL), 1);
+		ssize_t got = 0, k;
+		while (got < (ssize_t)sizeof(r) - 1 &&
+		       (k = recv(fd, r + got, sizeof(r) - 1 - (size_t)got, 0)) > 0) {
+			got += k;
+			if (r[got - 1] == '\n')
+				break;
+		}
+		close(fd);
+		free(t);
+		json_decref(req);
+		char want[160];
+		snprintf(want, sizeof(want), "%s:3: [policy] idle_tax", g_conf);
+		print_message("reload of a bad file: %s", r);
+		assert_non_null(strstr(r, "\"ok\":false"));
+		assert_non_null(strstr(r, want));
+	}
+	p = ctl_json("policy", NULL, NULL, NULL);
+	assert_string_equal(json_string_value(json_object_get(p, "mode")), "advise");
+	json_decref(p);
+
 	/* on, shares 1000:1000, then SIGHUP with a:4000: a gives less */
 	write_conf(b, "on", "1000", 12);
 	assert_int_equal(kill(pid, SIGHUP), 0);
