@@ -90,6 +90,10 @@ static void check_header(struct cfg_ctx *c, const char *chunk, int line)
 	}
 	snprintf(c->sect[c->nsect].name, sizeof(c->sect[0].name), "%s", name);
 	c->sect[c->nsect++].line = line;
+	for (int i = 0; run_exts[i]; i++)
+		if (run_exts[i]->section && !strcmp(run_exts[i]->section, name) &&
+		    run_exts[i]->config_section)
+			run_exts[i]->config_section(&c->opts->cfg);
 	return;
 refuse:
 	c->failed = 1;
@@ -227,6 +231,15 @@ int config_load(const char *path, struct run_opts *opts, char *err,
 			 c.msg[0] ? c.msg : "syntax error (expected [section] or "
 			 "key = value)");
 		return -EINVAL;
+	}
+	for (int i = 0; run_exts[i]; i++) {
+		char e[400];
+		if (run_exts[i]->config_done &&
+		    run_exts[i]->config_done(&opts->cfg, e, sizeof(e))) {
+			snprintf(err, errlen, "%s: [%s] %s", path, run_exts[i]->section,
+				 e);
+			return -EINVAL;
+		}
 	}
 	for (unsigned i = first; i < opts->nspecs; i++) {
 		char e[400];

@@ -5,8 +5,14 @@
  * Request:  {"cmd": "NAME", "args": ["positional", ...], ...}\n
  * Reply:    {"ok": true, ...}\n   or   {"ok": false, "error": "..."}\n
  * A request longer than CTL_MAX_LINE, bad JSON or an unknown command gets
- * an error reply; the server keeps serving (a client that does not read its
- * replies is dropped after a send timeout, so it cannot stall the server).
+ * an error reply; the server keeps serving.  Requests on one connection are
+ * answered in order, and may be pipelined.  One thread serves every client
+ * without ever blocking on one, so a client cannot stall the others; in
+ * exchange a client is dropped when it leaves 1 MiB of replies unread,
+ * takes over 10 s to finish a request line or says nothing for 60 s (the
+ * last two with an error line if it still reads).  Over 32 clients, the
+ * next gets {"ok": false, "error": "too many clients (32)"} and is closed.
+ * Bounds and their environment overrides: ctl_server.c.
  * Commands are registered by whoever owns the data (cli/ today; ksm and
  * policy register theirs through the same call), so this file knows none.
  */

@@ -48,14 +48,12 @@ static int request(const char *path, json_t *req, bool raw)
 	size_t n = strlen(s);
 	s[n] = '\n';
 	ssize_t w = send(fd, s, n + 1, MSG_NOSIGNAL);
+	int send_errno = w == (ssize_t)(n + 1) ? 0 : w < 0 ? errno : EPIPE;
 	free(s);
-	if (w != (ssize_t)(n + 1)) {
-		fprintf(stderr, "densevm ctl: send: %s\n", strerror(errno));
-		close(fd);
-		return 1;
-	}
 	static char buf[4 << 20];
 	size_t len = 0;
+	/* Even after a failed send: a server that refused us (too many
+	 * clients) said why before closing, and that line is still here. */
 	for (;;) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 		if (poll(&p, 1, 30000) <= 0) {
@@ -71,6 +69,10 @@ static int request(const char *path, json_t *req, bool raw)
 			break;
 	}
 	close(fd);
+	if (send_errno && !len) {
+		fprintf(stderr, "densevm ctl: send: %s\n", strerror(send_errno));
+		return 1;
+	}
 	buf[len] = 0;
 	json_error_t je;
 	json_t *rep = json_loads(buf, JSON_DISABLE_EOF_CHECK, &je);

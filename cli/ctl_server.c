@@ -2,10 +2,27 @@
  * ctl_server.c - the control socket's server thread (protocol in ctl.h).
  * One thread polls the listening socket, the clients and a stop eventfd;
  * handlers run on it, one request at a time, so they must be quick.
+ *
+ * Nothing a client does may hold that thread: sockets are non-blocking,
+ * replies go to a per-client output queue flushed on POLLOUT, and every
+ * poll round serves at most one request per client, so a client that
+ * pipelines thousands of requests delays the others by one request each,
+ * not by its whole batch.  What a client can cost us is bounded instead:
+ *   - CTL_MAX_OUT bytes of replies it has not read, then it is dropped
+ *     (a single reply bigger than that still goes out whole);
+ *   - a request line unfinished CTL_LINE_TIMEOUT_MS after its first byte
+ *     (counted from when we are ready to read it), or no bytes either way
+ *     for CTL_IDLE_TIMEOUT_MS: dropped, with a best-effort error line;
+ *   - CTL_MAX_CLIENTS connections; the next one gets an error line and is
+ *     closed at once.
+ * The environment variables DENSEVM_CTL_LINE_TIMEOUT_MS and
+ * DENSEVM_CTL_IDLE_TIMEOUT_MS override the two timeouts (tests use short
+ * ones).  Deadlines are on CLOCK_MONOTONIC and set poll's timeout.
  */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,16 +30,27 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 #include "ctl.h"
 
 #define CTL_MAX_CLIENTS 32
 #define CTL_MAX_CMDS 32
+#define CTL_MAX_OUT (1 << 20)
+#define CTL_LINE_TIMEOUT_MS 10000
+#define CTL_IDLE_TIMEOUT_MS 60000
+/* an output queue this big is freed when it empties, not kept per client */
+#define CTL_KEEP_OUT (64 * 1024)
 
 struct ctl_client {
 	int fd;
-	size_t len;
-	char *buf;      /* CTL_MAX_LINE + 1 */
+	bool eof;           /* peer stopped writing: serve what is buffered */
+	char *in;           /* CTL_MAX_LINE + 1; unserved bytes are [ioff, ilen) */
+	size_t ioff, ilen;
+	char *out;          /* unsent replies are [ooff, olen) */
+	size_t ooff, olen, ocap;
+	int64_t line_t0;    /* when the unfinished tail of in[] began */
+	int64_t last_io;    /* last byte received or sent */
 };
 
 struct ctl_cmd {
@@ -39,6 +67,7 @@ struct ctl_server {
 	pthread_mutex_t lock;   /* guards cmds (registration vs dispatch) */
 	struct ctl_cmd cmds[CTL_MAX_CMDS];
 	unsigned ncmds;
+	int line_ms, idle_ms;
 	struct ctl_client cl[CTL_MAX_CLIENTS];
 };
 
@@ -48,29 +77,79 @@ const char *ctl_arg(json_t *req, size_t i)
 	return json_string_value(json_array_get(a, i));
 }
 
-static void send_reply(struct ctl_client *c, json_t *reply)
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Sends what the socket takes now.  False = the client is gone. */
+static bool flush_out(struct ctl_client *c)
+{
+	while (c->ooff < c->olen) {
+		ssize_t w = send(c->fd, c->out + c->ooff, c->olen - c->ooff,
+				 MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return true;
+		if (w <= 0)
+			return false;
+		c->ooff += (size_t)w;
+		c->last_io = now_ms();
+	}
+	c->ooff = c->olen = 0;
+	if (c->ocap > CTL_KEEP_OUT) {
+		free(c->out);
+		c->out = NULL;
+		c->ocap = 0;
+	}
+	return true;
+}
+
+/* Appends one reply line.  False = out of memory or over CTL_MAX_OUT. */
+static bool queue_out(struct ctl_client *c, const char *s, size_t n)
+{
+	size_t pending = c->olen - c->ooff;
+	if (pending > CTL_MAX_OUT)
+		return false;
+	if (c->ooff && c->olen + n + 1 > c->ocap) {
+		memmove(c->out, c->out + c->ooff, pending);
+		c->ooff = 0;
+		c->olen = pending;
+	}
+	if (c->olen + n + 1 > c->ocap) {
+		size_t cap = c->ocap ? c->ocap : 4096;
+		while (cap < c->olen + n + 1)
+			cap *= 2;
+		char *p = realloc(c->out, cap);
+		if (!p)
+			return false;
+		c->out = p;
+		c->ocap = cap;
+	}
+	memcpy(c->out + c->olen, s, n);
+	c->out[c->olen + n] = '\n';
+	c->olen += n + 1;
+	return true;
+}
+
+/* False = the client must be dropped (it has too much unread). */
+static bool send_reply(struct ctl_client *c, json_t *reply)
 {
 	/* 15 digits: 2.239, not 2.2389999999999999 */
 	char *s = json_dumps(reply, JSON_COMPACT | JSON_REAL_PRECISION(15));
 	if (!s)
-		return;
-	size_t n = strlen(s);
-	s[n] = '\n';   /* json_dumps leaves room: we replace the NUL */
-	const char *p = s;
-	size_t left = n + 1;
-	while (left) {
-		ssize_t w = send(c->fd, p, left, MSG_NOSIGNAL);
-		if (w <= 0)
-			break;   /* timeout or gone: the poll loop will drop it */
-		p += w;
-		left -= (size_t)w;
-	}
+		return true;   /* the client just misses this reply */
+	bool ok = queue_out(c, s, strlen(s));
 	free(s);
+	return ok;
 }
 
-static void reply_error(struct ctl_client *c, const char *fmt, ...)
+static bool reply_error(struct ctl_client *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-static void reply_error(struct ctl_client *c, const char *fmt, ...)
+static bool reply_error(struct ctl_client *c, const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
@@ -78,8 +157,9 @@ static void reply_error(struct ctl_client *c, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	json_t *r = json_pack("{s:b, s:s}", "ok", 0, "error", msg);
-	send_reply(c, r);
+	bool ok = send_reply(c, r);
 	json_decref(r);
+	return ok;
 }
 
 static json_t *help_reply(struct ctl_server *s)
@@ -90,25 +170,30 @@ static json_t *help_reply(struct ctl_server *s)
 	return json_pack("{s:o}", "commands", cmds);
 }
 
-static void handle_line(struct ctl_server *s, struct ctl_client *c, char *line)
+static bool reply_ok(struct ctl_client *c, json_t *r)
+{
+	json_object_set_new(r, "ok", json_true());
+	bool ok = send_reply(c, r);
+	json_decref(r);
+	return ok;
+}
+
+/* False = drop the client. */
+static bool handle_line(struct ctl_server *s, struct ctl_client *c, char *line)
 {
 	json_error_t je;
 	json_t *req = json_loads(line, JSON_REJECT_DUPLICATES, &je);
-	if (!req) {
-		reply_error(c, "bad JSON at column %d: %s", je.column, je.text);
-		return;
-	}
+	if (!req)
+		return reply_error(c, "bad JSON at column %d: %s", je.column, je.text);
 	const char *cmd = json_string_value(json_object_get(req, "cmd"));
 	json_t *args = json_object_get(req, "args");
+	bool ok;
 	if (!json_is_object(req) || !cmd) {
-		reply_error(c, "a request is an object with a string \"cmd\"");
+		ok = reply_error(c, "a request is an object with a string \"cmd\"");
 	} else if (args && !json_is_array(args)) {
-		reply_error(c, "\"args\" must be an array of strings");
+		ok = reply_error(c, "\"args\" must be an array of strings");
 	} else if (!strcmp(cmd, "help")) {
-		json_t *r = help_reply(s);
-		json_object_set_new(r, "ok", json_true());
-		send_reply(c, r);
-		json_decref(r);
+		ok = reply_ok(c, help_reply(s));
 	} else {
 		struct ctl_cmd *k = NULL;
 		pthread_mutex_lock(&s->lock);
@@ -117,77 +202,144 @@ static void handle_line(struct ctl_server *s, struct ctl_client *c, char *line)
 				k = &s->cmds[i];
 		pthread_mutex_unlock(&s->lock);
 		if (!k) {
-			reply_error(c, "unknown command '%.64s' (try \"help\")", cmd);
+			ok = reply_error(c, "unknown command '%.64s' (try \"help\")", cmd);
 		} else {
 			char err[512] = "failed";
 			json_t *r = k->fn(req, k->ctx, err, sizeof(err));
-			if (!r) {
-				reply_error(c, "%s: %s", k->name, err);
-			} else {
-				json_object_set_new(r, "ok", json_true());
-				send_reply(c, r);
-				json_decref(r);
-			}
+			ok = r ? reply_ok(c, r) : reply_error(c, "%s: %s", k->name, err);
 		}
 	}
 	json_decref(req);
+	return ok;
 }
 
 static void drop(struct ctl_client *c)
 {
 	close(c->fd);
-	free(c->buf);
-	c->fd = -1;
-	c->buf = NULL;
-	c->len = 0;
+	free(c->in);
+	free(c->out);
+	*c = (struct ctl_client){ .fd = -1 };
 }
 
-/* Reads what is there; serves every complete line.  False = drop. */
-static bool service(struct ctl_server *s, struct ctl_client *c)
+/* For a client we give up on: its reason, if the socket takes it now. */
+static void drop_with(struct ctl_client *c, const char *why)
 {
-	ssize_t n = recv(c->fd, c->buf + c->len, CTL_MAX_LINE - c->len, MSG_DONTWAIT);
-	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
-		return false;
-	if (n < 0)
-		return true;
-	c->len += (size_t)n;
-	for (;;) {
-		char *nl = memchr(c->buf, '\n', c->len);
-		if (!nl)
-			break;
-		*nl = 0;
-		if (nl > c->buf)
-			handle_line(s, c, c->buf);
-		size_t used = (size_t)(nl + 1 - c->buf);
-		memmove(c->buf, nl + 1, c->len - used);
-		c->len -= used;
+	if (reply_error(c, "%s", why))
+		flush_out(c);
+	drop(c);
+}
+
+static char *next_line(struct ctl_client *c)
+{
+	return memchr(c->in + c->ioff, '\n', c->ilen - c->ioff);
+}
+
+/* Reads what is there (only called with no complete line buffered).
+ * False = drop. */
+static bool read_in(struct ctl_client *c, int64_t now)
+{
+	if (c->ioff) {
+		memmove(c->in, c->in + c->ioff, c->ilen - c->ioff);
+		c->ilen -= c->ioff;
+		c->ioff = 0;
 	}
-	if (c->len == CTL_MAX_LINE) {
-		reply_error(c, "request longer than %d bytes", CTL_MAX_LINE);
+	ssize_t n = recv(c->fd, c->in + c->ilen, CTL_MAX_LINE - c->ilen, MSG_DONTWAIT);
+	if (n < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+	c->last_io = now;
+	if (n == 0) {
+		c->eof = true;
+		return true;
+	}
+	if (!c->ilen)
+		c->line_t0 = now;
+	c->ilen += (size_t)n;
+	if (c->ilen == CTL_MAX_LINE && !next_line(c)) {
+		if (reply_error(c, "request longer than %d bytes", CTL_MAX_LINE))
+			flush_out(c);
 		return false;
 	}
 	return true;
 }
 
-static void accept_one(struct ctl_server *s)
+/* Serves one buffered request: one per client per round is the fairness.
+ * False = drop. */
+static bool serve_one(struct ctl_server *s, struct ctl_client *c, int64_t now)
 {
-	int fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC);
+	char *nl = next_line(c);
+	if (!nl)
+		return true;
+	*nl = 0;
+	char *line = c->in + c->ioff;
+	c->ioff = (size_t)(nl + 1 - c->in);
+	if (!next_line(c))
+		c->line_t0 = now;   /* the tail waited on us, not on the client */
+	if (nl > line && !handle_line(s, c, line))
+		return false;
+	return flush_out(c);
+}
+
+static void accept_one(struct ctl_server *s, int64_t now)
+{
+	int fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 	if (fd < 0)
 		return;
-	struct timeval tv = { 1, 0 };
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	for (int i = 0; i < CTL_MAX_CLIENTS; i++)
 		if (s->cl[i].fd < 0) {
-			s->cl[i].buf = malloc(CTL_MAX_LINE + 1);
-			if (!s->cl[i].buf)
-				break;
-			s->cl[i].fd = fd;
-			s->cl[i].len = 0;
+			struct ctl_client *c = &s->cl[i];
+			c->in = malloc(CTL_MAX_LINE + 1);
+			if (!c->in) {
+				close(fd);
+				return;
+			}
+			c->fd = fd;
+			c->last_io = now;
 			return;
 		}
-	struct ctl_client tmp = { .fd = fd };
-	reply_error(&tmp, "too many clients (%d)", CTL_MAX_CLIENTS);
+	/* A fresh socket's buffer is empty: this one send does not block. */
+	char msg[96];
+	int n = snprintf(msg, sizeof(msg),
+			 "{\"ok\":false,\"error\":\"too many clients (%d)\"}\n",
+			 CTL_MAX_CLIENTS);
+	ssize_t w = send(fd, msg, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+	(void)w;   /* a refused client that already left is no news */
 	close(fd);
+}
+
+/* Drops clients past a deadline; returns ms to the nearest one left. */
+static int expire(struct ctl_server *s, int64_t now)
+{
+	int64_t next = INT64_MAX;
+	char why[96];
+	for (int i = 0; i < CTL_MAX_CLIENTS; i++) {
+		struct ctl_client *c = &s->cl[i];
+		if (c->fd < 0)
+			continue;
+		if (next_line(c)) {
+			next = now;   /* requests to serve: do not sleep */
+			continue;
+		}
+		int64_t d = c->last_io + s->idle_ms;
+		if (now >= d) {
+			snprintf(why, sizeof(why), "idle for %d ms", s->idle_ms);
+			drop_with(c, why);
+			continue;
+		}
+		if (!c->eof && c->ilen > c->ioff) {
+			int64_t l = c->line_t0 + s->line_ms;
+			if (now >= l) {
+				snprintf(why, sizeof(why),
+					 "request line unfinished after %d ms", s->line_ms);
+				drop_with(c, why);
+				continue;
+			}
+			if (l < d)
+				d = l;
+		}
+		if (d < next)
+			next = d;
+	}
+	return next == INT64_MAX ? -1 : (int)(next - now);
 }
 
 static void *ctl_thread(void *arg)
@@ -197,29 +349,66 @@ static void *ctl_thread(void *arg)
 
 	for (;;) {
 		int map[CTL_MAX_CLIENTS], n = 2;
+		int timeout = expire(s, now_ms());
 		p[0] = (struct pollfd){ .fd = s->efd, .events = POLLIN };
 		p[1] = (struct pollfd){ .fd = s->lfd, .events = POLLIN };
-		for (int i = 0; i < CTL_MAX_CLIENTS; i++)
-			if (s->cl[i].fd >= 0) {
-				map[n - 2] = i;
-				p[n++] = (struct pollfd){ .fd = s->cl[i].fd, .events = POLLIN };
-			}
-		if (poll(p, (nfds_t)n, -1) < 0 && errno != EINTR)
+		for (int i = 0; i < CTL_MAX_CLIENTS; i++) {
+			struct ctl_client *c = &s->cl[i];
+			if (c->fd < 0)
+				continue;
+			short ev = 0;
+			/* buffered requests first: the client's next bytes can wait */
+			if (!c->eof && !next_line(c))
+				ev |= POLLIN;
+			if (c->olen > c->ooff)
+				ev |= POLLOUT;
+			map[n - 2] = i;
+			p[n++] = (struct pollfd){ .fd = c->fd, .events = ev };
+		}
+		if (poll(p, (nfds_t)n, timeout) < 0 && errno != EINTR)
 			break;
 		if (p[0].revents)
 			break;
+		int64_t now = now_ms();
 		if (p[1].revents & POLLIN)
-			accept_one(s);
+			accept_one(s, now);
 		for (int k = 2; k < n; k++) {
 			struct ctl_client *c = &s->cl[map[k - 2]];
-			if (p[k].revents && !service(s, c))
+			short re = p[k].revents;
+			/* POLLHUP/POLLERR come unasked: act on them or poll spins */
+			if ((p[k].events & POLLOUT) && (re & (POLLOUT | POLLHUP | POLLERR)) &&
+			    !flush_out(c)) {
 				drop(c);
+				continue;
+			}
+			if ((p[k].events & POLLIN) && (re & (POLLIN | POLLHUP | POLLERR)) &&
+			    !read_in(c, now))
+				drop(c);
+		}
+		for (int i = 0; i < CTL_MAX_CLIENTS; i++) {
+			struct ctl_client *c = &s->cl[i];
+			if (c->fd < 0)
+				continue;
+			if (!serve_one(s, c, now))
+				drop(c);
+			else if (c->eof && !next_line(c) && c->olen == c->ooff)
+				drop(c);   /* said all it had to say and got its replies */
 		}
 	}
 	for (int i = 0; i < CTL_MAX_CLIENTS; i++)
 		if (s->cl[i].fd >= 0)
 			drop(&s->cl[i]);
 	return NULL;
+}
+
+static int env_ms(const char *name, int dflt)
+{
+	const char *v = getenv(name);
+	char *end;
+	long ms = v ? strtol(v, &end, 10) : 0;
+	if (!v || end == v || *end || ms < 1 || ms > 24L * 3600 * 1000)
+		return dflt;
+	return (int)ms;
 }
 
 /* A socket file someone still answers on belongs to a live process. */
@@ -263,10 +452,14 @@ int ctl_start(const char *path, struct ctl_server **out, char *bound,
 		return -ENOMEM;
 	for (int i = 0; i < CTL_MAX_CLIENTS; i++)
 		s->cl[i].fd = -1;
+	s->line_ms = env_ms("DENSEVM_CTL_LINE_TIMEOUT_MS", CTL_LINE_TIMEOUT_MS);
+	s->idle_ms = env_ms("DENSEVM_CTL_IDLE_TIMEOUT_MS", CTL_IDLE_TIMEOUT_MS);
 	pthread_mutex_init(&s->lock, NULL);
 	snprintf(s->path, sizeof(s->path), "%s", p);
 	s->efd = eventfd(0, EFD_CLOEXEC);
-	s->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* non-blocking: a connection gone between poll and accept4 must not
+	 * park the thread */
+	s->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	snprintf(a.sun_path, sizeof(a.sun_path), "%s", p);
 	if (s->efd < 0 || s->lfd < 0 || bind(s->lfd, (void *)&a, sizeof(a)) < 0 ||

@@ -56,6 +56,10 @@ struct run_ext {
 	const char *name;
 	const char *section;   /* the config section it owns ([ksm]) or NULL */
 	void (*config_init)(struct run_config *rc);   /* its defaults */
+	/* its section's header was seen (a section may have no keys) */
+	void (*config_section)(struct run_config *rc);
+	/* after a whole file: checks across keys; err without FILE */
+	int (*config_done)(struct run_config *rc, char *err, size_t errlen);
 	/* a key of its section; an unknown key is an error */
 	int (*config_key)(struct run_config *rc, const char *key, const char *val,
 			  char *err, size_t errlen);

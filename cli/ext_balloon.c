@@ -248,7 +248,12 @@ out:
 static int balloon_start(struct run_state *rs, struct ctl_server *ctl,
 			 char *err, size_t errlen)
 {
-	struct balloon_host *dev[CLI_MAX_VMS] = { 0 };
+	struct balloon_host **dev = calloc(rs->n ? rs->n : 1, sizeof(*dev));
+
+	if (!dev) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
 
 	for (unsigned i = 0; i < rs->n; i++) {
 		struct vm_run *r = &rs->runs[i];
@@ -268,6 +273,7 @@ static int balloon_start(struct run_state *rs, struct ctl_server *ctl,
 				 hv_vm_name(r->vm), strerror(-rc));
 			while (i-- > 0)
 				balloon_host_detach(dev[i]);
+			free(dev);
 			return rc;
 		}
 	}
@@ -275,6 +281,7 @@ static int balloon_start(struct run_state *rs, struct ctl_server *ctl,
 	for (unsigned i = 0; i < rs->n; i++)
 		rs->runs[i].balloon = dev[i];
 	pthread_mutex_unlock(&rs->lock);
+	free(dev);
 	if (ctl) {
 		ctl_register(ctl, "balloon", "VM SIZE: set the balloon's size (the "
 			     "guest keeps its RAM minus SIZE; 0 = give all back); "
@@ -313,8 +320,18 @@ static void balloon_run_figures(struct run_state *rs, struct run_figures *f)
 
 static void balloon_stop(struct run_state *rs)
 {
-	struct balloon_host *dev[CLI_MAX_VMS];
+	struct balloon_host **dev = calloc(rs->n ? rs->n : 1, sizeof(*dev));
 
+	if (!dev) {
+		/* detaching under the lock is also correct, only slower */
+		pthread_mutex_lock(&rs->lock);
+		for (unsigned i = 0; i < rs->n; i++) {
+			balloon_host_detach(rs->runs[i].balloon);
+			rs->runs[i].balloon = NULL;
+		}
+		pthread_mutex_unlock(&rs->lock);
+		return;
+	}
 	pthread_mutex_lock(&rs->lock);
 	for (unsigned i = 0; i < rs->n; i++) {
 		dev[i] = rs->runs[i].balloon;
@@ -323,6 +340,7 @@ static void balloon_stop(struct run_state *rs)
 	pthread_mutex_unlock(&rs->lock);
 	for (unsigned i = 0; i < rs->n; i++)
 		balloon_host_detach(dev[i]);
+	free(dev);
 }
 
 const struct run_ext balloon_ext = {

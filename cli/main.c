@@ -22,6 +22,7 @@ static const char usage[] =
 "  ctl       send a command to a running densevm (control socket)\n"
 "  stat      statistics of a running densevm, as JSON\n"
 "  image     RAM images of real Linux guests: capture, stat, synth, verify\n"
+"  policy    the overcommit policy offline: replay a decision log\n"
 "  help      this text; 'densevm COMMAND --help' for a command\n"
 "  version   print the version\n";
 
@@ -40,6 +41,8 @@ int main(int argc, char **argv)
 		return cmd_stat(argc - 1, argv + 1);
 	if (!strcmp(cmd, "image"))
 		return cmd_image(argc - 1, argv + 1);
+	if (!strcmp(cmd, "policy"))
+		return cmd_policy(argc - 1, argv + 1);
 	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
 		fputs(usage, stdout);
 		return 0;

@@ -4,6 +4,7 @@
  * their work.  Then 8 guests run `verify` for 30 s with no mismatch.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "testvm.h"
 #include "guest/patterns.h"
@@ -74,11 +75,33 @@ static void eight_guests_verify_30s(void **state)
 		testvm_destroy(&t[i]);
 }
 
+/* More VMs than the old cap of 256, in one `densevm run`: they all start
+ * and exit 0 (the density benchmark must not stop at a limit of ours). */
+static void more_than_256_vms(void **state)
+{
+	(void)state;
+	SKIP_WITHOUT_KVM();
+	char *out;
+	char *argv[] = { "densevm", "run", "--quiet", "--ctl", "none", "--vm",
+			 "name=m,count=300,mem=16M,workload=idle seconds=1", NULL };
+	uint64_t t0 = hv_now_ns();
+	int rc = run_densevm(argv, &out);
+	int ok = 0;
+	for (char *p = out; (p = strstr(p, ": exited: exit status 0")); p++)
+		ok++;
+	print_message("300 VMs: %d exited 0 in %.2f s\n", ok,
+		      (double)(hv_now_ns() - t0) / 1e9);
+	if (rc != 0 || ok != 300)
+		fail_msg("rc %d, %d of 300 exited 0:\n%.2000s", rc, ok, out);
+	free(out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(thirty_two_guests_one_crash),
 		cmocka_unit_test(eight_guests_verify_30s),
+		cmocka_unit_test(more_than_256_vms),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -76,6 +76,11 @@ bool cg_enter(const char *tag)
 	return true;
 }
 
+const char *cg_dir(void)
+{
+	return g_cg;
+}
+
 int64_t cg_usage(void)
 {
 	char path[600];
@@ -93,6 +98,7 @@ void cg_leave(void)
 	/* charges left behind (freed lazily) keep it busy for a moment */
 	for (int i = 0; i < 50 && rmdir(g_cg) < 0 && errno == EBUSY; i++)
 		usleep(100000);
+	g_cg[0] = 0;
 }
 
 /* Page memory charged to the cgroup (anonymous + page cache, memfds

@@ -17,6 +17,8 @@
 bool cg_enter(const char *tag);
 /* Back to the parent cgroup; removes the child. */
 void cg_leave(void);
+/* The child's directory (for its other files), "" outside one. */
+const char *cg_dir(void);
 /* memory.usage_in_bytes of the child. */
 int64_t cg_usage(void);
 /* Page memory charged to the child (rss + cache of memory.stat, memfds

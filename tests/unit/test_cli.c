@@ -55,6 +55,7 @@ static void specs(void **state)
 		{ "justtext", "'justtext' is not key=value" },
 		{ "workload=\"open", "workload: unterminated quote" },
 		{ "count=0", "count: '0'" },
+		{ "count=1025", "count: '1025' must be 1 to 1024" },
 		{ "timeout=-1", "timeout: '-1'" },
 		{ "console_rate=fast", "console_rate: 'fast' must be bytes per second" },
 		{ "console_burst=100", "console_burst: '100' must be a size of at least 257" },
@@ -67,6 +68,10 @@ static void specs(void **state)
 			fail_msg("%s: expected '%s', got '%s'", bad[i].spec, bad[i].msg, err);
 		spec_free(&s);
 	}
+	spec_init(&s, "--vm 1");
+	assert_int_equal(spec_parse(&s, "count=1024", err, sizeof(err)), 0);
+	assert_int_equal(s.count, 1024);
+	spec_free(&s);
 	spec_init(&s, "--vm 1");
 	assert_int_equal(spec_parse(&s, "kind=linux", err, sizeof(err)), 0);
 	assert_true(spec_check(&s, err, sizeof(err)) < 0);

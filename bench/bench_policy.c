@@ -1,0 +1,565 @@
+/*
+ * bench_policy.c - the overcommit policy's figures against oVirt MOM's
+ * rules (strategy = mom) in the same run, on real micro guests in a fresh
+ * v1/v2 memory cgroup per run, through the real `densevm run`.
+ *
+ * Fleet: 4 idle VMs of 256 MiB (memory touched once, then free in the
+ * guest) and 4 active ones of 256 MiB rewriting 96 MiB (`dirty`, which
+ * verifies every page and reports the rate it achieved).  After the idle
+ * VMs touched their memory the budget is set to the usage, 3 s later it is
+ * lowered by SQUEEZE (512 MiB).  Arms, alternating in every repetition:
+ *   shares  - our strategy, period 1 s;
+ *   mom     - strategy = mom: MOM's default rules, its 10 s period;
+ *   nosqueeze - shares with no budget change (the throughput reference).
+ * Figures, medians over the repetitions:
+ *   reaction   - budget lowered to cgroup usage under it (s; 90 s cap);
+ *   churn      - target reversals per VM per minute after it settled
+ *                (the decision log, from 3 s after the reaction);
+ *   allocation - each VM's final allocation against the shares-and-idle-
+ *                tax ideal computed here from the last tick's inputs
+ *                (water-filling with rho equal across the VMs between
+ *                their bounds), the largest error in % of its RAM;
+ *   throughput - the active VMs' achieved rewrite rate, % of nosqueeze's;
+ *   cpu        - the policy thread's CPU time; and separately 64 idle VMs
+ *                of 32 MiB for 30 s: % of a core.
+ * Writes DIR/policy.json.  Measures; asserts nothing.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <libgen.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include "bench_util.h"
+#include "cli/cli.h"
+
+#define MiB (1ull << 20)
+#define SQUEEZE (512 * MiB)
+#define RUN_S 80   /* MOM needs ~40 s for the squeeze */
+
+extern char **environ;
+
+static char g_densevm[PATH_MAX], g_guest[PATH_MAX], g_dir[128];
+static char g_cg[600], g_cg_parent[600];
+
+static double now_s(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static int write_str(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -errno;
+	ssize_t n = write(fd, s, strlen(s));
+	close(fd);
+	return n == (ssize_t)strlen(s) ? 0 : -EIO;
+}
+
+static int64_t read_i64(const char *path)
+{
+	char b[64] = "";
+	int fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -1;
+	ssize_t n = read(fd, b, sizeof(b) - 1);
+	close(fd);
+	return n > 0 ? strtoll(b, NULL, 10) : -1;
+}
+
+/* A fresh child of this process's v1 memory cgroup, for one run. */
+static bool cg_make(const char *tag)
+{
+	struct host_mem h;
+	host_mem_open(&h, NULL);
+	if (h.kind != HOST_MEM_V1)
+		return false;
+	snprintf(g_cg_parent, sizeof(g_cg_parent), "%s", h.dir);
+	snprintf(g_cg, sizeof(g_cg), "%s/bench-policy-%s-%d", h.dir, tag, (int)getpid());
+	rmdir(g_cg);
+	return mkdir(g_cg, 0755) == 0;
+}
+
+static int64_t cg_usage(void)
+{
+	char p[700];
+	snprintf(p, sizeof(p), "%s/memory.usage_in_bytes", g_cg);
+	return read_i64(p);
+}
+
+static void cg_remove(void)
+{
+	for (int i = 0; i < 50 && rmdir(g_cg) < 0 && errno == EBUSY; i++)
+		usleep(100000);
+}
+
+static json_t *ctl(const char *sock, json_t *req)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (void *)&sa, sizeof(sa))) {
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	char *t = json_dumps(req, JSON_COMPACT);
+	size_t n = strlen(t);
+	t = realloc(t, n + 2);
+	t[n] = '\n';
+	ssize_t w = send(fd, t, n + 1, MSG_NOSIGNAL);
+	free(t);
+	static char buf[1 << 20];
+	size_t got = 0;
+	while (w > 0 && got < sizeof(buf) - 1 && (!got || buf[got - 1] != '\n')) {
+		ssize_t r = recv(fd, buf + got, sizeof(buf) - 1 - got, 0);
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	buf[got] = 0;
+	close(fd);
+	return json_loads(buf, 0, NULL);
+}
+
+static json_t *ctl_policy(const char *sock, const char *a1, const char *a2,
+			  const char *a3)
+{
+	json_t *args = json_array();
+	const char *a[] = { a1, a2, a3 };
+	for (int i = 0; i < 3 && a[i]; i++)
+		json_array_append_new(args, json_string(a[i]));
+	json_t *req = json_pack("{s:s, s:o}", "cmd", "policy", "args", args);
+	json_t *r = ctl(sock, req);
+	json_decref(req);
+	return r;
+}
+
+static int count_in(const char *path, const char *needle)
+{
+	FILE *f = fopen(path, "r");
+	char line[1024];
+	int n = 0;
+	while (f && fgets(line, sizeof(line), f))
+		n += strstr(line, needle) != NULL;
+	if (f)
+		fclose(f);
+	return n;
+}
+
+/* The active VMs' achieved rate (sum of "rate=X%/s"), or -1. */
+static double dirty_rate(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char line[1024];
+	double sum = 0;
+	int n = 0;
+	while (f && fgets(line, sizeof(line), f)) {
+		char *r = strstr(line, "dirty: done");
+		if (r && (r = strstr(r, "rate=")) && strstr(line, "mismatches=0")) {
+			sum += strtod(r + 5, NULL);
+			n++;
+		}
+	}
+	if (f)
+		fclose(f);
+	return n == 4 ? sum : -1;
+}
+
+/* ------------------------------------------------- the offline ideal */
+
+/*
+ * Allocations with rho equal across the VMs that are not at a bound:
+ * rho = S / (a/P * (f + k(1-f))), f = min(1, act/a).  For a >= act,
+ * a * (f + k(1-f)) = act + k(a - act), so at a given rho a VM wants
+ * a = act + (S*P/rho - act)/k (or S*P/rho when that is below act),
+ * clamped to [lb, ram].  Bisection on rho makes the sum the total.
+ */
+static void ideal(unsigned n, const double *S, const double *act,
+		  const double *lb, const double *ub, double k, double total,
+		  double *a)
+{
+	double lo = 1e-12, hi = 1e12;
+	for (int it = 0; it < 200; it++) {
+		double rho = sqrt(lo * hi), sum = 0;
+		for (unsigned i = 0; i < n; i++) {
+			double w = S[i] * 4096.0 / rho;   /* a*(f+k(1-f)) in bytes */
+			double x = w <= act[i] ? w : act[i] + (w - act[i]) / k;
+			a[i] = fmin(fmax(x, lb[i]), ub[i]);
+			sum += a[i];
+		}
+		if (sum > total)
+			lo = rho;   /* too generous: raise rho */
+		else
+			hi = rho;
+	}
+}
+
+/* Worst |allocation - ideal| in % of RAM at the log's last tick. */
+static double alloc_error(const char *log)
+{
+	FILE *f = fopen(log, "r");
+	char *line = NULL, *last = NULL;
+	size_t cap = 0;
+	/* the last tick with the whole fleet (VMs leave it as they exit) */
+	while (f && getline(&line, &cap, f) > 0) {
+		json_t *t = json_loads(line, 0, NULL);
+		if (t && json_array_size(json_object_get(t, "vms")) == 8) {
+			free(last);
+			last = strdup(line);
+		}
+		json_decref(t);
+	}
+	if (f)
+		fclose(f);
+	free(line);
+	json_t *j = last ? json_loads(last, 0, NULL) : NULL;
+	free(last);
+	if (!j)
+		return -1;
+	json_t *vms = json_object_get(j, "vms");
+	json_t *outv = json_object_get(json_object_get(j, "out"), "vms");
+	unsigned n = (unsigned)json_array_size(vms);
+	double S[64], act[64], lb[64], ub[64], have[64], a[64], total = 0, err = 0;
+	if (n > 64)
+		n = 64;
+	for (unsigned i = 0; i < n; i++) {
+		json_t *v = json_array_get(vms, i);
+#define G(o, k) ((double)json_integer_value(json_object_get(o, k)))
+		double ram = G(v, "ram"), t = G(json_array_get(outv, i), "target");
+		double used = G(v, "g_total") - G(v, "g_available") - G(v, "balloon_size");
+		S[i] = G(v, "shares");
+		act[i] = G(v, "active_bytes");
+		lb[i] = fmax(G(v, "min"), fmax(used, 0) + 0.2 * ram);
+		ub[i] = G(v, "max") > 0 ? G(v, "max") : ram;
+		have[i] = ram - t;
+		total += have[i];
+	}
+	ideal(n, S, act, lb, ub, 1.0 / (1.0 - 0.75), total, a);
+	for (unsigned i = 0; i < n; i++) {
+		double ram = G(json_array_get(vms, i), "ram");
+		err = fmax(err, fabs(have[i] - a[i]) / ram * 100);
+	}
+#undef G
+	json_decref(j);
+	return err;
+}
+
+/* Target reversals per VM per minute in log ticks after t_from (ns). */
+static double churn(const char *log, uint64_t t_from)
+{
+	FILE *f = fopen(log, "r");
+	char *line = NULL;
+	size_t cap = 0;
+	int last_dir[64] = { 0 };
+	uint64_t rev = 0, t0 = 0, t1 = 0;
+	unsigned n = 0;
+	while (f && getline(&line, &cap, f) > 0) {
+		json_t *j = json_loads(line, 0, NULL);
+		if (!j)
+			continue;
+		uint64_t t = (uint64_t)json_integer_value(json_object_get(j, "now_ns"));
+		if (t >= t_from) {
+			json_t *vms = json_object_get(j, "vms");
+			json_t *outv = json_object_get(json_object_get(j, "out"), "vms");
+			n = (unsigned)json_array_size(vms);
+			for (unsigned i = 0; i < n && i < 64; i++) {
+				json_int_t cur = json_integer_value(json_object_get(
+					json_array_get(vms, i), "balloon_target"));
+				json_int_t nt = json_integer_value(json_object_get(
+					json_array_get(outv, i), "target"));
+				if (nt == cur)
+					continue;
+				int d = nt > cur ? 1 : -1;
+				rev += last_dir[i] && last_dir[i] != d;
+				last_dir[i] = d;
+			}
+			if (!t0)
+				t0 = t;
+			t1 = t;
+		}
+		json_decref(j);
+	}
+	if (f)
+		fclose(f);
+	free(line);
+	double min = (double)(t1 - t0) / 60e9;
+	return n && min > 0 ? (double)rev / n / min : 0;
+}
+
+/* --------------------------------------------------------------- a run */
+
+struct result {
+	double reaction, churn, alloc_err, rate, cpu_s;
+	int oom;
+};
+
+static pid_t spawn_run(const char *conf, const char *sock, const char *out)
+{
+	char *argv[] = { g_densevm, "run", "--config", (char *)conf, "--ctl",
+			 (char *)sock, "--guest", g_guest, "--timeout", "120", NULL };
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	posix_spawn_file_actions_adddup2(&fa, 1, 2);
+	pid_t pid = -1;
+	/* the child joins the cgroup: this process writes its pid first */
+	if (posix_spawn(&pid, argv[0], &fa, NULL, argv, environ))
+		pid = -1;
+	posix_spawn_file_actions_destroy(&fa);
+	return pid;
+}
+
+static bool wait_sock(const char *sock)
+{
+	for (int i = 0; i < 200 && access(sock, F_OK); i++)
+		usleep(25000);
+	return !access(sock, F_OK);
+}
+
+static int run_arm(const char *arm, int rep, struct result *r)
+{
+	bool mom = !strcmp(arm, "mom"), squeeze = strcmp(arm, "nosqueeze");
+	char conf[256], sock[256], out[256], plog[256], procs[700], pid_s[32];
+	snprintf(conf, sizeof(conf), "%s/policy-%s-%d.conf", g_dir, arm, rep);
+	snprintf(sock, sizeof(sock), "/tmp/bench-policy-%d.sock", (int)getpid());
+	snprintf(out, sizeof(out), "%s/policy-%s-%d.out", g_dir, arm, rep);
+	snprintf(plog, sizeof(plog), "%s/policy-%s-%d.jsonl", g_dir, arm, rep);
+	unlink(plog);
+	FILE *f = fopen(conf, "w");
+	if (!f)
+		return -1;
+	fprintf(f, "[policy]\nstrategy = %s\nhost_budget = 64G\nlog = %s\n"
+		"[balloon]\nstats_period_ms = 500\n"
+		"[vm idle]\ncount = 4\nmem = 256M\nworkload = idle touch=1 seconds=%d\n"
+		"[vm busy]\ncount = 4\nmem = 256M\n"
+		"workload = dirty mib=96 rate=1000 seconds=%d\n",
+		mom ? "mom" : "shares", plog, RUN_S, RUN_S);
+	fclose(f);
+	memset(r, 0, sizeof(*r));
+	if (!cg_make(arm))
+		return -1;
+	/* move ourselves in so the child starts inside, then back out */
+	snprintf(procs, sizeof(procs), "%s/cgroup.procs", g_cg);
+	snprintf(pid_s, sizeof(pid_s), "%d", (int)getpid());
+	write_str(procs, pid_s);
+	unlink(sock);
+	pid_t pid = spawn_run(conf, sock, out);
+	snprintf(procs, sizeof(procs), "%s/cgroup.procs", g_cg_parent);
+	write_str(procs, pid_s);
+	if (pid < 0 || !wait_sock(sock))
+		return -1;
+	for (int i = 0; i < 400 && count_in(out, "idle: touched") < 4; i++)
+		usleep(50000);
+	usleep(1000000);
+	char b[32];
+	uint64_t u0 = (uint64_t)cg_usage();
+	uint64_t b0 = u0 + u0 / 12;   /* ~8% free: HIGH */
+	snprintf(b, sizeof(b), "%llu", (unsigned long long)b0);
+	json_decref(ctl_policy(sock, "set", "host_budget", b));
+	usleep(3000000);
+	r->reaction = -1;
+	double t0 = now_s();
+	uint64_t settled_ns = 0;
+	if (squeeze) {
+		uint64_t b1 = b0 - SQUEEZE;
+		snprintf(b, sizeof(b), "%llu", (unsigned long long)b1);
+		json_decref(ctl_policy(sock, "set", "host_budget", b));
+		t0 = now_s();
+		while (now_s() - t0 < 90) {
+			if ((uint64_t)cg_usage() <= b1) {
+				r->reaction = now_s() - t0;
+				break;
+			}
+			usleep(20000);
+		}
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		settled_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec +
+			     3000000000ull;
+	}
+	json_t *p = ctl_policy(sock, NULL, NULL, NULL);
+	int st;
+	/* the policy's CPU up to here; then the run ends on its own */
+	for (int i = 0; i < (RUN_S + 30) * 10; i++) {
+		json_t *q = ctl_policy(sock, NULL, NULL, NULL);
+		if (!q)
+			break;
+		json_decref(p);
+		p = q;
+		usleep(100000);
+	}
+	r->cpu_s = p ? json_number_value(json_object_get(p, "cpu_seconds")) : -1;
+	json_decref(p);
+	waitpid(pid, &st, 0);
+	char oc[700];
+	snprintf(oc, sizeof(oc), "%s/memory.oom_control", g_cg);
+	FILE *o = fopen(oc, "r");
+	char line[128];
+	long long k = 0;
+	while (o && fgets(line, sizeof(line), o))
+		sscanf(line, "oom_kill %lld", &k);
+	if (o)
+		fclose(o);
+	r->oom = (int)k;
+	r->rate = dirty_rate(out);
+	r->churn = squeeze ? churn(plog, settled_ns) : 0;
+	r->alloc_err = squeeze ? alloc_error(plog) : 0;
+	cg_remove();
+	fprintf(stderr, "bench_policy: %s rep %d: reaction %.2f s, churn %.2f/VM/min, "
+		"allocation vs ideal %.1f%% of RAM, active rate %.1f%%/s, policy CPU "
+		"%.3f s, OOM kills %d, exit %d\n", arm, rep, r->reaction, r->churn,
+		r->alloc_err, r->rate, r->cpu_s, r->oom, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+	return 0;
+}
+
+/* 64 idle VMs of 32 MiB for 30 s: the policy's CPU, % of a core. */
+static double cpu_64(void)
+{
+	char conf[256], sock[256], out[256];
+	snprintf(conf, sizeof(conf), "%s/policy-64.conf", g_dir);
+	snprintf(sock, sizeof(sock), "/tmp/bench-policy-64-%d.sock", (int)getpid());
+	snprintf(out, sizeof(out), "%s/policy-64.out", g_dir);
+	FILE *f = fopen(conf, "w");
+	if (!f)
+		return -1;
+	fprintf(f, "[policy]\n[balloon]\nstats_period_ms = 1000\n"
+		"[vm v]\ncount = 64\nmem = 32M\nworkload = idle seconds=32\n");
+	fclose(f);
+	unlink(sock);
+	pid_t pid = spawn_run(conf, sock, out);
+	if (pid < 0 || !wait_sock(sock))
+		return -1;
+	usleep(1000000);
+	json_t *a = ctl_policy(sock, NULL, NULL, NULL);
+	double t0 = now_s();
+	usleep(28000000);
+	json_t *b = ctl_policy(sock, NULL, NULL, NULL);
+	double dt = now_s() - t0;
+	double cpu = a && b ? (json_number_value(json_object_get(b, "cpu_seconds")) -
+			       json_number_value(json_object_get(a, "cpu_seconds"))) / dt * 100
+			    : -1;
+	json_decref(a);
+	json_decref(b);
+	waitpid(pid, NULL, 0);
+	return cpu;
+}
+
+static double med(double *v, int n)
+{
+	double c[16];
+	int m = 0;
+	for (int i = 0; i < n && m < 16; i++)
+		if (v[i] >= 0)
+			c[m++] = v[i];
+	return m ? bench_pct(c, (size_t)m, 50) : -1;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "out", required_argument, 0, 'o' },
+		{ "reps", required_argument, 0, 'r' },
+		{ "guest", required_argument, 0, 'g' },
+		{ "help", no_argument, 0, 'h' },
+		{ 0, 0, 0, 0 },
+	};
+	const char *outdir = "build/results";
+	int reps = 3, c;
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	exe[n > 0 ? n : 0] = 0;
+	snprintf(g_densevm, sizeof(g_densevm), "%s/../densevm", dirname(exe));
+	snprintf(g_guest, sizeof(g_guest), "build/guest/microguest.elf");
+	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		switch (c) {
+		case 'o': outdir = optarg; break;
+		case 'r': reps = atoi(optarg); break;
+		case 'g': snprintf(g_guest, sizeof(g_guest), "%s", optarg); break;
+		case 'h':
+			puts("usage: bench_policy [--out DIR] [--reps N] [--guest ELF]\n"
+			     "The policy against MOM's rules: reaction to a budget lowered\n"
+			     "by 512 MiB, churn, allocation against the shares-and-idle-tax\n"
+			     "ideal, active VMs' throughput, and the policy's CPU with 64\n"
+			     "VMs.  Needs a writable v1 memory cgroup.  Writes\n"
+			     "DIR/policy.json.  About 2.5 minutes per repetition.");
+			return 0;
+		default:
+			fprintf(stderr, "bench_policy: see --help\n");
+			return 2;
+		}
+	}
+	if (reps < 1 || reps > 16) {
+		fprintf(stderr, "bench_policy: --reps: 1 to 16\n");
+		return 2;
+	}
+	mkdir(outdir, 0755);
+	snprintf(g_dir, sizeof(g_dir), "%s", outdir);
+	if (!cg_make("probe")) {
+		fprintf(stderr, "bench_policy: no writable v1 memory cgroup: skipped\n");
+		return 0;
+	}
+	cg_remove();
+	static const char *arms[] = { "shares", "mom", "nosqueeze" };
+	struct result r[3][16];
+	for (int rep = 0; rep < reps; rep++)
+		for (int a = 0; a < 3; a++) {
+			/* alternate the order too, so drift hits every arm alike */
+			int k = (a + rep) % 3;
+			fprintf(stderr, "bench_policy: rep %d/%d, arm %s\n", rep + 1, reps,
+				arms[k]);
+			if (run_arm(arms[k], rep, &r[k][rep]))
+				fprintf(stderr, "bench_policy: %s rep %d failed\n", arms[k], rep);
+		}
+	double cpu64 = cpu_64();
+	json_t *root = json_object();
+	double base_rate[16];
+	for (int i = 0; i < reps; i++)
+		base_rate[i] = r[2][i].rate;
+	double br = med(base_rate, reps);
+	for (int a = 0; a < 2; a++) {
+		double v[5][16];
+		int oom = 0;
+		for (int i = 0; i < reps; i++) {
+			v[0][i] = r[a][i].reaction;
+			v[1][i] = r[a][i].churn;
+			v[2][i] = r[a][i].alloc_err;
+			v[3][i] = r[a][i].rate >= 0 && br > 0 ? r[a][i].rate / br * 100 : -1;
+			v[4][i] = r[a][i].cpu_s;
+			oom += r[a][i].oom;
+		}
+		json_object_set_new(root, arms[a], json_pack(
+			"{s:f, s:f, s:f, s:f, s:f, s:i}",
+			"reaction_s", med(v[0], reps), "churn_per_vm_min", med(v[1], reps),
+			"alloc_err_pct_ram", med(v[2], reps),
+			"throughput_pct_of_nosqueeze", med(v[3], reps),
+			"policy_cpu_s", med(v[4], reps), "oom_kills", oom));
+		printf("| %s | %.2f s | %.2f | %.1f%% | %.1f%% | %.3f s | %d |\n", arms[a],
+		       med(v[0], reps), med(v[1], reps), med(v[2], reps),
+		       med(v[3], reps), med(v[4], reps), oom);
+	}
+	json_object_set_new(root, "reps", json_integer(reps));
+	json_object_set_new(root, "cpu_64_vms_pct_core", json_real(cpu64));
+	printf("policy CPU, 64 idle VMs: %.3f%% of a core\n", cpu64);
+	char path[256];
+	snprintf(path, sizeof(path), "%s/policy.json", outdir);
+	if (json_dump_file(root, path, JSON_INDENT(2)))
+		fprintf(stderr, "bench_policy: cannot write %s\n", path);
+	json_decref(root);
+	return 0;
+}

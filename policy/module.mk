@@ -1,0 +1,3 @@
+# policy: the overcommit policy engine's decision core (libpolicy.a), a
+# pure library: inputs in, decisions out (policy.h).
+$(eval $(call host_lib,policy,policy))
