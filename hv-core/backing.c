@@ -28,10 +28,17 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include "vm_internal.h"
 
 int backing_setup(struct hv_vm *vm)
 {
+	struct stat st;
+
+	if (fstat(vm->cfg.base_memfd, &st) < 0)
+		return -errno;
+	vm->base_dev = st.st_dev;
+	vm->base_ino = st.st_ino;
 	for (unsigned i = 0; i < vm->nranges; i++) {
 		uint64_t words = (vm->ranges[i].len / HV_PAGE_SIZE + 63) / 64;
 		vm->off_base[i] = calloc(words, sizeof(uint64_t));
@@ -103,6 +110,31 @@ bool hv_vm_page_off_base(const struct hv_vm *vm, uint64_t gpa)
 	       (1ull << (i % 64));
 }
 
+/* memfd is the base memfd itself or a dup of it (ksm keeps its own):
+ * the file decides, never the descriptor's number. */
+static bool is_base_file(const struct hv_vm *vm, int memfd)
+{
+	struct stat st;
+
+	if (vm->cfg.base_memfd < 0)
+		return false;
+	if (memfd == vm->cfg.base_memfd)
+		return true;
+	return fstat(memfd, &st) == 0 && st.st_dev == vm->base_dev &&
+	       st.st_ino == vm->base_ino;
+}
+
+bool hv_vm_page_anon(const struct hv_vm *vm, uint64_t gpa)
+{
+	if (vm->cfg.base_memfd < 0 || !hv_gpa_to_hva(vm, gpa & ~(HV_PAGE_SIZE - 1),
+						     HV_PAGE_SIZE))
+		return false;
+	unsigned r = range_of(vm, gpa);
+	uint64_t i = (gpa - vm->ranges[r].gpa) >> HV_PAGE_SHIFT;
+	return __atomic_load_n(&vm->anon[r][i / 64], __ATOMIC_ACQUIRE) &
+	       (1ull << (i % 64));
+}
+
 int hv_vm_replace_backing(struct hv_vm *vm, uint64_t gpa, uint64_t len,
 			  int memfd, uint64_t off)
 {
@@ -111,13 +143,13 @@ int hv_vm_replace_backing(struct hv_vm *vm, uint64_t gpa, uint64_t len,
 		return rc;
 	if (off & (HV_PAGE_SIZE - 1))
 		return -EINVAL;
+	bool base = is_base_file(vm, memfd);
 	void *p = mmap(vm->ram + gpa, len, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, memfd, (off_t)off);
 	if (p == MAP_FAILED)
 		return -errno;
 	/* the base memfd at offset GPA is the VM's own backing again */
-	note_backing(vm, gpa, len, memfd != vm->cfg.base_memfd || off != gpa,
-		     false);
+	note_backing(vm, gpa, len, !base || off != gpa, false);
 	return 0;
 }
 

@@ -265,6 +265,9 @@ int hv_vm_zero(struct hv_vm *vm, uint64_t gpa, uint64_t len);
  * memory there): dropping its copy would not read base[g].  Always false
  * for anonymous RAM. */
 bool hv_vm_page_off_base(const struct hv_vm *vm, uint64_t gpa);
+/* True when private anonymous memory maps the page at gpa of base-backed
+ * RAM (hv_vm_zero put it there): dropping its copy reads zero. */
+bool hv_vm_page_anon(const struct hv_vm *vm, uint64_t gpa);
 /* Many discards in one system call (process_madvise where the kernel has
  * it, else one madvise each).  Returns how many leading spans were
  * discarded; when fewer than n, *err says why span [return] failed. */

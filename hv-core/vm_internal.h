@@ -13,6 +13,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/types.h>
 #include <linux/kvm.h>
 #include "hv.h"
 #include "serial8250.h"
@@ -64,6 +65,9 @@ struct hv_vm {
 	 * anon: set when what maps it is private anonymous memory. */
 	uint64_t *off_base[HV_MAX_RANGES];
 	uint64_t *anon[HV_MAX_RANGES];
+	/* the base memfd's identity: callers may map it through a dup */
+	dev_t base_dev;
+	ino_t base_ino;
 
 	hv_pstate_t *pagemap;
 	uint64_t npages;

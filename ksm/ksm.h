@@ -79,6 +79,9 @@ struct ksm_vm_ops {
 	 * e.g. the anonymous memory the balloon zeroes pages with.  ksm must
 	 * then restore the base mapping to join base[g], not discard. */
 	bool (*off_base)(void *ctx, uint64_t gpa);
+	/* Optional (hv_vm_page_anon): private anonymous memory maps the page,
+	 * so a discard reads zero.  Without it no off-base page is discarded. */
+	bool (*anon_backed)(void *ctx, uint64_t gpa);
 };
 
 /* hv-core adapter: ctx is a struct hv_vm *. */

@@ -72,6 +72,11 @@ static bool hvb_off_base(void *ctx, uint64_t gpa)
 	return hv_vm_page_off_base(ctx, gpa);
 }
 
+static bool hvb_anon_backed(void *ctx, uint64_t gpa)
+{
+	return hv_vm_page_anon(ctx, gpa);
+}
+
 const struct ksm_vm_ops ksm_hv_ops = {
 	.name = hvb_name,
 	.ranges = hvb_ranges,
@@ -86,4 +91,5 @@ const struct ksm_vm_ops ksm_hv_ops = {
 	.dirty_fetch = hvb_dirty_fetch,
 	.base_memfd = hvb_base_memfd,
 	.off_base = hvb_off_base,
+	.anon_backed = hvb_anon_backed,
 };

@@ -4,10 +4,12 @@
  * base page under it (which holds other VMs' content), frees the private
  * copies (weighed in a memory cgroup where one can be made), coalesces
  * contiguous zeroed pages into few VMAs, and keeps the off-base bitmap
- * right through zero, restore and replace.  On anonymous RAM it is a plain
+ * right through zero, restore and replace (also from a dup of the base
+ * memfd, as ksm maps it).  On anonymous RAM it is a plain
  * discard.  Skipped without /dev/kvm.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,12 +184,65 @@ static void zero_on_anonymous_ram(void **state)
 	testvm_destroy(&t);
 }
 
+/* ksm maps the base memfd through its own dup: restoring a page from the
+ * dup at offset GPA is the VM's own backing again (a discard reads
+ * base[g]), while another memfd, or the base at another offset, stays
+ * off base; only hv_vm_zero's memory is anonymous. */
+static void replace_from_a_dup_of_the_base(void **state)
+{
+	(void)state;
+	SKIP_WITHOUT_KVM();
+	struct testvm t;
+	int fd = memfd_create("backing_base", 0);
+	int frames = memfd_create("backing_frames", 0);
+	uint8_t pat[PG], *p;
+	assert_true(fd >= 0 && frames >= 0);
+	memset(pat, 0x6b, PG);
+	assert_int_equal(pwrite(fd, pat, PG, (off_t)REGION), (ssize_t)PG);
+	memset(pat, 0x3c, PG);
+	assert_int_equal(pwrite(frames, pat, PG, 0), (ssize_t)PG);
+	create(&t, fd);
+	int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	assert_true(dup_fd >= 0 && dup_fd != fd);
+	p = hv_gpa_to_hva(t.vm, REGION, PG);
+
+	assert_int_equal(hv_vm_replace_backing(t.vm, REGION, PG, frames, 0), 0);
+	assert_true(page_is(p, 0x3c));
+	assert_true(hv_vm_page_off_base(t.vm, REGION));
+	assert_false(hv_vm_page_anon(t.vm, REGION));
+
+	assert_int_equal(hv_vm_replace_backing(t.vm, REGION, PG, dup_fd, REGION), 0);
+	assert_true(page_is(p, 0x6b));
+	assert_false(hv_vm_page_off_base(t.vm, REGION));
+	memset(p, 0, PG);   /* a guest's zeros, then a discard: base[g] */
+	assert_int_equal(hv_vm_discard(t.vm, REGION, PG), 0);
+	assert_true(page_is(p, 0x6b));
+
+	/* the base at another offset is not the page's own backing */
+	assert_int_equal(hv_vm_replace_backing(t.vm, REGION + PG, PG, dup_fd,
+					       REGION), 0);
+	assert_true(hv_vm_page_off_base(t.vm, REGION + PG));
+
+	assert_int_equal(hv_vm_zero(t.vm, REGION, PG), 0);
+	assert_true(hv_vm_page_off_base(t.vm, REGION));
+	assert_true(hv_vm_page_anon(t.vm, REGION));
+	assert_true(page_is(p, 0));
+	assert_int_equal(hv_vm_replace_backing(t.vm, REGION, PG, dup_fd, REGION), 0);
+	assert_false(hv_vm_page_anon(t.vm, REGION));
+	assert_false(hv_vm_page_off_base(t.vm, REGION));
+	testvm_destroy(&t);
+	close(dup_fd);
+	close(frames);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(zero_on_base_reads_zero_and_frees),
 		cmocka_unit_test(discard_on_base_reads_base),
 		cmocka_unit_test(zero_on_anonymous_ram),
+		cmocka_unit_test(replace_from_a_dup_of_the_base),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
