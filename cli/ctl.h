@@ -38,6 +38,11 @@ int ctl_start(const char *path, struct ctl_server **out, char *bound,
 	      size_t boundlen, char *err, size_t errlen);
 int ctl_register(struct ctl_server *s, const char *cmd, const char *help,
 		 ctl_fn fn, void *ctx);
+/* Starts answering.  Until then a client's connection waits in the
+ * listen backlog: `densevm run` calls it once every subsystem has
+ * registered its commands, so a client that sees the socket never gets
+ * "unknown command" for one still starting. */
+int ctl_serve(struct ctl_server *s, char *err, size_t errlen);
 void ctl_stop(struct ctl_server *s);
 
 /* Positional argument i of a request as a string, or NULL. */

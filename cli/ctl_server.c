@@ -67,6 +67,7 @@ struct ctl_server {
 	pthread_mutex_t lock;   /* guards cmds (registration vs dispatch) */
 	struct ctl_cmd cmds[CTL_MAX_CMDS];
 	unsigned ncmds;
+	bool serving;           /* ctl_serve started the thread */
 	int line_ms, idle_ms;
 	struct ctl_client cl[CTL_MAX_CLIENTS];
 };
@@ -463,8 +464,7 @@ int ctl_start(const char *path, struct ctl_server **out, char *bound,
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	snprintf(a.sun_path, sizeof(a.sun_path), "%s", p);
 	if (s->efd < 0 || s->lfd < 0 || bind(s->lfd, (void *)&a, sizeof(a)) < 0 ||
-	    chmod(p, 0600) < 0 || listen(s->lfd, 16) < 0 ||
-	    pthread_create(&s->thread, NULL, ctl_thread, s) != 0) {
+	    chmod(p, 0600) < 0 || listen(s->lfd, 16) < 0) {
 		int e = errno;
 		snprintf(err, errlen, "control socket %s: %s", p, strerror(e));
 		if (s->lfd >= 0)
@@ -496,14 +496,27 @@ int ctl_register(struct ctl_server *s, const char *cmd, const char *help,
 	return rc;
 }
 
+int ctl_serve(struct ctl_server *s, char *err, size_t errlen)
+{
+	int e = pthread_create(&s->thread, NULL, ctl_thread, s);
+	if (e) {
+		snprintf(err, errlen, "control socket %s: %s", s->path, strerror(e));
+		return -e;
+	}
+	s->serving = true;
+	return 0;
+}
+
 void ctl_stop(struct ctl_server *s)
 {
 	if (!s)
 		return;
 	uint64_t one = 1;
-	if (write(s->efd, &one, sizeof(one)) != sizeof(one))
-		perror("ctl: eventfd");
-	pthread_join(s->thread, NULL);
+	if (s->serving) {
+		if (write(s->efd, &one, sizeof(one)) != sizeof(one))
+			perror("ctl: eventfd");
+		pthread_join(s->thread, NULL);
+	}
 	close(s->lfd);
 	close(s->efd);
 	unlink(s->path);

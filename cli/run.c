@@ -360,8 +360,12 @@ int cmd_run(int argc, char **argv)
 			rc = 1;
 			break;
 		}
-	if (!run_exts[started])
+	if (!run_exts[started] && ctl && ctl_serve(ctl, err, sizeof(err))) {
+		fprintf(stderr, "densevm run: %s\n", err);
+		rc = 1;
+	} else if (!run_exts[started]) {
 		rc = run_vms(&rs) ? 1 : 0;
+	}
 	ctl_stop(ctl);
 	while (started-- > 0)
 		if (run_exts[started]->stop)
