@@ -39,10 +39,12 @@ struct kop {
 	uint8_t *ref;
 };
 
+#define KACT_DISCARD (-1)
+#define KACT_ZERO    (-2)   /* ops->zero */
 struct kact {
 	struct ksm_vm *vm;
 	uint32_t r, idx;
-	int fd;             /* -1: discard */
+	int fd;             /* a memfd to map, or KACT_* */
 	uint64_t off;
 	uint32_t op;
 	uint8_t pg;
@@ -195,7 +197,8 @@ void kbatch_commit(struct ksm *k, enum kop_kind kind, uint64_t hash,
 	op->frame = frame;
 	memcpy(op->pg, pg, npg * sizeof(*pg));
 	/* a join of base[g] compares with base[g] itself (base_recheck) */
-	op->ref = kind == KOP_ZERO ? (uint8_t *)ksm_zero_page :
+	op->ref = kind == KOP_ZERO || kind == KOP_ZERO_MAP ?
+		  (uint8_t *)ksm_zero_page :
 		  kind == KOP_JOIN_BASE ? NULL :
 		  b->bufs + (size_t)b->n * KSM_PAGE;
 	b->dom = pg[0].vm->dom;
@@ -436,9 +439,9 @@ static void apply_actions(struct ksm *k, struct kbatch *b, unsigned nact)
 			    (a->fd >= 0 && c->off != p->off + KSM_PAGE))
 				break;
 		}
-		if (b->span_vm && (b->span_vm != a->vm || a->fd >= 0))
+		if (b->span_vm && (b->span_vm != a->vm || a->fd != KACT_DISCARD))
 			spans_flush(k, b);
-		if (a->fd < 0) {
+		if (a->fd == KACT_DISCARD) {
 			b->span_vm = a->vm;
 			b->span_act[b->nspans] = i;
 			b->spans[b->nspans++] = (struct hv_span){
@@ -448,8 +451,12 @@ static void apply_actions(struct ksm *k, struct kbatch *b, unsigned nact)
 		}
 		kpm_forget(a->vm, kpage_hva(a->vm, a->r, a->idx),
 			   (uint64_t)(j - i) * KSM_PAGE);
-		ret = a->vm->ops->replace_backing(a->vm->ctx, gpa,
-			(uint64_t)(j - i) * KSM_PAGE, a->fd, a->off);
+		if (a->fd == KACT_ZERO)
+			ret = a->vm->ops->zero(a->vm->ctx, gpa,
+					       (uint64_t)(j - i) * KSM_PAGE);
+		else
+			ret = a->vm->ops->replace_backing(a->vm->ctx, gpa,
+				(uint64_t)(j - i) * KSM_PAGE, a->fd, a->off);
 		if (ret != 0)
 			run_failed(k, b, i, j);
 	}
@@ -468,6 +475,9 @@ static void commit_page(struct ksm *k, struct kdom *d, struct kop *op,
 	hv_pstate_t nw;
 
 	switch (op->kind) {
+	case KOP_ZERO_MAP:   /* anonymous memory maps it now, not a frame */
+		rg->pflags[p->idx] &= (uint8_t)~KP_REMAPPED;
+		/* fall through */
 	case KOP_ZERO:
 		nw = hv_ps_make(HV_PAGE_ZERO, flags, 0);
 		CTR_ADD(vm->c.zero_pages, 1);
@@ -593,7 +603,7 @@ void kbatch_flush(struct ksm *k)
 
 			if (!(op->claimed & (1u << j)))
 				continue;
-			if (op->kind == KOP_ZERO ?
+			if (op->kind == KOP_ZERO || op->kind == KOP_ZERO_MAP ?
 			    !ksm_page_is_zero(kpage_hva(p->vm, p->r, p->idx)) :
 			    memcmp(kpage_hva(p->vm, p->r, p->idx), op->ref,
 				   KSM_PAGE) != 0) {
@@ -611,9 +621,11 @@ void kbatch_flush(struct ksm *k)
 			a->idx = p->idx;
 			a->op = i;
 			a->pg = (uint8_t)j;
-			a->fd = -1;
+			a->fd = KACT_DISCARD;
 			a->off = 0;
-			if (op->kind == KOP_NEW_FRAME ||
+			if (op->kind == KOP_ZERO_MAP) {
+				a->fd = KACT_ZERO;
+			} else if (op->kind == KOP_NEW_FRAME ||
 			    op->kind == KOP_JOIN_FRAME) {
 				a->fd = d->frames_fd;
 				a->off = (uint64_t)op->frame * KSM_PAGE;

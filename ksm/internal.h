@@ -354,8 +354,11 @@ void kbase_unref(struct ksm *k, struct kdom *d, uint64_t pfn,
 bool kzero_discardable(const struct ksm_vm *vm, uint32_t r, uint32_t idx);
 
 /* ---- batch.c: queue and run verify-and-replace batches */
+/* KOP_ZERO drops the page's copy (what lies under reads zero);
+ * KOP_ZERO_MAP maps zeros over it (ops->zero), where a discard would read
+ * base[g]'s data or a frame: a zero page is zero wherever it is. */
 enum kop_kind { KOP_ZERO, KOP_JOIN_BASE, KOP_NEW_BASE, KOP_JOIN_FRAME,
-		KOP_NEW_FRAME };
+		KOP_NEW_FRAME, KOP_ZERO_MAP };
 struct kpage {
 	struct ksm_vm *vm;
 	uint32_t r, idx;

@@ -79,6 +79,10 @@ struct ksm_vm_ops {
 	 * e.g. the anonymous memory the balloon zeroes pages with.  ksm must
 	 * then restore the base mapping to join base[g], not discard. */
 	bool (*off_base)(void *ctx, uint64_t gpa);
+	/* Optional (hv_vm_zero semantics): map zeros (private anonymous
+	 * memory) over the run.  Without it a zero page that cannot be
+	 * discarded is shared as content (a frame) instead. */
+	int (*zero)(void *ctx, uint64_t gpa, uint64_t len);
 	/* Optional (hv_vm_page_anon): private anonymous memory maps the page,
 	 * so a discard reads zero.  Without it no off-base page is discarded. */
 	bool (*anon_backed)(void *ctx, uint64_t gpa);

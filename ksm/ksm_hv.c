@@ -72,6 +72,11 @@ static bool hvb_off_base(void *ctx, uint64_t gpa)
 	return hv_vm_page_off_base(ctx, gpa);
 }
 
+static int hvb_zero(void *ctx, uint64_t gpa, uint64_t len)
+{
+	return hv_vm_zero(ctx, gpa, len);
+}
+
 static bool hvb_anon_backed(void *ctx, uint64_t gpa)
 {
 	return hv_vm_page_anon(ctx, gpa);
@@ -91,5 +96,6 @@ const struct ksm_vm_ops ksm_hv_ops = {
 	.dirty_fetch = hvb_dirty_fetch,
 	.base_memfd = hvb_base_memfd,
 	.off_base = hvb_off_base,
+	.zero = hvb_zero,
 	.anon_backed = hvb_anon_backed,
 };

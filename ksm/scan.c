@@ -148,6 +148,14 @@ static void classify(struct ksm *k, struct ksm_vm *vm, uint32_t r,
 				      pg, 1 + ng);
 			return;
 		}
+		/* base[g] holds data, or a frame lies under: map zeros over
+		 * it rather than keep zeros as shared content */
+		if (vm->uses_base && vm->ops->zero) {
+			vm->r[r].hash[idx] = k->zero_hash;
+			kbatch_commit(k, KOP_ZERO_MAP, k->zero_hash, 0, slot,
+				      node, pg, 1);
+			return;
+		}
 		h = k->zero_hash;
 		goto hashed;
 	}
