@@ -99,15 +99,27 @@ static void note_backing(struct hv_vm *vm, uint64_t gpa, uint64_t len,
 	bits_assign(vm->anon[r], first, len >> HV_PAGE_SHIFT, anon);
 }
 
-bool hv_vm_page_off_base(const struct hv_vm *vm, uint64_t gpa)
+/* The page's bit in one of the per-range bitmaps (off_base or anon). */
+static bool page_bit(const struct hv_vm *vm, uint64_t *const bm[HV_MAX_RANGES],
+		     uint64_t gpa)
 {
 	if (vm->cfg.base_memfd < 0 || !hv_gpa_to_hva(vm, gpa & ~(HV_PAGE_SIZE - 1),
 						     HV_PAGE_SIZE))
 		return false;
 	unsigned r = range_of(vm, gpa);
 	uint64_t i = (gpa - vm->ranges[r].gpa) >> HV_PAGE_SHIFT;
-	return __atomic_load_n(&vm->off_base[r][i / 64], __ATOMIC_ACQUIRE) &
+	return __atomic_load_n(&bm[r][i / 64], __ATOMIC_ACQUIRE) &
 	       (1ull << (i % 64));
+}
+
+bool hv_vm_page_off_base(const struct hv_vm *vm, uint64_t gpa)
+{
+	return page_bit(vm, vm->off_base, gpa);
+}
+
+bool hv_vm_page_anon(const struct hv_vm *vm, uint64_t gpa)
+{
+	return page_bit(vm, vm->anon, gpa);
 }
 
 /* memfd is the base memfd itself or a dup of it (ksm keeps its own):
@@ -124,16 +136,6 @@ static bool is_base_file(const struct hv_vm *vm, int memfd)
 	       st.st_ino == vm->base_ino;
 }
 
-bool hv_vm_page_anon(const struct hv_vm *vm, uint64_t gpa)
-{
-	if (vm->cfg.base_memfd < 0 || !hv_gpa_to_hva(vm, gpa & ~(HV_PAGE_SIZE - 1),
-						     HV_PAGE_SIZE))
-		return false;
-	unsigned r = range_of(vm, gpa);
-	uint64_t i = (gpa - vm->ranges[r].gpa) >> HV_PAGE_SHIFT;
-	return __atomic_load_n(&vm->anon[r][i / 64], __ATOMIC_ACQUIRE) &
-	       (1ull << (i % 64));
-}
 
 int hv_vm_replace_backing(struct hv_vm *vm, uint64_t gpa, uint64_t len,
 			  int memfd, uint64_t off)
