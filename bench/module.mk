@@ -7,6 +7,11 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(HOST_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $< -Wl,--start-group $(HOST_LIBS) -Wl,--end-group $(LDLIBS)
 
+# benches that weigh a memory cgroup share the tests' helpers
+$(BUILD)/bench/bench_image_fleet: $(BUILD)/bench/bench_image_fleet.o $(BUILD)/tests/support/cgroup.o $(HOST_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) -Wl,--start-group $(HOST_LIBS) -Wl,--end-group $(LDLIBS)
+
 .PHONY: bench-deps
 bench-deps:
 	@scripts/deps.sh $(BENCH_PACKAGES)
