@@ -9,7 +9,9 @@
  *   dense  - our engine (sleep_ms 20);
  *   kernel - Linux KSM at pages_to_scan 20000 / 20 ms (ksmtuned's top
  *            rate is 1250 per 60 s tick; this is 20x faster than that).
- * Figures per run, from the cgroup's usage sampled at 10 Hz:
+ * Figures per run, from the cgroup's usage sampled at 10 Hz, less the
+ * page cache of regular files (cache - shmem: the images just read, which
+ * the kernel drops under pressure; memfds are shmem and stay counted):
  *   loaded  - the time the last VM's image was in RAM (its log line);
  *   final   - the median usage over the last 5 s of the hold;
  *   saving  - off's final less this arm's final (medians over reps);
@@ -129,7 +131,8 @@ static int one_run(const char *densevm, const char *guest, const char *arm,
 		double t = now_s() - t0;
 		if (out->n < MAXS) {
 			out->t[out->n] = t;
-			out->mib[out->n++] = (double)cg_usage() / MiB;
+			out->mib[out->n++] = (double)(cg_usage() - cg_stat("cache") +
+						      cg_stat("shmem")) / MiB;
 		}
 		if (out->loaded < 0 && loaded_lines(log) == NVM)
 			out->loaded = t;

@@ -106,17 +106,21 @@ void cg_leave(void)
  * the kernel's own structures (VMAs, page tables). */
 int64_t cg_pages(void)
 {
-	char path[600], line[128];
-	long long v, rss = 0, cache = 0;
+	return cg_stat("rss") + cg_stat("cache");
+}
+
+int64_t cg_stat(const char *key)
+{
+	char path[600], line[128], name[64];
+	long long v;
 	snprintf(path, sizeof(path), "%s/memory.stat", g_cg);
 	FILE *f = fopen(path, "r");
-	while (f && fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "rss %lld", &v) == 1)
-			rss = v;
-		else if (sscanf(line, "cache %lld", &v) == 1)
-			cache = v;
-	}
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "%63s %lld", name, &v) == 2 && !strcmp(name, key)) {
+			fclose(f);
+			return v;
+		}
 	if (f)
 		fclose(f);
-	return rss + cache;
+	return 0;
 }

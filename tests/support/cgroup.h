@@ -24,6 +24,9 @@ int64_t cg_usage(void);
 /* Page memory charged to the child (rss + cache of memory.stat, memfds
  * included), without the kernel's own structures. */
 int64_t cg_pages(void);
+/* One field of the child's memory.stat (v1: "rss", "cache", "shmem"...),
+ * 0 when it is not there. */
+int64_t cg_stat(const char *key);
 
 /* 0 or -errno. */
 int write_str(const char *path, const char *s);
