@@ -177,6 +177,12 @@ enum policy_strategy { POLICY_STRATEGY_SHARES, POLICY_STRATEGY_MOM };
  *                            which the scan rate decays.  Default 64M.
  *   settle_ticks = N         ticks during which a target does not reverse
  *                            (0 to 1000).  Default 3.
+ *   wss_sample_ms = N        how often the dirty log is read for the
+ *                            working-set estimate, 100 to 10000 ms (the
+ *                            window).  Default 10000: once per window;
+ *                            each read makes the guest fault again on its
+ *                            next write to every page it wrote.  The core
+ *                            does not read it (the caller samples).
  *   log = PATH               the decision log (JSON lines, one per tick);
  *                            empty = none.  Default empty.
  * Sizes: a number of bytes, or with K, M, G, T (KiB units, an optional
@@ -195,6 +201,7 @@ struct policy_config {
 	uint64_t scan_min, scan_max;
 	uint64_t merge_yield_min;
 	unsigned settle_ticks;
+	unsigned wss_sample_ms;      /* the caller's working-set sampling */
 	char log[1024];
 	unsigned set;                /* POLICY_SET_* bits of keys given */
 };
