@@ -18,7 +18,8 @@
  *   allocation - each VM's final allocation against the shares-and-idle-
  *                tax ideal computed here from the last tick's inputs
  *                (water-filling with rho equal across the VMs between
- *                their bounds), the largest error in % of its RAM;
+ *                the policy's own bounds for the tick's state), the
+ *                largest error in % of its RAM;
  *   throughput - the active VMs' achieved rewrite rate, % of nosqueeze's;
  *   cpu        - the policy thread's CPU time; and separately 64 idle VMs
  *                of 32 MiB for 30 s: % of a core.
@@ -235,6 +236,8 @@ static double alloc_error(const char *log)
 	json_t *vms = json_object_get(j, "vms");
 	json_t *outv = json_object_get(json_object_get(j, "out"), "vms");
 	unsigned n = (unsigned)json_array_size(vms);
+	bool soft = !strcmp(json_string_value(json_object_get(json_object_get(
+		j, "out"), "state")) ?: "", "SOFT");
 	double S[64], act[64], lb[64], ub[64], have[64], a[64], total = 0, err = 0;
 	if (n > 64)
 		n = 64;
@@ -245,8 +248,16 @@ static double alloc_error(const char *log)
 		double used = G(v, "g_total") - G(v, "g_available") - G(v, "balloon_size");
 		S[i] = G(v, "shares");
 		act[i] = G(v, "active_bytes");
-		lb[i] = fmax(G(v, "min"), fmax(used, 0) + 0.2 * ram);
+		/* the policy's own bounds (policy_shares.c, defaults
+		 * min_guest_free 0.2): used plus the guest-free share or what
+		 * a guest at its floor holds, and in SOFT the soft floor
+		 * (active plus the guest-free share) too */
+		used = fmax(used, 0);
+		lb[i] = fmax(G(v, "min"), used + fmax(0.2 * ram, G(v, "g_floor")));
+		if (soft)
+			lb[i] = fmax(lb[i], act[i] + 0.2 * ram);
 		ub[i] = G(v, "max") > 0 ? G(v, "max") : ram;
+		lb[i] = fmin(lb[i], ub[i]);   /* max wins, as in the policy */
 		have[i] = ram - t;
 		total += have[i];
 	}
