@@ -43,8 +43,9 @@
  *         1% with the defaults), deflate balloons, the VMs with the most
  *         shares per page first, by at most what keeps free >= high.
  *         Otherwise, with no balloon in flight (one less than its
- *         smallest change from its target has arrived: a guest at its
- *         floor may never give its last pages) and no forced move,
+ *         smallest change from its target has arrived, and an inflation
+ *         into a guest at its floor, g_floor set, or under pressure will
+ *         not: neither counts) and no forced move,
  *         rebalance: the memory reclaimed now (the sum of the targets) is
  *         split again as the water-filling would split it from no balloon
  *         at all, and a VM more than max(its smallest change, 2% of its

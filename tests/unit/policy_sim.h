@@ -32,7 +32,7 @@ struct sim {
 	double cpu_per_tick;           /* ksm: CPU seconds per tick */
 	bool lag;                      /* a balloon goes half way per tick */
 	uint64_t short_by[SIM_MAX];    /* an inflation stops this far short
-	                                  (a guest at its floor) */
+	                                  (a guest's last pages) */
 };
 
 static inline void sim_init(struct sim *s, unsigned n, uint64_t ram,
