@@ -37,14 +37,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include "bench_util.h"
 #include "cli/cli.h"
+#include "cli/ctl.h"
 
 #define MiB (1ull << 20)
 #define SQUEEZE (512 * MiB)
@@ -111,31 +110,8 @@ static void cg_remove(void)
 
 static json_t *ctl(const char *sock, json_t *req)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (void *)&sa, sizeof(sa))) {
-		if (fd >= 0)
-			close(fd);
-		return NULL;
-	}
-	char *t = json_dumps(req, JSON_COMPACT);
-	size_t n = strlen(t);
-	t = realloc(t, n + 2);
-	t[n] = '\n';
-	ssize_t w = send(fd, t, n + 1, MSG_NOSIGNAL);
-	free(t);
-	static char buf[1 << 20];
-	size_t got = 0;
-	while (w > 0 && got < sizeof(buf) - 1 && (!got || buf[got - 1] != '\n')) {
-		ssize_t r = recv(fd, buf + got, sizeof(buf) - 1 - got, 0);
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
-	buf[got] = 0;
-	close(fd);
-	return json_loads(buf, 0, NULL);
+	char err[256];
+	return ctl_request(sock, req, 30000, err, sizeof(err));
 }
 
 static json_t *ctl_policy(const char *sock, const char *a1, const char *a2,

@@ -19,6 +19,7 @@
 #include "hv.h"
 #include "balloon-host/balloon_host.h"
 #include "policy/policy.h"
+#include "util/size.h"   /* parse_size(): one syntax for cli/ and policy/ */
 
 #define CLI_MAX_VMS 1024   /* KVM here made 1000 VMs in 1.08 s in one process */
 
@@ -74,9 +75,6 @@ struct run_opts {
 	char *owned;           /* a path the config file gave, freed at the end */
 };
 
-/* Parses a size such as 4096, 64K, 512M, 2G, 1T (binary units; an optional
- * trailing "iB" or "B").  Returns 0 or -EINVAL. */
-int parse_size(const char *s, uint64_t *out);
 
 void spec_init(struct vm_spec *s, const char *origin);
 void spec_free(struct vm_spec *s);

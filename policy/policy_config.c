@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "policy.h"
+#include "util/size.h"
 
 void policy_config_default(struct policy_config *c)
 {
@@ -59,33 +60,6 @@ void policy_vm_config_default(struct policy_vm_config *v)
 }
 
 /* ------------------------------------------------------------- values */
-
-/* Bytes, or K/M/G/T (KiB units) with an optional iB/B; no sign. */
-static int parse_size(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned shift = 0;
-	unsigned long long v;
-
-	if (!s || *s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno)
-		return -EINVAL;
-	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	case 't': case 'T': shift = 40; end++; break;
-	}
-	if (shift && (!strcmp(end, "iB") || !strcmp(end, "B")))
-		end += strlen(end);
-	if (*end || (shift && v > (~0ull >> shift)))
-		return -EINVAL;
-	*out = (uint64_t)v << shift;
-	return 0;
-}
 
 /* A fraction "0.06" or a percentage "6%"; finite. */
 static int parse_fraction(const char *s, double *out)
