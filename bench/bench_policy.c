@@ -15,11 +15,12 @@
  *   reaction   - budget lowered to cgroup usage under it (s; 90 s cap);
  *   churn      - target reversals per VM per minute after it settled
  *                (the decision log, from 3 s after the reaction);
- *   allocation - each VM's final allocation against the shares-and-idle-
- *                tax ideal computed here from the last tick's inputs
- *                (water-filling with rho equal across the VMs between
- *                the policy's own bounds for the tick's state), the
- *                largest error in % of its RAM;
+ *   allocation - each VM's allocation against the shares-and-idle-tax
+ *                ideal computed here from the same tick's inputs (water-
+ *                filling with rho equal across the VMs between the
+ *                policy's own bounds for the tick's state), the largest
+ *                error in % of its RAM over the settled ticks (no target
+ *                moved in 3 ticks) from 3 s after the reaction;
  *   throughput - the active VMs' achieved rewrite rate, % of nosqueeze's;
  *   cpu        - the policy thread's CPU time; and separately 64 idle VMs
  *                of 32 MiB for 30 s: % of a core.
@@ -187,28 +188,9 @@ static void ideal(unsigned n, const double *S, const double *act,
 	}
 }
 
-/* Worst |allocation - ideal| in % of RAM at the log's last tick. */
-static double alloc_error(const char *log)
+/* Worst |allocation - ideal| in % of RAM in one logged tick. */
+static double tick_error(json_t *j)
 {
-	FILE *f = fopen(log, "r");
-	char *line = NULL, *last = NULL;
-	size_t cap = 0;
-	/* the last tick with the whole fleet (VMs leave it as they exit) */
-	while (f && getline(&line, &cap, f) > 0) {
-		json_t *t = json_loads(line, 0, NULL);
-		if (t && json_array_size(json_object_get(t, "vms")) == 8) {
-			free(last);
-			last = strdup(line);
-		}
-		json_decref(t);
-	}
-	if (f)
-		fclose(f);
-	free(line);
-	json_t *j = last ? json_loads(last, 0, NULL) : NULL;
-	free(last);
-	if (!j)
-		return -1;
 	json_t *vms = json_object_get(j, "vms");
 	json_t *outv = json_object_get(json_object_get(j, "out"), "vms");
 	unsigned n = (unsigned)json_array_size(vms);
@@ -243,8 +225,57 @@ static double alloc_error(const char *log)
 		err = fmax(err, fabs(have[i] - a[i]) / ram * 100);
 	}
 #undef G
-	json_decref(j);
 	return err;
+}
+
+/* No VM's target changes in this tick. */
+static bool tick_still(json_t *j)
+{
+	json_t *vms = json_object_get(j, "vms");
+	json_t *outv = json_object_get(json_object_get(j, "out"), "vms");
+	for (size_t i = 0; i < json_array_size(vms); i++)
+		if (json_integer_value(json_object_get(json_array_get(vms, i),
+						       "balloon_target")) !=
+		    json_integer_value(json_object_get(json_array_get(outv, i),
+						       "target")))
+			return false;
+	return true;
+}
+
+/*
+ * The worst tick_error() over the settled ticks from t_from (ns) on: the
+ * whole fleet there (VMs leave it as they exit) and no target changed in
+ * this tick or the SETTLED_TICKS - 1 before it, so the policy had nothing
+ * left to do.  Ticks while it still walks toward a moved ideal at its
+ * step rate are left out (when the idle VMs' working set ages out of its
+ * window the ideal jumps by a fifth of their RAM), and so is only the last
+ * tick, which came after the squeeze stopped binding in most runs: the
+ * idle guests never touch again what their balloons gave back, so every
+ * balloon ends at 0 with usage under the budget.  -1 when none settled.
+ */
+#define SETTLED_TICKS 3
+static double alloc_error(const char *log, uint64_t t_from)
+{
+	FILE *f = fopen(log, "r");
+	char *line = NULL;
+	size_t cap = 0;
+	double worst = -1;
+	int still = 0;
+	while (f && getline(&line, &cap, f) > 0) {
+		json_t *j = json_loads(line, 0, NULL);
+		if (!j)
+			continue;
+		bool full = json_array_size(json_object_get(j, "vms")) == 8;
+		still = full && tick_still(j) ? still + 1 : 0;
+		if (still >= SETTLED_TICKS &&
+		    (uint64_t)json_integer_value(json_object_get(j, "now_ns")) >= t_from)
+			worst = fmax(worst, tick_error(j));
+		json_decref(j);
+	}
+	if (f)
+		fclose(f);
+	free(line);
+	return worst;
 }
 
 /* Target reversals per VM per minute in log ticks after t_from (ns). */
@@ -406,7 +437,7 @@ static int run_arm(const char *arm, int rep, struct result *r)
 	r->oom = (int)k;
 	r->rate = dirty_rate(out);
 	r->churn = squeeze ? churn(plog, settled_ns) : 0;
-	r->alloc_err = squeeze ? alloc_error(plog) : 0;
+	r->alloc_err = squeeze ? alloc_error(plog, settled_ns) : 0;
 	cg_remove();
 	fprintf(stderr, "bench_policy: %s rep %d: reaction %.2f s, churn %.2f/VM/min, "
 		"allocation vs ideal %.1f%% of RAM, active rate %.1f%%/s, policy CPU "
