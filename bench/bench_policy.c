@@ -6,19 +6,23 @@
  * Fleet: 4 idle VMs of 256 MiB (memory touched once, then free in the
  * guest) and 4 active ones of 256 MiB rewriting 96 MiB (`dirty`, which
  * verifies every page and reports the rate it achieved).  After the idle
- * VMs touched their memory the budget is set to the usage, 3 s later it is
- * lowered by SQUEEZE (512 MiB).  Arms, alternating in every repetition:
+ * VMs touched their memory and the policy's working-set estimate saw them
+ * idle again (under 8 MiB), the budget is set to the usage, 3 s later it
+ * is lowered by SQUEEZE (512 MiB).  Arms, alternating in every repetition:
  *   shares  - our strategy, period 1 s;
  *   mom     - strategy = mom: MOM's default rules, its 10 s period;
  *   nosqueeze - shares with no budget change (the throughput reference).
  * Figures, medians over the repetitions:
- *   reaction   - budget lowered to cgroup usage under it (s; 90 s cap);
+ *   reaction   - budget lowered to cgroup usage under it (s; 90 s cap,
+ *                -1 when a VM ended first);
  *   churn      - target reversals per VM per minute after it settled
  *                (the decision log, from 3 s after the reaction);
- *   allocation - each VM's final allocation against the shares-and-idle-
- *                tax ideal computed here from the last tick's inputs
- *                (water-filling with rho equal across the VMs between
- *                their bounds), the largest error in % of its RAM;
+ *   allocation - each VM's allocation against the shares-and-idle-tax
+ *                ideal computed here from the same tick's inputs (water-
+ *                filling with rho equal across the VMs between the
+ *                policy's own bounds for the tick's state), the largest
+ *                error in % of its RAM over the settled ticks (no target
+ *                moved in 3 ticks) from 3 s after the reaction;
  *   throughput - the active VMs' achieved rewrite rate, % of nosqueeze's;
  *   cpu        - the policy thread's CPU time; and separately 64 idle VMs
  *                of 32 MiB for 30 s: % of a core.
@@ -36,14 +40,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include "bench_util.h"
 #include "cli/cli.h"
+#include "cli/ctl.h"
 
 #define MiB (1ull << 20)
 #define SQUEEZE (512 * MiB)
@@ -110,31 +113,8 @@ static void cg_remove(void)
 
 static json_t *ctl(const char *sock, json_t *req)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (void *)&sa, sizeof(sa))) {
-		if (fd >= 0)
-			close(fd);
-		return NULL;
-	}
-	char *t = json_dumps(req, JSON_COMPACT);
-	size_t n = strlen(t);
-	t = realloc(t, n + 2);
-	t[n] = '\n';
-	ssize_t w = send(fd, t, n + 1, MSG_NOSIGNAL);
-	free(t);
-	static char buf[1 << 20];
-	size_t got = 0;
-	while (w > 0 && got < sizeof(buf) - 1 && (!got || buf[got - 1] != '\n')) {
-		ssize_t r = recv(fd, buf + got, sizeof(buf) - 1 - got, 0);
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
-	buf[got] = 0;
-	close(fd);
-	return json_loads(buf, 0, NULL);
+	char err[256];
+	return ctl_request(sock, req, 30000, err, sizeof(err));
 }
 
 static json_t *ctl_policy(const char *sock, const char *a1, const char *a2,
@@ -148,6 +128,27 @@ static json_t *ctl_policy(const char *sock, const char *a1, const char *a2,
 	json_t *r = ctl(sock, req);
 	json_decref(req);
 	return r;
+}
+
+/* The largest working-set estimate among the idle VMs (bytes; one not
+ * managed yet counts as the most), or 0 when the socket does not answer. */
+#define IDLE_ACTIVE_MAX (8 * MiB)
+static uint64_t max_idle_active(const char *sock)
+{
+	json_t *p = ctl_policy(sock, NULL, NULL, NULL), *v;
+	uint64_t most = 0;
+	size_t i;
+	json_array_foreach(json_object_get(p, "vms"), i, v) {
+		const char *name = json_string_value(json_object_get(v, "name"));
+		uint64_t a = (uint64_t)json_integer_value(json_object_get(v, "active"));
+		if (name && !strncmp(name, "idle", 4) &&
+		    !json_is_true(json_object_get(v, "managed")))
+			a = UINT64_MAX;   /* not measured yet */
+		if (name && !strncmp(name, "idle", 4) && a > most)
+			most = a;
+	}
+	json_decref(p);
+	return most;
 }
 
 static int count_in(const char *path, const char *needle)
@@ -210,31 +211,14 @@ static void ideal(unsigned n, const double *S, const double *act,
 	}
 }
 
-/* Worst |allocation - ideal| in % of RAM at the log's last tick. */
-static double alloc_error(const char *log)
+/* Worst |allocation - ideal| in % of RAM in one logged tick. */
+static double tick_error(json_t *j)
 {
-	FILE *f = fopen(log, "r");
-	char *line = NULL, *last = NULL;
-	size_t cap = 0;
-	/* the last tick with the whole fleet (VMs leave it as they exit) */
-	while (f && getline(&line, &cap, f) > 0) {
-		json_t *t = json_loads(line, 0, NULL);
-		if (t && json_array_size(json_object_get(t, "vms")) == 8) {
-			free(last);
-			last = strdup(line);
-		}
-		json_decref(t);
-	}
-	if (f)
-		fclose(f);
-	free(line);
-	json_t *j = last ? json_loads(last, 0, NULL) : NULL;
-	free(last);
-	if (!j)
-		return -1;
 	json_t *vms = json_object_get(j, "vms");
 	json_t *outv = json_object_get(json_object_get(j, "out"), "vms");
 	unsigned n = (unsigned)json_array_size(vms);
+	bool soft = !strcmp(json_string_value(json_object_get(json_object_get(
+		j, "out"), "state")) ?: "", "SOFT");
 	double S[64], act[64], lb[64], ub[64], have[64], a[64], total = 0, err = 0;
 	if (n > 64)
 		n = 64;
@@ -245,8 +229,16 @@ static double alloc_error(const char *log)
 		double used = G(v, "g_total") - G(v, "g_available") - G(v, "balloon_size");
 		S[i] = G(v, "shares");
 		act[i] = G(v, "active_bytes");
-		lb[i] = fmax(G(v, "min"), fmax(used, 0) + 0.2 * ram);
+		/* the policy's own bounds (policy_shares.c, defaults
+		 * min_guest_free 0.2): used plus the guest-free share or what
+		 * a guest at its floor holds, and in SOFT the soft floor
+		 * (active plus the guest-free share) too */
+		used = fmax(used, 0);
+		lb[i] = fmax(G(v, "min"), used + fmax(0.2 * ram, G(v, "g_floor")));
+		if (soft)
+			lb[i] = fmax(lb[i], act[i] + 0.2 * ram);
 		ub[i] = G(v, "max") > 0 ? G(v, "max") : ram;
+		lb[i] = fmin(lb[i], ub[i]);   /* max wins, as in the policy */
 		have[i] = ram - t;
 		total += have[i];
 	}
@@ -256,8 +248,57 @@ static double alloc_error(const char *log)
 		err = fmax(err, fabs(have[i] - a[i]) / ram * 100);
 	}
 #undef G
-	json_decref(j);
 	return err;
+}
+
+/* No VM's target changes in this tick. */
+static bool tick_still(json_t *j)
+{
+	json_t *vms = json_object_get(j, "vms");
+	json_t *outv = json_object_get(json_object_get(j, "out"), "vms");
+	for (size_t i = 0; i < json_array_size(vms); i++)
+		if (json_integer_value(json_object_get(json_array_get(vms, i),
+						       "balloon_target")) !=
+		    json_integer_value(json_object_get(json_array_get(outv, i),
+						       "target")))
+			return false;
+	return true;
+}
+
+/*
+ * The worst tick_error() over the settled ticks from t_from (ns) on: the
+ * whole fleet there (VMs leave it as they exit) and no target changed in
+ * this tick or the SETTLED_TICKS - 1 before it, so the policy had nothing
+ * left to do.  Ticks while it still walks toward a moved ideal at its
+ * step rate are left out (when the idle VMs' working set ages out of its
+ * window the ideal jumps by a fifth of their RAM), and so is only the last
+ * tick, which came after the squeeze stopped binding in most runs: the
+ * idle guests never touch again what their balloons gave back, so every
+ * balloon ends at 0 with usage under the budget.  -1 when none settled.
+ */
+#define SETTLED_TICKS 3
+static double alloc_error(const char *log, uint64_t t_from)
+{
+	FILE *f = fopen(log, "r");
+	char *line = NULL;
+	size_t cap = 0;
+	double worst = -1;
+	int still = 0;
+	while (f && getline(&line, &cap, f) > 0) {
+		json_t *j = json_loads(line, 0, NULL);
+		if (!j)
+			continue;
+		bool full = json_array_size(json_object_get(j, "vms")) == 8;
+		still = full && tick_still(j) ? still + 1 : 0;
+		if (still >= SETTLED_TICKS &&
+		    (uint64_t)json_integer_value(json_object_get(j, "now_ns")) >= t_from)
+			worst = fmax(worst, tick_error(j));
+		json_decref(j);
+	}
+	if (f)
+		fclose(f);
+	free(line);
+	return worst;
 }
 
 /* Target reversals per VM per minute in log ticks after t_from (ns). */
@@ -367,6 +408,12 @@ static int run_arm(const char *arm, int rep, struct result *r)
 	for (int i = 0; i < 400 && count_in(out, "idle: touched") < 4; i++)
 		usleep(50000);
 	usleep(1000000);
+	/* and until the policy sees them idle: their touch stays in the
+	 * working-set window for up to two windows, and a squeeze before
+	 * that measures the estimate aging out (the ideal jumps, the policy
+	 * rebalances, then deflates), not the idle tax */
+	for (int i = 0; i < 400 && max_idle_active(sock) > IDLE_ACTIVE_MAX; i++)
+		usleep(100000);
 	char b[32];
 	uint64_t u0 = (uint64_t)cg_usage();
 	uint64_t b0 = u0 + u0 / 12;   /* ~8% free: HIGH */
@@ -382,6 +429,10 @@ static int run_arm(const char *arm, int rep, struct result *r)
 		json_decref(ctl_policy(sock, "set", "host_budget", b));
 		t0 = now_s();
 		while (now_s() - t0 < 90) {
+			/* a VM that ended frees its memory: that is no reaction
+			 * (MOM's squeeze outlasted the run; it read 65-76 s) */
+			if (count_in(out, ": exited:") || count_in(out, ": timeout:"))
+				break;
 			if ((uint64_t)cg_usage() <= b1) {
 				r->reaction = now_s() - t0;
 				break;
@@ -419,7 +470,7 @@ static int run_arm(const char *arm, int rep, struct result *r)
 	r->oom = (int)k;
 	r->rate = dirty_rate(out);
 	r->churn = squeeze ? churn(plog, settled_ns) : 0;
-	r->alloc_err = squeeze ? alloc_error(plog) : 0;
+	r->alloc_err = squeeze ? alloc_error(plog, settled_ns) : 0;
 	cg_remove();
 	fprintf(stderr, "bench_policy: %s rep %d: reaction %.2f s, churn %.2f/VM/min, "
 		"allocation vs ideal %.1f%% of RAM, active rate %.1f%%/s, policy CPU "

@@ -19,6 +19,7 @@
 #include "hv.h"
 #include "balloon-host/balloon_host.h"
 #include "policy/policy.h"
+#include "util/size.h"   /* parse_size(): one syntax for cli/ and policy/ */
 
 #define CLI_MAX_VMS 1024   /* KVM here made 1000 VMs in 1.08 s in one process */
 
@@ -74,9 +75,6 @@ struct run_opts {
 	char *owned;           /* a path the config file gave, freed at the end */
 };
 
-/* Parses a size such as 4096, 64K, 512M, 2G, 1T (binary units; an optional
- * trailing "iB" or "B").  Returns 0 or -EINVAL. */
-int parse_size(const char *s, uint64_t *out);
 
 void spec_init(struct vm_spec *s, const char *origin);
 void spec_free(struct vm_spec *s);
@@ -181,21 +179,29 @@ int host_mem_wait(struct host_mem *h, int timeout_ms, int extra_fd);
 void host_mem_describe(const struct host_mem *h, char *buf, size_t len);
 void host_mem_close(struct host_mem *h);
 
-/* wss.c: a VM's working set, the distinct pages written in a sliding
- * window (hv-core's dirty log, as its HV_DIRTY_WSS consumer). */
+/* wss.c: a VM's working set, the distinct pages written in a window
+ * (hv-core's dirty log, as its HV_DIRTY_WSS consumer), fetched every
+ * sample_ns and at each window's end: each fetch makes the guest fault
+ * again on its next write to every page it reports. */
 #define WSS_MAX_RANGES 4
 struct wss {
 	struct hv_vm *vm;
-	uint64_t window_ns, win_start;
+	uint64_t window_ns, sample_ns, win_start, last_fetch;
+	bool first;                      /* the short first window */
 	unsigned nranges;
 	uint64_t words[WSS_MAX_RANGES];
 	uint64_t *win[WSS_MAX_RANGES];   /* pages written in this window */
 	uint64_t *scratch;
 	uint64_t prev_pages, cur_pages;
+	uint64_t fetches;                /* dirty-log fetches so far */
 };
+/* sample_ns 0 (or above window_ns): one fetch per window. */
 int wss_start(struct wss *w, struct hv_vm *vm, uint64_t window_ns,
-	      uint64_t now_ns);
-/* Bytes: the larger of the last full window's and this window's. */
+	      uint64_t sample_ns, uint64_t now_ns);
+/* Changes the fetch interval (a reload); same rule as wss_start's. */
+void wss_set_sample(struct wss *w, uint64_t sample_ns);
+/* Bytes: the larger of the last full window's and this window's (fetches
+ * only when one is due). */
 uint64_t wss_sample(struct wss *w, uint64_t now_ns);
 void wss_stop(struct wss *w);
 

@@ -48,6 +48,16 @@ void ctl_stop(struct ctl_server *s);
 /* Positional argument i of a request as a string, or NULL. */
 const char *ctl_arg(json_t *req, size_t i);
 
+/* The client side (ctl_client.c): one request to the socket at path and
+ * its reply, the object as the server sent it ("ok" included; the caller
+ * decrefs), or NULL with a one-line reason in err: no socket there, the
+ * send failed with nothing said back, no reply line within timeout_ms, or
+ * not JSON.  A server that refused the client (too many clients) still
+ * gets its error line read.  Used by `densevm ctl`, the tests and the
+ * benchmarks, which must not spawn a process per request. */
+json_t *ctl_request(const char *path, json_t *req, int timeout_ms, char *err,
+		    size_t errlen);
+
 /* `densevm ctl` and `densevm stat` */
 int cmd_ctl(int argc, char **argv);
 int cmd_stat(int argc, char **argv);

@@ -1,6 +1,7 @@
 /*
- * ctl_client.c - `densevm ctl` and `densevm stat`: send one request to a
- * running densevm's control socket and print the reply (JSON).
+ * ctl_client.c - the control socket's client: ctl_request() (one request,
+ * its reply), and on it `densevm ctl` and `densevm stat`, which print the
+ * reply (JSON).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -28,56 +29,82 @@ static const char ctl_usage[] =
 "  --socket PATH   default " CTL_DEFAULT_DIR "/densevm.sock\n"
 "  --raw           print the reply on one line\n";
 
-static int request(const char *path, json_t *req, bool raw)
+#define REPLY_MAX (4u << 20)   /* `stat` of 1024 VMs fits */
+
+json_t *ctl_request(const char *path, json_t *req, int timeout_ms, char *err,
+		    size_t errlen)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	if (strlen(path) >= sizeof(a.sun_path)) {
-		fprintf(stderr, "densevm ctl: --socket %s: path too long\n", path);
-		return 2;
+		snprintf(err, errlen, "%s: path too long", path);
+		return NULL;
 	}
 	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (void *)&a, sizeof(a)) < 0) {
-		fprintf(stderr, "densevm ctl: %s: %s (is `densevm run` running?)\n",
-			path, strerror(errno));
+		snprintf(err, errlen, "%s: %s (is `densevm run` running?)", path,
+			 strerror(errno));
 		if (fd >= 0)
 			close(fd);
-		return 1;
+		return NULL;
 	}
 	char *s = json_dumps(req, JSON_COMPACT);
+	char *buf = malloc(REPLY_MAX);
+	if (!s || !buf) {
+		snprintf(err, errlen, "out of memory");
+		free(s);
+		free(buf);
+		close(fd);
+		return NULL;
+	}
 	size_t n = strlen(s);
-	s[n] = '\n';
+	s[n] = '\n';   /* over the terminator: sent as n + 1 bytes */
 	ssize_t w = send(fd, s, n + 1, MSG_NOSIGNAL);
 	int send_errno = w == (ssize_t)(n + 1) ? 0 : w < 0 ? errno : EPIPE;
 	free(s);
-	static char buf[4 << 20];
 	size_t len = 0;
 	/* Even after a failed send: a server that refused us (too many
 	 * clients) said why before closing, and that line is still here. */
 	for (;;) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
-		if (poll(&p, 1, 30000) <= 0) {
-			fprintf(stderr, "densevm ctl: no reply within 30 s\n");
+		if (poll(&p, 1, timeout_ms) <= 0) {
+			snprintf(err, errlen, "no reply within %d ms", timeout_ms);
+			free(buf);
 			close(fd);
-			return 1;
+			return NULL;
 		}
-		ssize_t r = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
+		ssize_t r = recv(fd, buf + len, REPLY_MAX - 1 - len, 0);
 		if (r <= 0)
 			break;
 		len += (size_t)r;
-		if (memchr(buf, '\n', len) || len == sizeof(buf) - 1)
+		if (memchr(buf, '\n', len) || len == REPLY_MAX - 1)
 			break;
 	}
 	close(fd);
 	if (send_errno && !len) {
-		fprintf(stderr, "densevm ctl: send: %s\n", strerror(send_errno));
-		return 1;
+		snprintf(err, errlen, "send: %s", strerror(send_errno));
+		free(buf);
+		return NULL;
 	}
 	buf[len] = 0;
 	json_error_t je;
 	json_t *rep = json_loads(buf, JSON_DISABLE_EOF_CHECK, &je);
+	free(buf);
+	if (!rep)
+		snprintf(err, errlen, "bad reply: %s", je.text);
+	return rep;
+}
+
+static int request(const char *path, json_t *req, bool raw)
+{
+	char err[512];
+	if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+		fprintf(stderr, "densevm ctl: --socket %s: path too long\n", path);
+		return 2;
+	}
+	json_t *rep = ctl_request(path, req, 30000, err, sizeof(err));
 	if (!rep) {
-		fprintf(stderr, "densevm ctl: bad reply: %s\n", je.text);
+		fprintf(stderr, "densevm ctl: %s\n", err);
 		return 1;
 	}
 	int ok = json_is_true(json_object_get(rep, "ok"));

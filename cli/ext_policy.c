@@ -174,8 +174,10 @@ static unsigned gather(struct pol *p, const struct policy_config *c,
 		run_vm_figures(rs, v->r, &f);
 		if (!f.balloon || !f.balloon_st.registered)
 			continue;
-		if (v->wss_on)
+		if (v->wss_on) {
+			wss_set_sample(&v->wss, (uint64_t)c->wss_sample_ms * 1000000ull);
 			v->active = wss_sample(&v->wss, t);
+		}
 		struct policy_vm_in *x = &vin[n];
 		const struct balloon_host_stats *b = &f.balloon_st;
 		const uint32_t need = BALLOON_STAT_MEM_TOTAL | BALLOON_STAT_MEM_FREE |
@@ -511,7 +513,8 @@ static int policy_start(struct run_state *rs, struct ctl_server *ctl,
 			snprintf(err, errlen, "%s", m);
 			goto fail;
 		}
-		v->wss_on = !wss_start(&v->wss, v->r->vm, WSS_WINDOW_NS, t);
+		v->wss_on = !wss_start(&v->wss, v->r->vm, WSS_WINDOW_NS,
+				       (uint64_t)p->cfg.wss_sample_ms * 1000000ull, t);
 	}
 	open_log(p, &p->cfg);
 	p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

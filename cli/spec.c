@@ -1,6 +1,6 @@
 /*
  * spec.c - VM specs: the key=value vocabulary shared by `--vm` and config
- * files, size parsing, and the checks that give one clear line per error.
+ * files (sizes: util/size.h), and the checks that give one clear line per error.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -8,30 +8,6 @@
 #include <string.h>
 #include "cli.h"
 #include "ext.h"
-
-int parse_size(const char *s, uint64_t *out)
-{
-	char *end;
-	if (!s || !*s || *s == '-')
-		return -EINVAL;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -EINVAL;
-	unsigned shift = 0;
-	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	case 't': case 'T': shift = 40; end++; break;
-	}
-	if (shift && (!strcmp(end, "iB") || !strcmp(end, "B")))
-		end += strlen(end);
-	if (*end || (shift && v > (~0ull >> shift)))
-		return -EINVAL;
-	*out = v << shift;
-	return 0;
-}
 
 void spec_init(struct vm_spec *s, const char *origin)
 {

@@ -42,7 +42,10 @@
  *   HIGH  no reclaim.  When free >= high + margin (margin = (high - soft)/2,
  *         1% with the defaults), deflate balloons, the VMs with the most
  *         shares per page first, by at most what keeps free >= high.
- *         Otherwise, with no balloon in flight and no forced move,
+ *         Otherwise, with no balloon in flight (one less than its
+ *         smallest change from its target has arrived, and an inflation
+ *         into a guest at its floor, g_floor set, or under pressure will
+ *         not: neither counts) and no forced move,
  *         rebalance: the memory reclaimed now (the sum of the targets) is
  *         split again as the water-filling would split it from no balloon
  *         at all, and a VM more than max(its smallest change, 2% of its
@@ -177,6 +180,12 @@ enum policy_strategy { POLICY_STRATEGY_SHARES, POLICY_STRATEGY_MOM };
  *                            which the scan rate decays.  Default 64M.
  *   settle_ticks = N         ticks during which a target does not reverse
  *                            (0 to 1000).  Default 3.
+ *   wss_sample_ms = N        how often the dirty log is read for the
+ *                            working-set estimate, 100 to 10000 ms (the
+ *                            window).  Default 10000: once per window;
+ *                            each read makes the guest fault again on its
+ *                            next write to every page it wrote.  The core
+ *                            does not read it (the caller samples).
  *   log = PATH               the decision log (JSON lines, one per tick);
  *                            empty = none.  Default empty.
  * Sizes: a number of bytes, or with K, M, G, T (KiB units, an optional
@@ -195,6 +204,7 @@ struct policy_config {
 	uint64_t scan_min, scan_max;
 	uint64_t merge_yield_min;
 	unsigned settle_ticks;
+	unsigned wss_sample_ms;      /* the caller's working-set sampling */
 	char log[1024];
 	unsigned set;                /* POLICY_SET_* bits of keys given */
 };

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "policy.h"
+#include "util/size.h"
 
 void policy_config_default(struct policy_config *c)
 {
@@ -31,6 +32,7 @@ void policy_config_default(struct policy_config *c)
 	c->scan_max = 20000;
 	c->merge_yield_min = 64ull << 20;
 	c->settle_ticks = 3;
+	c->wss_sample_ms = 10000;
 }
 
 unsigned policy_period_ms(const struct policy_config *c)
@@ -58,33 +60,6 @@ void policy_vm_config_default(struct policy_vm_config *v)
 }
 
 /* ------------------------------------------------------------- values */
-
-/* Bytes, or K/M/G/T (KiB units) with an optional iB/B; no sign. */
-static int parse_size(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned shift = 0;
-	unsigned long long v;
-
-	if (!s || *s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno)
-		return -EINVAL;
-	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	case 't': case 'T': shift = 40; end++; break;
-	}
-	if (shift && (!strcmp(end, "iB") || !strcmp(end, "B")))
-		end += strlen(end);
-	if (*end || (shift && v > (~0ull >> shift)))
-		return -EINVAL;
-	*out = (uint64_t)v << shift;
-	return 0;
-}
 
 /* A fraction "0.06" or a percentage "6%"; finite. */
 static int parse_fraction(const char *s, double *out)
@@ -188,7 +163,7 @@ int policy_config_check(const struct policy_config *c, char *err,
 static const char known_keys[] =
 	"mode strategy period_ms host_budget reserve high soft hard low "
 	"idle_tax min_guest_free max_step scan_min scan_max merge_yield_min "
-	"settle_ticks log";
+	"settle_ticks wss_sample_ms log";
 
 static int frac_key(const char *key, const char *val, double lo, bool lo_open,
 		    double hi, bool hi_open, double *out, char *err,
@@ -302,6 +277,13 @@ int policy_config_set(struct policy_config *c, const char *key,
 			return -EINVAL;
 		}
 		c->settle_ticks = (unsigned)u;
+	} else if (!strcmp(key, "wss_sample_ms")) {
+		if (parse_u64(val, 100, 10000, &u)) {
+			snprintf(err, errlen, "wss_sample_ms: '%s' must be 100 to "
+				 "10000 (ms; the window is 10 s)", val);
+			return -EINVAL;
+		}
+		c->wss_sample_ms = (unsigned)u;
 	} else if (!strcmp(key, "log")) {
 		if (strlen(val) >= sizeof(c->log)) {
 			snprintf(err, errlen, "log: path longer than %zu bytes",

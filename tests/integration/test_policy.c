@@ -21,12 +21,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include "testvm.h"
 #include "cgroup.h"
+#include "cli/ctl.h"
 
 #define MiB (1024ULL * 1024)
 
@@ -113,33 +112,14 @@ static int finish(pid_t pid)
  * by megabytes (tens of them under ASan). */
 static json_t *ctl_req(json_t *req)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", g_sock);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	assert_true(fd >= 0);
-	if (connect(fd, (void *)&sa, sizeof(sa)))
-		fail_msg("connect %s: %m", g_sock);
-	char *txt = json_dumps(req, JSON_COMPACT);
-	size_t n = strlen(txt);
-	txt = realloc(txt, n + 2);
-	txt[n] = '\n';
-	assert_int_equal(send(fd, txt, n + 1, MSG_NOSIGNAL), (ssize_t)(n + 1));
-	free(txt);
-	static char buf[1 << 20];
-	size_t got = 0;
-	while (got < sizeof(buf) - 1 && (got == 0 || buf[got - 1] != '\n')) {
-		ssize_t r = recv(fd, buf + got, sizeof(buf) - 1 - got, 0);
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
-	buf[got] = 0;
-	close(fd);
-	json_error_t je;
-	json_t *r = json_loads(buf, 0, &je);
-	if (!r || !json_is_true(json_object_get(r, "ok")))
+	char err[512];
+	json_t *r = ctl_request(g_sock, req, 30000, err, sizeof(err));
+	if (!r)
 		fail_msg("ctl %s: %s", json_string_value(json_object_get(req, "cmd")),
-			 buf);
+			 err);
+	if (!json_is_true(json_object_get(r, "ok")))
+		fail_msg("ctl %s: %s", json_string_value(json_object_get(req, "cmd")),
+			 json_string_value(json_object_get(r, "error")));
 	return r;
 }
 
@@ -394,28 +374,18 @@ static void reload_and_advise(void **state)
 	fclose(bad);
 	{
 		json_t *req = json_pack("{s:s, s:[s]}", "cmd", "policy", "args", "reload");
-		struct sockaddr_un sa = { .sun_family = AF_UNIX };
-		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", g_sock);
-		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		assert_int_equal(connect(fd, (void *)&sa, sizeof(sa)), 0);
-		char *t = json_dumps(req, JSON_COMPACT), r[2048] = "";
-		assert_true(send(fd, t, strlen(t), MSG_NOSIGNAL) > 0);
-		assert_int_equal(send(fd, "\n", 1, MSG_NOSIGNAL), 1);
-		ssize_t got = 0, k;
-		while (got < (ssize_t)sizeof(r) - 1 &&
-		       (k = recv(fd, r + got, sizeof(r) - 1 - (size_t)got, 0)) > 0) {
-			got += k;
-			if (r[got - 1] == '\n')
-				break;
-		}
-		close(fd);
-		free(t);
+		char err[256], want[160];
+		json_t *rep = ctl_request(g_sock, req, 30000, err, sizeof(err));
 		json_decref(req);
-		char want[160];
+		if (!rep)
+			fail_msg("ctl policy reload: %s", err);
+		const char *e = json_string_value(json_object_get(rep, "error"));
 		snprintf(want, sizeof(want), "%s:3: [policy] idle_tax", g_conf);
-		print_message("reload of a bad file: %s", r);
-		assert_non_null(strstr(r, "\"ok\":false"));
-		assert_non_null(strstr(r, want));
+		print_message("reload of a bad file: %s\n", e ? e : "(no error)");
+		assert_false(json_is_true(json_object_get(rep, "ok")));
+		assert_non_null(e);
+		assert_non_null(strstr(e, want));
+		json_decref(rep);
 	}
 	p = ctl_json("policy", NULL, NULL, NULL);
 	assert_string_equal(json_string_value(json_object_get(p, "mode")), "advise");

@@ -31,6 +31,8 @@ struct sim {
 	double saved_per_tick;         /* ksm: bytes saved per tick */
 	double cpu_per_tick;           /* ksm: CPU seconds per tick */
 	bool lag;                      /* a balloon goes half way per tick */
+	uint64_t short_by[SIM_MAX];    /* an inflation stops this far short
+	                                  (a guest's last pages) */
 };
 
 static inline void sim_init(struct sim *s, unsigned n, uint64_t ram,
@@ -82,6 +84,9 @@ static inline void sim_measure(struct sim *s)
 			v->balloon_size = v->balloon_size > v->balloon_target ?
 					  v->balloon_size - h : v->balloon_size + h;
 		}
+		if (v->balloon_size > s->short_by[i] &&
+		    v->balloon_size == v->balloon_target)
+			v->balloon_size -= s->short_by[i];
 		uint64_t alloc = v->ram - v->balloon_size;
 		v->stats_valid = !s->no_stats[i];
 		v->g_total = v->ram;   /* as both guests do: the balloon's

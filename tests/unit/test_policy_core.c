@@ -652,7 +652,7 @@ static void test_config(void **state_)
 	expect_err(&c, "frobnicate", "1", "unknown key 'frobnicate' (known: mode "
 		   "strategy period_ms host_budget reserve high soft hard low "
 		   "idle_tax min_guest_free max_step scan_min scan_max "
-		   "merge_yield_min settle_ticks log)");
+		   "merge_yield_min settle_ticks wss_sample_ms log)");
 	/* thresholds: strictly decreasing among those given... */
 	/* thresholds: strictly decreasing among those given (soft is 5%) */
 	expect_err(&c, "hard", "5%", "soft: 5% must be above hard 5% "
