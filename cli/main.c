@@ -20,6 +20,7 @@ static const char usage[] =
 "  run       run VMs (micro guests or Linux) until they end\n"
 "  ctl       send a command to a running densevm (control socket)\n"
 "  stat      statistics of a running densevm, as JSON\n"
+"  bench     the dense-consolidation benchmark (scenarios, arms, plots)\n"
 "  help      this text; 'densevm COMMAND --help' for a command\n"
 "  version   print the version\n";
 
@@ -36,6 +37,8 @@ int main(int argc, char **argv)
 		return cmd_ctl(argc - 1, argv + 1);
 	if (!strcmp(cmd, "stat"))
 		return cmd_stat(argc - 1, argv + 1);
+	if (!strcmp(cmd, "bench"))
+		return cmd_bench(argc - 1, argv + 1);
 	if (!strcmp(cmd, "policy"))
 		return cmd_policy(argc - 1, argv + 1);
 	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
