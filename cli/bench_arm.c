@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -222,37 +223,75 @@ static void push(struct bench_result *r, const struct bench_sample *s)
 	r->s[r->ns++] = *s;
 }
 
-static void sample(const char *sock, const struct bench_cg *cg, pid_t pid,
-		   enum bench_arm_id arm, double t, struct bench_sample *s)
+/* The control-socket figures, polled by a thread of their own: a busy
+ * densevm can take 200 ms to answer, and the cgroup's usage is sampled
+ * on time regardless (each sample carries the latest reply). */
+struct ctl_poll {
+	pthread_t th;
+	pthread_mutex_t lock;
+	const char *sock;
+	enum bench_arm_id arm;
+	double period;
+	volatile bool stop;
+	struct bench_sample last;   /* only the ctl fields */
+};
+
+static void *ctl_poll_main(void *arg)
 {
-	memset(s, 0, sizeof(*s));
+	struct ctl_poll *c = arg;
+	while (!c->stop) {
+		double t = now_s();
+		struct bench_sample s = { 0 };
+		if (arm_ksm(c->arm)) {
+			json_t *k = ctl_req(c->sock, "ksm", NULL, NULL, NULL);
+			json_t *g = json_object_get(k, "global");
+			s.base_pages = jint(g, "base_pages");
+			s.sharing_pages = jint(g, "pages_sharing");
+			s.zero_pages = jint(g, "zero_pages");
+			s.saved = jint(g, "bytes_saved");
+			s.pauses = jint(g, "pauses");
+			s.ksm_cpu = json_number_value(json_object_get(g, "cpu_seconds"));
+			s.vmas = jint(k, "vmas");
+			if (!k)
+				s = c->last;   /* not up yet, or gone: keep the last */
+			json_decref(k);
+		}
+		if (arm_policy(c->arm)) {
+			json_t *p = ctl_req(c->sock, "policy", NULL, NULL, NULL);
+			if (p) {
+				s.policy_cpu = json_number_value(json_object_get(p, "cpu_seconds"));
+				json_t *vms = json_object_get(p, "vms"), *v;
+				size_t i;
+				json_array_foreach(vms, i, v)
+					s.ballooned += jint(v, "balloon_size");
+			} else {
+				s.policy_cpu = c->last.policy_cpu;
+				s.ballooned = c->last.ballooned;
+			}
+			json_decref(p);
+		}
+		pthread_mutex_lock(&c->lock);
+		c->last = s;
+		pthread_mutex_unlock(&c->lock);
+		double sl = c->period - (now_s() - t);
+		if (sl > 0)
+			usleep((useconds_t)(sl * 1e6));
+	}
+	return NULL;
+}
+
+static void sample(struct ctl_poll *cp, const struct bench_cg *cg, pid_t pid,
+		   double t, struct bench_sample *s)
+{
+	pthread_mutex_lock(&cp->lock);
+	*s = cp->last;
+	pthread_mutex_unlock(&cp->lock);
 	s->t = t;
 	s->usage = bench_cg_usage(cg);
 	s->limit = bench_cg_limit(cg);
 	s->oom_kills = bench_cg_oom_kills(cg);
 	s->proc_cpu = proc_cpu(pid);
 	s->psi_some10 = psi_some10();
-	if (arm_ksm(arm)) {
-		json_t *k = ctl_req(sock, "ksm", NULL, NULL, NULL);
-		json_t *g = json_object_get(k, "global");
-		s->base_pages = jint(g, "base_pages");
-		s->sharing_pages = jint(g, "pages_sharing");
-		s->zero_pages = jint(g, "zero_pages");
-		s->saved = jint(g, "bytes_saved");
-		s->pauses = jint(g, "pauses");
-		s->ksm_cpu = json_number_value(json_object_get(g, "cpu_seconds"));
-		s->vmas = jint(k, "vmas");
-		json_decref(k);
-	}
-	if (arm_policy(arm)) {
-		json_t *p = ctl_req(sock, "policy", NULL, NULL, NULL);
-		s->policy_cpu = json_number_value(json_object_get(p, "cpu_seconds"));
-		json_t *vms = json_object_get(p, "vms"), *v;
-		size_t i;
-		json_array_foreach(vms, i, v)
-			s->ballooned += jint(v, "balloon_size");
-		json_decref(p);
-	}
 }
 
 static int write_timeline(const char *dir, const char *af, int rep,
@@ -323,26 +362,46 @@ static int group_of(const struct bench_scenario *sc, const char *vm)
 	return -1;
 }
 
-/* Throughput and mismatches from the run's output. */
+/* Throughput and mismatches from the run's output: per active VM, its
+ * last `dirty: t=Ss rewrites=N` progress line (or the `done` line),
+ * rewrites per second of the guest's own clock. */
 static void read_output(const struct bench_opts *o, const char *out,
 			struct bench_result *r)
 {
 	FILE *f = fopen(out, "re");
 	char line[2048];
+	enum { MAXV = 1024 };
+	static struct { char vm[64]; double rate; } last[MAXV];
+	unsigned nl = 0;
 	while (f && fgets(line, sizeof(line), f)) {
 		if (strstr(line, "MISMATCH"))
 			r->mismatches++;
 		char vm[64];
-		unsigned long long ms, pages, rw;
+		unsigned long long ms, pages, rw, ts;
+		double rate = -1;
 		if (sscanf(line, "[%63[^]]] dirty: done ms=%llu pages=%llu rewrites=%llu",
-			   vm, &ms, &pages, &rw) == 4 && ms) {
-			int g = group_of(o->sc, vm);
-			if (g >= 0 && o->sc->group[g].active)
-				r->throughput += (double)rw / ((double)ms / 1000);
-		}
+			   vm, &ms, &pages, &rw) == 4 && ms)
+			rate = (double)rw / ((double)ms / 1000);
+		else if (sscanf(line, "[%63[^]]] dirty: t=%llus rewrites=%llu", vm, &ts,
+				&rw) == 3 && ts)
+			rate = (double)rw / (double)ts;
+		if (rate < 0)
+			continue;
+		int g = group_of(o->sc, vm);
+		if (g < 0 || !o->sc->group[g].active)
+			continue;
+		unsigned k = 0;
+		while (k < nl && strcmp(last[k].vm, vm))
+			k++;
+		if (k == nl && nl < MAXV)
+			snprintf(last[nl++].vm, sizeof(last[0].vm), "%s", vm);
+		if (k < nl)
+			last[k].rate = rate;
 	}
 	if (f)
 		fclose(f);
+	for (unsigned k = 0; k < nl; k++)
+		r->throughput += last[k].rate;
 }
 
 /* VM outcomes from the JSON report (absent: the process died). */
@@ -440,6 +499,10 @@ int bench_arm_run(const struct bench_opts *o, enum bench_arm_id arm, int rep,
 		return 0;
 	}
 	r->ran = true;
+	struct ctl_poll cp = { .sock = sock, .arm = arm, .period = 1.0 / sc->sample_hz };
+	pthread_mutex_init(&cp.lock, NULL);
+	bool polling = (arm_ksm(arm) || arm_policy(arm)) &&
+		       !pthread_create(&cp.th, NULL, ctl_poll_main, &cp);
 	double period = 1.0 / sc->sample_hz, next = t0, last_line = -5;
 	unsigned ph = 0;
 	const char *phase = "start";
@@ -477,16 +540,21 @@ int bench_arm_run(const struct bench_opts *o, enum bench_arm_id arm, int rep,
 			}
 		}
 		struct bench_sample s;
-		sample(sock, &cg, pid, arm, t, &s);
+		sample(&cp, &cg, pid, t, &s);
 		push(r, &s);
 		progress(o, r, phase, t, d, &s, &last_line);
 		next += period;
 		double sl = next - now_s();
 		if (sl > 0)
 			usleep((useconds_t)(sl * 1e6));
-		else
-			next = now_s();
+		else if (sl < -period)
+			next = now_s();   /* over a period late: do not burst */
 	}
+	if (polling) {
+		cp.stop = true;
+		pthread_join(cp.th, NULL);
+	}
+	pthread_mutex_destroy(&cp.lock);
 	r->budget_missed = pending != 0;
 	if (!exited) {
 		kill(pid, SIGTERM);
