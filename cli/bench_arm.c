@@ -159,9 +159,14 @@ static int write_config(const struct bench_opts *o, enum bench_arm_id arm,
 			"sleep_ms = 10\n");
 	else if (arm_ksm(arm))
 		fprintf(f, "[ksm]\nengine = dense\n");
-	if (arm_policy(arm))
-		fprintf(f, "[policy]\nstrategy = %s\nlog = %s\n",
-			arm == ARM_KERNEL_MOM ? "mom" : "shares", plog);
+	if (arm == ARM_KERNEL_MOM)
+		fprintf(f, "[policy]\nstrategy = mom\nlog = %s\n", plog);
+	else if (arm_policy(arm))
+		/* the policy's default scan floor (200 pages/s) starves the dense
+		 * engine in a boot storm: ours runs it at its first-pass speed */
+		fprintf(f, "[policy]\nstrategy = shares\nlog = %s\n%s", plog,
+			arm == ARM_DENSE_POLICY ? "scan_min = 100000\n"
+			"scan_max = 1000000\n" : "");
 	for (unsigned i = 0; i < sc->ngroups; i++) {
 		const struct bench_group *g = &sc->group[i];
 		fprintf(f, "[vm %s]\ncount = %u\nmem = %lluM\nworkload = %s\n", g->name,
