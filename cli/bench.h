@@ -144,6 +144,8 @@ json_t *bench_timeline_json(const struct bench_result *r);
 /* Summary table on stdout, DIR/summary.md, DIR/summary.json. */
 int bench_report(const struct bench_opts *o, struct bench_result *res,
 		 size_t nres, unsigned mask);
+/* DIR/budget.csv: the scenario's budget over time (for the plots). */
+int bench_write_budget(const struct bench_opts *o);
 /* gnuplot: DIR/usage.png|svg from DIR/timeline-ARM-REP.csv; returns 0,
  * or -ENOENT without gnuplot (a line says so). */
 int bench_plot(const char *dir);

@@ -314,7 +314,9 @@ static int write_timeline(const char *dir, const char *af, int rep,
 		const struct bench_sample *s = &r->s[i];
 		fprintf(f, "%.3f,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,%.4f,%.4f,%.3f,"
 			"%.2f,%llu,%llu,%llu\n", s->t, s->usage / MiB, s->limit / MiB,
-			s->base_pages * 4096.0 / MiB, s->sharing_pages * 4096.0 / MiB,
+			s->base_pages * 4096.0 / MiB,
+			(s->sharing_pages > s->base_pages ? s->sharing_pages - s->base_pages : 0) *
+			4096.0 / MiB,
 			s->zero_pages * 4096.0 / MiB, s->saved / MiB,
 			s->ballooned / MiB, s->ksm_cpu, s->policy_cpu, s->proc_cpu,
 			s->psi_some10, (unsigned long long)s->pauses,

@@ -87,7 +87,8 @@ int bench_report(const struct bench_opts *o, struct bench_result *res,
 		res[i].throughput_pct = -1;
 		for (size_t j = 0; j < nres; j++)
 			if (res[j].arm == ARM_NONE && res[j].rep == res[i].rep &&
-			    res[j].ran && res[j].fits && res[j].throughput > 0 &&
+			    res[j].ran && !res[j].oom_kills && !res[j].crashed &&
+			    !res[j].alloc_fail && res[j].throughput > 0 &&
 			    res[i].ran)
 				res[i].throughput_pct = res[i].throughput /
 							res[j].throughput * 100;
@@ -224,6 +225,25 @@ int bench_report(const struct bench_opts *o, struct bench_result *res,
 
 /* ------------------------------------------------------------ plots */
 
+int bench_write_budget(const struct bench_opts *o)
+{
+	char p[512];
+	snprintf(p, sizeof(p), "%s/budget.csv", o->out);
+	FILE *f = fopen(p, "we");
+	if (!f)
+		return -errno;
+	const struct bench_scenario *sc = o->sc;
+	double b = (double)sc->budget;
+	fprintf(f, "t_s,budget_mib\n0,%.2f\n", b / MiB);
+	for (unsigned i = 0; i < sc->nphases; i++) {
+		const struct bench_phase *ph = &sc->phase[i];
+		b = ph->budget_rel ? b * ph->budget_pct / 100 : (double)ph->budget;
+		fprintf(f, "%.3f,%.2f\n", bench_phase_at(sc, i, o->quick), b / MiB);
+	}
+	fprintf(f, "%.3f,%.2f\n", bench_duration(sc, o->quick), b / MiB);
+	return fclose(f) ? -EIO : 0;
+}
+
 static bool have_gnuplot(void)
 {
 	return !system("command -v gnuplot >/dev/null 2>&1");
@@ -270,27 +290,33 @@ int bench_plot(const char *dir)
 	for (int t = 0; t < 2; t++) {
 		fprintf(f, "set terminal %s\nset output '%s/usage.%s'\n"
 			"set title 'memory cgroup usage against the budget, per arm "
-			"(repetition 1)'\nset ylabel 'MiB'\nset yrange [0:*]\nplot ",
+			"(repetition 1)'\nset ylabel 'memory cgroup usage (MiB)'\nset yrange [0:*]\nplot ",
 			term[t][0], dir, term[t][1]);
 		for (int i = 0; i < n; i++)
 			fprintf(f, "'%s' using 1:2 skip 1 with lines lw 2 title '%s', ",
 				files[i], titles[i]);
-		fprintf(f, "'%s' using 1:($3 > 0 ? $3 : 1/0) skip 1 with lines lw 2 "
-			"dt 2 lc rgb 'black' title 'budget (cgroup limit)'\n", files[0]);
+		char bud[600];
+		snprintf(bud, sizeof(bud), "%s/budget.csv", dir);
+		if (!access(bud, R_OK))
+			fprintf(f, "'%s' using 1:($2 > 0 ? $2 : 1/0) skip 1 with steps lw 2 "
+				"dt 2 lc rgb 'black' title 'budget (scenario)'\n", bud);
+		else
+			fprintf(f, "'%s' using 1:($3 > 0 ? $3 : 1/0) skip 1 with lines lw "
+				"2 dt 2 lc rgb 'black' title 'cgroup limit'\n", files[0]);
 		/* savings by source: one panel per arm */
 		int cols = n > 3 ? 3 : n, rows = (n + cols - 1) / cols;
 		fprintf(f, "set terminal %s size %d,%d\nset output '%s/savings.%s'\n"
-			"set multiplot layout %d,%d title 'savings by source (MiB, "
-			"stacked; repetition 1)'\nset key inside left top font ',8'\n"
-			"set ylabel 'MiB'\nunset title\n",
+			"set multiplot layout %d,%d title 'memory reclaimed by source, "
+			"stacked (repetition 1)'\nset key inside left top font ',8'\n"
+			"set ylabel 'MiB'\nset yrange [0:*]\nunset title\n",
 			t ? "svg" : "pngcairo", 360 * cols + 60, 300 * rows + 40, dir,
 			term[t][1], rows, cols);
 		for (int i = 0; i < n; i++)
 			fprintf(f, "set title '%s'\nplot '%s' using 1:($4+$5+$6+$8) skip 1 "
 				"with filledcurves x1 lc rgb '#1f77b4' title 'ballooned', "
 				"'' using 1:($4+$5+$6) skip 1 with filledcurves x1 lc rgb "
-				"'#2ca02c' title 'zero pages', '' using 1:($4+$5) skip 1 with "
-				"filledcurves x1 lc rgb '#ff7f0e' title 'cross-GPA', '' using "
+				"'#2ca02c' title 'zero pages merged', '' using 1:($4+$5) skip 1 with "
+				"filledcurves x1 lc rgb '#ff7f0e' title 'cross-GPA merged', '' using "
 				"1:4 skip 1 with filledcurves x1 lc rgb '#d62728' title "
 				"'same-GPA'\n", titles[i], files[i]);
 		fprintf(f, "unset multiplot\nset key outside right top font ',11'\n");

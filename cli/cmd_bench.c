@@ -169,8 +169,20 @@ int cmd_bench(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (plot)
+	if (plot) {
+		/* the budget line from the folder's own scenario and summary */
+		static struct bench_scenario psc;
+		char sp[PATH_MAX], e[1024];
+		snprintf(sp, sizeof(sp), "%s/scenario.ini", plot);
+		snprintf(e, sizeof(e), "%s/summary.json", plot);
+		json_t *sj = json_load_file(e, 0, NULL);
+		struct bench_opts po = { .sc = &psc, .out = plot,
+			.quick = json_is_true(json_object_get(sj, "quick")) };
+		json_decref(sj);
+		if (!bench_scenario_load(sp, &psc, e, sizeof(e)))
+			bench_write_budget(&po);
 		return bench_plot(plot) ? 1 : 0;
+	}
 	if (argc - optind > 1) {
 		fprintf(stderr, "densevm bench: one SCENARIO at most (got '%s' and "
 			"'%s')\n", argv[optind], argv[optind + 1]);
@@ -210,6 +222,7 @@ int cmd_bench(int argc, char **argv)
 		.progress_tty = isatty(2), .reps = (unsigned)reps,
 	};
 	host_facts(out, &sc);
+	bench_write_budget(&o);
 	enum bench_arm_id list[ARM_COUNT];
 	unsigned na = 0;
 	for (int a = 0; a < ARM_COUNT; a++)
