@@ -30,6 +30,8 @@ struct bench_group {
 	unsigned shares;            /* 0 = the default */
 	uint64_t min, max;
 	bool active;                /* its throughput is measured */
+	double start;               /* seconds before its first VM starts */
+	double arrive_every;        /* seconds between its VMs' starts */
 	int line;
 };
 
@@ -51,6 +53,7 @@ struct bench_scenario {
 	double duration, quick_duration;
 	double sample_hz;
 	double steady_tail;         /* steady usage: median of this last fraction */
+	bool density;               /* report VMs that arrived before a failure */
 	struct bench_group group[BENCH_MAX_GROUPS];
 	unsigned ngroups;
 	struct bench_phase phase[BENCH_MAX_PHASES];
@@ -61,6 +64,9 @@ struct bench_scenario {
  * what the whole file lacks).  0 or -errno. */
 int bench_scenario_load(const char *path, struct bench_scenario *sc,
 			char *err, size_t errlen);
+/* When VM k of group g starts (seconds from the run's start). */
+double bench_vm_start(const struct bench_scenario *sc, unsigned g, unsigned k,
+		      bool quick);
 /* Guest RAM of the whole fleet, bytes. */
 uint64_t bench_scenario_ram(const struct bench_scenario *sc);
 /* The duration and a phase's offset for a run (quick or not). */
@@ -119,6 +125,9 @@ struct bench_result {
 	double throughput_pct;      /* of none's in the same rep; -1 = n/a */
 	unsigned oom_kills, alloc_fail, mismatches, crashed, vms_ok, vms;
 	bool budget_missed;         /* a budget phase could not be applied */
+	double t_fail;              /* first OOM kill or early death; -1 = none */
+	unsigned vms_fit;           /* density: VMs started before t_fail */
+	double fit_ram;             /* their guest RAM, bytes */
 	bool fits;
 	int exit_status;
 };

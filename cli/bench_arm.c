@@ -169,15 +169,28 @@ static int write_config(const struct bench_opts *o, enum bench_arm_id arm,
 			"scan_max = 1000000\n" : "");
 	for (unsigned i = 0; i < sc->ngroups; i++) {
 		const struct bench_group *g = &sc->group[i];
-		fprintf(f, "[vm %s]\ncount = %u\nmem = %lluM\nworkload = %s\n", g->name,
-			g->count, (unsigned long long)(g->mem >> 20),
-			o->quick && g->quick_workload[0] ? g->quick_workload : g->workload);
-		if (g->shares)
-			fprintf(f, "shares = %u\n", g->shares);
-		if (g->min)
-			fprintf(f, "min = %lluM\n", (unsigned long long)(g->min >> 20));
-		if (g->max)
-			fprintf(f, "max = %lluM\n", (unsigned long long)(g->max >> 20));
+		const char *wl = o->quick && g->quick_workload[0] ? g->quick_workload :
+				 g->workload;
+		/* staggered starts: one section per VM, named as count names them */
+		bool each = g->start > 0 || g->arrive_every > 0;
+		for (unsigned k = 0; k < (each ? g->count : 1); k++) {
+			if (!each)
+				fprintf(f, "[vm %s]\ncount = %u\nworkload = %s\n", g->name,
+					g->count, wl);
+			else if (g->count > 1)
+				fprintf(f, "[vm %s%u]\nworkload = %s start_ms=%.0f\n",
+					g->name, k, wl, bench_vm_start(sc, i, k, o->quick) * 1000);
+			else
+				fprintf(f, "[vm %s]\nworkload = %s start_ms=%.0f\n", g->name,
+					wl, bench_vm_start(sc, i, k, o->quick) * 1000);
+			fprintf(f, "mem = %lluM\n", (unsigned long long)(g->mem >> 20));
+			if (g->shares)
+				fprintf(f, "shares = %u\n", g->shares);
+			if (g->min)
+				fprintf(f, "min = %lluM\n", (unsigned long long)(g->min >> 20));
+			if (g->max)
+				fprintf(f, "max = %lluM\n", (unsigned long long)(g->max >> 20));
+		}
 	}
 	return fclose(f) ? -EIO : 0;
 }
@@ -581,6 +594,24 @@ int bench_arm_run(const struct bench_opts *o, enum bench_arm_id arm, int rep,
 		fputc('\n', stderr);
 	r->exit_status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 	r->oom_kills = (unsigned)bench_cg_oom_kills(&cg);
+	char line[512] = "", last[512] = "";
+	FILE *of = fopen(out, "re");
+	while (of && fgets(line, sizeof(line), of))
+		if (!strncmp(line, "densevm run: ", 13))
+			snprintf(last, sizeof(last), "%s", line);
+	if (of)
+		fclose(of);
+	last[strcspn(last, "\n")] = 0;
+	if (exited && WIFEXITED(st) && WEXITSTATUS(st) && !r->oom_kills && last[0] &&
+	    now_s() - t0 < 5) {
+		/* refused at start (a bad config, the kernel KSM lock held by
+		 * another run): skipped, with densevm run's own reason */
+		snprintf(r->skipped, sizeof(r->skipped), "%.190s", last);
+		r->ran = false;
+		bench_cg_remove(&cg);
+		unlink(sock);
+		return 0;
+	}
 	read_output(o, out, r);
 	read_report(report, r);
 	bench_cg_remove(&cg);
@@ -629,4 +660,32 @@ void bench_result_figures(const struct bench_opts *o, struct bench_result *r)
 	r->saved_gib = saved / (1024 * MiB);
 	r->fits = r->ran && !r->oom_kills && !r->alloc_fail && !r->mismatches &&
 		  !r->crashed && !r->budget_missed;
+	/* the first failure: an OOM kill, or the process gone before the end */
+	r->t_fail = -1;
+	for (size_t i = 0; i < r->ns && r->t_fail < 0; i++)
+		if (r->s[i].oom_kills)
+			r->t_fail = r->s[i].t;
+	if (r->t_fail < 0 && !r->fits)
+		r->t_fail = l->t < d - 1 ? l->t : d;
+	/* density: the VMs started before it, less the last one (which broke
+	 * it); a failure without a time (a mismatch) counts at the end */
+	r->vms_fit = 0;
+	r->fit_ram = 0;
+	double last_t = -1, last_mem = 0;
+	for (unsigned g = 0; g < o->sc->ngroups; g++)
+		for (unsigned k = 0; k < o->sc->group[g].count; k++) {
+			double st = bench_vm_start(o->sc, g, k, o->quick);
+			if (r->t_fail >= 0 && st >= r->t_fail)
+				continue;
+			r->vms_fit++;
+			r->fit_ram += (double)o->sc->group[g].mem;
+			if (st >= last_t) {
+				last_t = st;
+				last_mem = (double)o->sc->group[g].mem;
+			}
+		}
+	if (r->t_fail >= 0 && r->vms_fit) {
+		r->vms_fit--;
+		r->fit_ram -= last_mem;
+	}
 }

@@ -46,12 +46,14 @@ static struct stat3 st3(const double *v, int n)
 }
 
 enum { F_PEAK, F_STEADY, F_RATIO, F_TSTEADY, F_CPU, F_CPU_GIB, F_TPUT,
-       F_PROC, F_N };
+       F_PROC, F_VMS, F_DOC, F_N };
 static const char *const fname[F_N] = {
 	"peak_mib", "steady_mib", "overcommit_ratio", "time_to_steady_s",
 	"reclaim_cpu_s", "reclaim_cpu_s_per_gib_saved", "throughput_pct_of_none",
-	"process_cpu_s",
+	"process_cpu_s", "density_vms", "density_overcommit",
 };
+
+static double g_budget;   /* the scenario's, bytes (density overcommit) */
 
 static double field(const struct bench_result *r, int f)
 {
@@ -64,6 +66,8 @@ static double field(const struct bench_result *r, int f)
 	case F_CPU_GIB: return r->saved_gib > 0.01 ? r->reclaim_cpu / r->saved_gib : -1;
 	case F_TPUT: return r->throughput_pct;
 	case F_PROC: return r->proc_cpu;
+	case F_VMS: return r->vms_fit;
+	case F_DOC: return g_budget > 0 ? r->fit_ram / g_budget : -1;
 	}
 	return -1;
 }
@@ -82,6 +86,7 @@ static void fmt(char *b, size_t n, struct stat3 s, const char *unit, int prec)
 int bench_report(const struct bench_opts *o, struct bench_result *res,
 		 size_t nres, unsigned mask)
 {
+	g_budget = (double)o->sc->budget;
 	/* throughput against none's in the same repetition */
 	for (size_t i = 0; i < nres; i++) {
 		res[i].throughput_pct = -1;
@@ -108,6 +113,8 @@ int bench_report(const struct bench_opts *o, struct bench_result *res,
 	static const char hdr[] = "| arm | fits | peak MiB | steady MiB | overcommit "
 		"| to steady s | reclaim CPU s | CPU s/GiB saved | throughput % of none "
 		"| OOM | alloc fail | mismatch | crashed |\n";
+	char dens[ARM_COUNT][200];
+	int ndens = 0;
 	fputs(hdr, md);
 	fputs("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n", md);
 	printf("\n%-13s %-5s %-18s %-18s %-16s %-14s %-14s %-12s %-16s %s\n", "arm",
@@ -183,6 +190,22 @@ int bench_report(const struct bench_opts *o, struct bench_result *res,
 			"%u | %u |\n", name, fit, missed ? " (budget missed)" : "",
 			c[F_PEAK], c[F_STEADY], c[F_RATIO], c[F_TSTEADY], c[F_CPU],
 			c[F_CPU_GIB], c[F_TPUT], oom, af, mm, cr);
+		if (o->sc->density) {
+			fmt(c[F_VMS], 64, s[F_VMS], " VMs", 0);
+			fmt(c[F_DOC], 64, s[F_DOC], "x", 2);
+			snprintf(dens[ndens++], sizeof(dens[0]), "| %s | %s | %s |\n",
+				 name, c[F_VMS], c[F_DOC]);
+			printf("%-13s density: %s fit before the first failure, guest RAM "
+			       "%s the budget\n", name, c[F_VMS], c[F_DOC]);
+		}
+	}
+	if (ndens) {
+		fprintf(md, "\nDensity: VMs that had started before the first failure "
+			"(OOM kill or the run's death; a mismatch or allocation failure "
+			"counts at the end), less the last one; their guest RAM over the "
+			"budget.\n\n| arm | VMs fit | guest RAM / budget |\n|---|---|---|\n");
+		for (int i = 0; i < ndens; i++)
+			fputs(dens[i], md);
 	}
 	fprintf(md, "\nfits: repetitions with no OOM kill, allocation failure, "
 		"mismatch or crashed VM and every budget phase applied.  Steady: the "
@@ -195,7 +218,7 @@ int bench_report(const struct bench_opts *o, struct bench_result *res,
 	json_t *runs = json_array();
 	for (size_t i = 0; i < nres; i++) {
 		const struct bench_result *r = &res[i];
-		json_array_append_new(runs, r->ran ? json_pack(
+		json_t *one = r->ran ? json_pack(
 			"{s:s, s:i, s:b, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:i, s:i,"
 			" s:i, s:i, s:i, s:b, s:i}",
 			"arm", bench_arm_names[r->arm], "rep", r->rep, "fits", r->fits,
@@ -208,7 +231,14 @@ int bench_report(const struct bench_opts *o, struct bench_result *res,
 			r->crashed, "vms_ok", r->vms_ok, "budget_missed", r->budget_missed,
 			"exit_status", r->exit_status) :
 			json_pack("{s:s, s:i, s:s}", "arm", bench_arm_names[r->arm], "rep",
-				  r->rep, "skipped", r->skipped));
+				  r->rep, "skipped", r->skipped);
+		if (r->ran) {
+			json_object_set_new(one, "t_fail_s", json_real(r->t_fail));
+			json_object_set_new(one, "density_vms", json_integer(r->vms_fit));
+			json_object_set_new(one, "density_ram_mib",
+					    json_real(r->fit_ram / MiB));
+		}
+		json_array_append_new(runs, one);
 	}
 	json_object_set_new(root, "scenario", json_string(o->sc->name));
 	json_object_set_new(root, "quick", json_boolean(o->quick));

@@ -3,9 +3,9 @@
  * the same parser and FILE:LINE errors as the run config in config.c):
  *
  *   [scenario]     name, description, budget, duration, quick_duration,
- *                  sample_hz, steady_tail
+ *                  sample_hz, steady_tail, density
  *   [group NAME]   count, mem, workload, quick_workload, shares, min, max,
- *                  active
+ *                  active, start, arrive_every
  *   [phase NAME]   at, quick_at, budget (a size, or a % of the budget
  *                  before it)
  *
@@ -174,6 +174,13 @@ static int scenario_key(struct sc_ctx *c, const char *k, const char *v)
 		if (num(v, 1, 100, &x))
 			goto bad_num;
 		sc->sample_hz = x;
+	} else if (!strcmp(k, "density")) {
+		if (strcmp(v, "0") && strcmp(v, "1")) {
+			snprintf(c->msg, sizeof(c->msg), "[scenario] density: '%s' must "
+				 "be 0 or 1", v);
+			return -1;
+		}
+		sc->density = *v == '1';
 	} else if (!strcmp(k, "steady_tail")) {
 		if (num(v, 0.05, 0.9, &x))
 			goto bad_num;
@@ -181,7 +188,7 @@ static int scenario_key(struct sc_ctx *c, const char *k, const char *v)
 	} else {
 		snprintf(c->msg, sizeof(c->msg), "[scenario] unknown key '%s' (known: "
 			 "name description budget duration quick_duration sample_hz "
-			 "steady_tail)", k);
+			 "steady_tail density)", k);
 		return -1;
 	}
 	return 0;
@@ -232,6 +239,13 @@ static int group_key(struct sc_ctx *c, const char *k, const char *v)
 		g->shares = (unsigned)x;
 	} else if (!strcmp(k, "min") || !strcmp(k, "max")) {
 		return size_key(c, k, v, !strcmp(k, "min") ? &g->min : &g->max, true);
+	} else if (!strcmp(k, "start") || !strcmp(k, "arrive_every")) {
+		if (num(v, 0, 3600, &x)) {
+			snprintf(c->msg, sizeof(c->msg), "[%s] %s: '%s' must be seconds "
+				 "in [0, 3600]", c->section, k, v);
+			return -1;
+		}
+		*(!strcmp(k, "start") ? &g->start : &g->arrive_every) = x;
 	} else if (!strcmp(k, "active")) {
 		if (strcmp(v, "0") && strcmp(v, "1")) {
 			snprintf(c->msg, sizeof(c->msg), "[%s] active: '%s' must be 0 or 1",
@@ -241,7 +255,8 @@ static int group_key(struct sc_ctx *c, const char *k, const char *v)
 		g->active = *v == '1';
 	} else {
 		snprintf(c->msg, sizeof(c->msg), "[%s] unknown key '%s' (known: count "
-			 "mem workload quick_workload shares min max active)",
+			 "mem workload quick_workload shares min max active start "
+			 "arrive_every)",
 			 c->section, k);
 		return -1;
 	}
@@ -277,7 +292,8 @@ static int phase_key(struct sc_ctx *c, const char *k, const char *v)
 	} else if (!strcmp(k, "start") || !strcmp(k, "idle") ||
 		   !strcmp(k, "activate") || !strcmp(k, "grow")) {
 		snprintf(c->msg, sizeof(c->msg), "[%s] %s: workload phases are not "
-			 "implemented yet (only budget moves are)", c->section, k);
+			 "implemented yet (budget moves are; a group starts later "
+			 "with its own start and arrive_every)", c->section, k);
 		return -1;
 	} else {
 		snprintf(c->msg, sizeof(c->msg), "[%s] unknown key '%s' (known: at "
@@ -365,6 +381,13 @@ int bench_scenario_load(const char *path, struct bench_scenario *sc,
 				 g->line, g->name);
 			return -EINVAL;
 		}
+		if (g->start + g->arrive_every * (g->count - 1) >= sc->duration) {
+			snprintf(err, errlen, "%s:%d: [group %s] its last VM would start "
+				 "at %g s, not within the duration (%g s)", path, g->line,
+				 g->name, g->start + g->arrive_every * (g->count - 1),
+				 sc->duration);
+			return -EINVAL;
+		}
 		vms += g->count;
 	}
 	if (vms > CLI_MAX_VMS) {
@@ -393,6 +416,14 @@ int bench_scenario_load(const char *path, struct bench_scenario *sc,
 		}
 	}
 	return 0;
+}
+
+double bench_vm_start(const struct bench_scenario *sc, unsigned g, unsigned k,
+		      bool quick)
+{
+	const struct bench_group *gr = &sc->group[g];
+	double t = gr->start + gr->arrive_every * k;
+	return quick ? t * sc->quick_duration / sc->duration : t;
 }
 
 uint64_t bench_scenario_ram(const struct bench_scenario *sc)

@@ -50,7 +50,8 @@ static void keys(void **state)
 		"[group web]\ncount = 3\nmem = 64M\nworkload = idle\n"
 		"quick_workload = idle seconds=5\nshares = 3000\nmin = 16M\n"
 		"max = 48M\nactive = 1\n"
-		"[group db]\nworkload = verify mib=8\n"
+		"[group db]\nworkload = verify mib=8\ncount = 4\nstart = 2\n"
+		"arrive_every = 3\n"
 		"[phase squeeze]\nat = 20\nbudget = 50%\n"
 		"[phase free]\nat = 30\nquick_at = 9\nbudget = none\n");
 	assert_int_equal(bench_scenario_load(p, &sc, err, sizeof(err)), 0);
@@ -68,10 +69,15 @@ static void keys(void **state)
 	assert_int_equal(sc.group[0].min, 16ull << 20);
 	assert_int_equal(sc.group[0].max, 48ull << 20);
 	assert_true(sc.group[0].active);
-	assert_int_equal(sc.group[1].count, 1);
+	assert_int_equal(sc.group[1].count, 4);
+	assert_true(bench_vm_start(&sc, 1, 0, false) == 2);
+	assert_true(bench_vm_start(&sc, 1, 3, false) == 11);
+	assert_true(bench_vm_start(&sc, 1, 3, true) == 11.0 / 4);   /* scaled */
+	assert_true(bench_vm_start(&sc, 0, 2, false) == 0);
+	assert_false(sc.density);
 	assert_int_equal(sc.group[1].mem, 128ull << 20);
 	assert_false(sc.group[1].active);
-	assert_int_equal(bench_scenario_ram(&sc), (3 * 64ull + 128) << 20);
+	assert_int_equal(bench_scenario_ram(&sc), (3 * 64ull + 4 * 128) << 20);
 	assert_int_equal(sc.nphases, 2);
 	assert_true(sc.phase[0].budget_rel && sc.phase[0].budget_pct == 50);
 	assert_true(bench_phase_at(&sc, 0, false) == 20);
@@ -126,6 +132,12 @@ static void errors(void **state)
 		  "max = 512M\n", 3, "min is above max" },
 		{ "[scenario]\nname = a\n[group g]\nworkload = idle\nthis is not ini\n",
 		  5, "syntax error" },
+		{ "[scenario]\nname = a\n[group g]\nworkload = idle\nstart = -1\n", 5,
+		  "[group g] start: '-1' must be seconds" },
+		{ "[scenario]\nname = a\ndensity = yes\n", 3,
+		  "density: 'yes' must be 0 or 1" },
+		{ "[scenario]\nname = a\nduration = 10\n[group g]\nworkload = idle\n"
+		  "count = 5\narrive_every = 3\n", 4, "its last VM would start at 12 s" },
 	};
 	static struct bench_scenario sc;
 	char err[600], want[700];
