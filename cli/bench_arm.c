@@ -383,29 +383,31 @@ static int group_of(const struct bench_scenario *sc, const char *vm)
 }
 
 /* Throughput and mismatches from the run's output: per active VM, its
- * last `dirty: t=Ss rewrites=N` progress line (or the `done` line),
- * rewrites per second of the guest's own clock. */
+ * last `dirty: t=Ss rewrites=N` progress line (printed every ~5 s), as
+ * rewrites per second over max(S, its host run time - 5 s): a VM that
+ * reported on schedule gets its own rate, one that stalled is charged for
+ * the stall beyond one report interval. */
 static void read_output(const struct bench_opts *o, const char *out,
 			struct bench_result *r)
 {
 	FILE *f = fopen(out, "re");
 	char line[2048];
 	enum { MAXV = 1024 };
-	static struct { char vm[64]; double rate; } last[MAXV];
+	static struct { char vm[64]; double rw, ts; int g; unsigned k; } last[MAXV];
 	unsigned nl = 0;
 	while (f && fgets(line, sizeof(line), f)) {
 		if (strstr(line, "MISMATCH"))
 			r->mismatches++;
 		char vm[64];
 		unsigned long long ms, pages, rw, ts;
-		double rate = -1;
+		double secs = -1;
 		if (sscanf(line, "[%63[^]]] dirty: done ms=%llu pages=%llu rewrites=%llu",
 			   vm, &ms, &pages, &rw) == 4 && ms)
-			rate = (double)rw / ((double)ms / 1000);
+			secs = (double)ms / 1000;
 		else if (sscanf(line, "[%63[^]]] dirty: t=%llus rewrites=%llu", vm, &ts,
 				&rw) == 3 && ts)
-			rate = (double)rw / (double)ts;
-		if (rate < 0)
+			secs = (double)ts;
+		if (secs < 0)
 			continue;
 		int g = group_of(o->sc, vm);
 		if (g < 0 || !o->sc->group[g].active)
@@ -413,15 +415,26 @@ static void read_output(const struct bench_opts *o, const char *out,
 		unsigned k = 0;
 		while (k < nl && strcmp(last[k].vm, vm))
 			k++;
-		if (k == nl && nl < MAXV)
-			snprintf(last[nl++].vm, sizeof(last[0].vm), "%s", vm);
-		if (k < nl)
-			last[k].rate = rate;
+		if (k == nl && nl < MAXV) {
+			snprintf(last[nl].vm, sizeof(last[0].vm), "%s", vm);
+			last[nl].g = g;
+			last[nl].k = (unsigned)strtoul(vm + strlen(o->sc->group[g].name),
+						       NULL, 10);
+			nl++;
+		}
+		if (k < nl) {
+			last[k].rw = (double)rw;
+			last[k].ts = secs;
+		}
 	}
 	if (f)
 		fclose(f);
-	for (unsigned k = 0; k < nl; k++)
-		r->throughput += last[k].rate;
+	double end = r->ns ? r->s[r->ns - 1].t : 0;
+	for (unsigned k = 0; k < nl; k++) {
+		double run = end - bench_vm_start(o->sc, (unsigned)last[k].g, last[k].k,
+						  o->quick);
+		r->throughput += last[k].rw / fmax(last[k].ts, run - 5);
+	}
 }
 
 /* VM outcomes from the JSON report (absent: the process died). */
