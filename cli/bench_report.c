@@ -5,8 +5,9 @@
  * (scanner + policy) and its cost per GiB saved, throughput against
  * `none` in the same repetition, and the failure counts; as a terminal
  * table, DIR/summary.md and DIR/summary.json.  And the gnuplot plots of
- * usage against the budget over time per arm (DIR/usage.png|svg) and of
- * the savings by source (DIR/savings.png|svg).
+ * usage against the budget over time per arm (DIR/usage.png|svg), of
+ * the savings by source (DIR/savings.png|svg) and, for a density
+ * scenario, the VMs per arm (DIR/density.png|svg).
  */
 #include <errno.h>
 #include <math.h>
@@ -200,12 +201,30 @@ int bench_report(const struct bench_opts *o, struct bench_result *res,
 		}
 	}
 	if (ndens) {
+		/* for the density bars */
+		char dp[512];
+		snprintf(dp, sizeof(dp), "%s/density.csv", o->out);
+		FILE *df = fopen(dp, "we");
+		for (int a = 0; df && a < ARM_COUNT; a++) {
+			double vv[64];
+			int m = 0;
+			for (size_t i = 0; i < nres && m < 64; i++)
+				if (res[i].arm == (enum bench_arm_id)a && res[i].ran)
+					vv[m++] = res[i].vms_fit;
+			struct stat3 d3 = st3(vv, m);
+			if (d3.n)
+				fprintf(df, "%s,%g,%g,%g\n", bench_arm_names[a], d3.med,
+					d3.lo, d3.hi);
+		}
+		if (df)
+			fclose(df);
 		fprintf(md, "\nDensity: VMs that had started before the first failure "
 			"(OOM kill or the run's death; a mismatch or allocation failure "
 			"counts at the end), less the last one; their guest RAM over the "
 			"budget.\n\n| arm | VMs fit | guest RAM / budget |\n|---|---|---|\n");
 		for (int i = 0; i < ndens; i++)
 			fputs(dens[i], md);
+		fputs("\n![density](density.png)\n", md);
 	}
 	fprintf(md, "\nfits: repetitions with no OOM kill, allocation failure, "
 		"mismatch or crashed VM and every budget phase applied.  Steady: the "
@@ -348,8 +367,21 @@ int bench_plot(const char *dir)
 				"'#2ca02c' title 'zero pages merged', '' using 1:($4+$5) skip 1 with "
 				"filledcurves x1 lc rgb '#ff7f0e' title 'cross-GPA merged', '' using "
 				"1:4 skip 1 with filledcurves x1 lc rgb '#d62728' title "
-				"'same-GPA'\n", titles[i], files[i]);
+				"'same-GPA merged'\n", titles[i], files[i]);
 		fprintf(f, "unset multiplot\nset key outside right top font ',11'\n");
+		char dc[600];
+		snprintf(dc, sizeof(dc), "%s/density.csv", dir);
+		if (!access(dc, R_OK))
+			fprintf(f, "set terminal %s\nset output '%s/density.%s'\n"
+				"set title 'VMs that fit before the first failure (median, "
+				"min-max over repetitions)'\nset ylabel 'VMs'\n"
+				"set xlabel 'arm'\nset yrange [0:*]\nset style fill solid 0.6\n"
+				"set boxwidth 0.6\nunset key\nplot '%s' using 0:2:xtic(1) "
+				"with boxes lc rgb '#1f77b4', '' using 0:2:3:4 with "
+				"yerrorbars lc rgb 'black' pt 0, '' using 0:($2/2):"
+				"(sprintf('%%g', $2)) with labels\nset key\nset xlabel "
+				"'time since start (s)'\nset style fill empty\n",
+				term[t][0], dir, term[t][1], dc);
 	}
 	fclose(f);
 	char cmd[700];

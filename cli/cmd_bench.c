@@ -130,6 +130,26 @@ static int mkdirs(const char *path)
 	return mkdir(b, 0755) && errno != EEXIST ? -errno : 0;
 }
 
+/* DIR/density.csv from a summary (for --plot of an older folder). */
+static void density_csv(const char *dir, json_t *summary)
+{
+	char p[PATH_MAX + 16];
+	snprintf(p, sizeof(p), "%s/density.csv", dir);
+	json_t *arms = json_object_get(summary, "arms");
+	FILE *f = arms ? fopen(p, "we") : NULL;
+	for (int a = 0; f && a < ARM_COUNT; a++) {
+		json_t *d = json_object_get(json_object_get(arms, bench_arm_names[a]),
+					    "density_vms");
+		if (json_is_object(d))
+			fprintf(f, "%s,%g,%g,%g\n", bench_arm_names[a],
+				json_number_value(json_object_get(d, "median")),
+				json_number_value(json_object_get(d, "min")),
+				json_number_value(json_object_get(d, "max")));
+	}
+	if (f)
+		fclose(f);
+}
+
 int cmd_bench(int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -178,9 +198,12 @@ int cmd_bench(int argc, char **argv)
 		json_t *sj = json_load_file(e, 0, NULL);
 		struct bench_opts po = { .sc = &psc, .out = plot,
 			.quick = json_is_true(json_object_get(sj, "quick")) };
-		json_decref(sj);
-		if (!bench_scenario_load(sp, &psc, e, sizeof(e)))
+		if (!bench_scenario_load(sp, &psc, e, sizeof(e))) {
 			bench_write_budget(&po);
+			if (psc.density)
+				density_csv(plot, sj);
+		}
+		json_decref(sj);
 		return bench_plot(plot) ? 1 : 0;
 	}
 	if (argc - optind > 1) {
