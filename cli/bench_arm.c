@@ -524,6 +524,21 @@ int bench_arm_run(const struct bench_opts *o, enum bench_arm_id arm, int rep,
 		bench_cg_remove(&cg);
 		return 0;
 	}
+	/* densevm run restores kernel KSM's sysfs when it ends; an OOM kill
+	 * does not let it, so the bench does */
+	static const char *const ksm_files[] = { "run", "pages_to_scan",
+						 "sleep_millisecs" };
+	char ksm_saved[3][32] = { "", "", "" };
+	bool kernel = arm == ARM_KERNEL_KSM || arm == ARM_KERNEL_MOM;
+	for (int i = 0; kernel && i < 3; i++) {
+		char kp[64];
+		snprintf(kp, sizeof(kp), "/sys/kernel/mm/ksm/%s", ksm_files[i]);
+		FILE *kf = fopen(kp, "re");
+		if (kf && fgets(ksm_saved[i], sizeof(ksm_saved[i]), kf))
+			ksm_saved[i][strcspn(ksm_saved[i], "\n")] = 0;
+		if (kf)
+			fclose(kf);
+	}
 	double d = bench_duration(sc, o->quick), t0 = now_s();
 	pid_t pid = spawn_run(o, &cg, conf, sock, out, report);
 	if (pid < 0) {
@@ -606,6 +621,16 @@ int bench_arm_run(const struct bench_opts *o, enum bench_arm_id arm, int rep,
 	if (o->progress_tty)
 		fputc('\n', stderr);
 	r->exit_status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	for (int i = kernel && WIFSIGNALED(st) ? 2 : -1; i >= 0; i--) {
+		/* tunables first, run last */
+		char kp[64];
+		snprintf(kp, sizeof(kp), "/sys/kernel/mm/ksm/%s", ksm_files[i]);
+		FILE *kf = ksm_saved[i][0] ? fopen(kp, "we") : NULL;
+		if (kf) {
+			fputs(ksm_saved[i], kf);
+			fclose(kf);
+		}
+	}
 	r->oom_kills = (unsigned)bench_cg_oom_kills(&cg);
 	char line[512] = "", last[512] = "";
 	FILE *of = fopen(out, "re");
@@ -621,6 +646,9 @@ int bench_arm_run(const struct bench_opts *o, enum bench_arm_id arm, int rep,
 		 * another run): skipped, with densevm run's own reason */
 		snprintf(r->skipped, sizeof(r->skipped), "%.190s", last);
 		r->ran = false;
+		free(r->s);
+		r->s = NULL;
+		r->ns = r->cap = 0;
 		bench_cg_remove(&cg);
 		unlink(sock);
 		return 0;
