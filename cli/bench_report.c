@@ -314,8 +314,14 @@ int bench_plot(const char *dir)
 		for (char *c = af; *c; c++)
 			if (*c == '+')
 				*c = '_';
-		snprintf(files[n], sizeof(files[0]), "%s/timeline-%s-0.csv", dir, af);
-		if (access(files[n], R_OK))
+		int rep = 0;
+		for (; rep < 16; rep++) {
+			snprintf(files[n], sizeof(files[0]), "%s/timeline-%s-%d.csv", dir,
+				 af, rep);
+			if (!access(files[n], R_OK))
+				break;
+		}
+		if (rep == 16)
 			continue;
 		snprintf(titles[n], sizeof(titles[0]), "%s", bench_arm_names[a]);
 		n++;
@@ -339,7 +345,7 @@ int bench_plot(const char *dir)
 	for (int t = 0; t < 2; t++) {
 		fprintf(f, "set terminal %s\nset output '%s/usage.%s'\n"
 			"set title 'memory cgroup usage against the budget, per arm "
-			"(repetition 1)'\nset ylabel 'memory cgroup usage (MiB)'\nset yrange [0:*]\nplot ",
+			"(first repetition that ran)'\nset ylabel 'memory cgroup usage (MiB)'\nset yrange [0:*]\nplot ",
 			term[t][0], dir, term[t][1]);
 		for (int i = 0; i < n; i++)
 			fprintf(f, "'%s' using 1:2 skip 1 with lines lw 2 title '%s', ",
@@ -356,7 +362,7 @@ int bench_plot(const char *dir)
 		int cols = n > 3 ? 3 : n, rows = (n + cols - 1) / cols;
 		fprintf(f, "set terminal %s size %d,%d\nset output '%s/savings.%s'\n"
 			"set multiplot layout %d,%d title 'memory reclaimed by source, "
-			"stacked (repetition 1)'\nset key inside left top font ',8'\n"
+			"stacked (first repetition that ran)'\nset key inside left top font ',8'\n"
 			"set ylabel 'MiB'\nset yrange [0:*]\nunset title\n",
 			t ? "svg" : "pngcairo", 360 * cols + 60, 300 * rows + 40, dir,
 			term[t][1], rows, cols);

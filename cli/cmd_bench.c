@@ -244,6 +244,22 @@ int cmd_bench(int argc, char **argv)
 		.sc = &sc, .densevm = self, .guest = guest, .out = out, .quick = quick,
 		.progress_tty = isatty(2), .reps = (unsigned)reps,
 	};
+	/* a folder used before: its timelines would pass for this run's */
+	for (int a = 0; a < ARM_COUNT; a++)
+		for (int rep = 0; rep < 16; rep++)
+			for (int e = 0; e < 2; e++) {
+				char af[32], tp[PATH_MAX + 64];
+				snprintf(af, sizeof(af), "%s", bench_arm_names[a]);
+				for (char *ch = af; *ch; ch++)
+					if (*ch == '+')
+						*ch = '_';
+				snprintf(tp, sizeof(tp), "%s/timeline-%s-%d.%s", out, af, rep,
+					 e ? "json" : "csv");
+				unlink(tp);
+			}
+	char dp[PATH_MAX + 16];
+	snprintf(dp, sizeof(dp), "%s/density.csv", out);
+	unlink(dp);
 	host_facts(out, &sc);
 	bench_write_budget(&o);
 	enum bench_arm_id list[ARM_COUNT];
