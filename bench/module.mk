@@ -12,11 +12,20 @@ $(BUILD)/bench/bench_image_fleet: $(BUILD)/bench/bench_image_fleet.o $(BUILD)/te
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) -Wl,--start-group $(HOST_LIBS) -Wl,--end-group $(LDLIBS)
 
-.PHONY: bench-deps
+.PHONY: bench-deps bench-micro
 bench-deps:
 	@scripts/deps.sh $(BENCH_PACKAGES)
 
-bench: $(BENCH_PROGS) $(BUILD)/densevm $(MICRO_GUEST) $(LINUX_IMAGE_STAMP) | bench-deps
+# `make bench`: the dense-consolidation benchmark, the default scenario
+# with every arm in its short form (about 3.5 minutes here); results,
+# table and plots in build/results/bench-default/.  Longer or other runs:
+# build/densevm bench [SCENARIO] [--reps N] (see densevm bench --help).
+bench: $(BUILD)/densevm $(MICRO_GUEST)
+	@scripts/deps.sh gnuplot-nox
+	@$(BUILD)/densevm bench default --quick $(BENCH_ARGS)
+
+# the micro-benchmarks (hashing, merges, balloon, hv, policy, QEMU baselines)
+bench-micro: $(BENCH_PROGS) $(BUILD)/densevm $(MICRO_GUEST) $(LINUX_IMAGE_STAMP) | bench-deps
 	@mkdir -p $(BUILD)/results
 	@for b in $(BENCH_PROGS); do echo "=== $$b"; $$b --out $(BUILD)/results --guest $(MICRO_GUEST) || exit 1; done
 	@echo "=== baseline: QEMU host memory per VM"

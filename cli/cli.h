@@ -221,6 +221,8 @@ void run_register_ctl(struct ctl_server *s, struct run_state *st);
 int cmd_run(int argc, char **argv);
 /* densevm policy replay ... (cmd_policy.c) */
 int cmd_policy(int argc, char **argv);
+/* densevm bench ... (cmd_bench.c, bench.h) */
+int cmd_bench(int argc, char **argv);
 const char *default_guest_path(void);
 
 #endif

@@ -23,6 +23,7 @@ static const char usage[] =
 "  stat      statistics of a running densevm, as JSON\n"
 "  image     RAM images of real Linux guests: capture, stat, synth, verify\n"
 "  policy    the overcommit policy offline: replay a decision log\n"
+"  bench     the dense-consolidation benchmark (scenarios, arms, plots)\n"
 "  help      this text; 'densevm COMMAND --help' for a command\n"
 "  version   print the version\n";
 
@@ -41,6 +42,8 @@ int main(int argc, char **argv)
 		return cmd_stat(argc - 1, argv + 1);
 	if (!strcmp(cmd, "image"))
 		return cmd_image(argc - 1, argv + 1);
+	if (!strcmp(cmd, "bench"))
+		return cmd_bench(argc - 1, argv + 1);
 	if (!strcmp(cmd, "policy"))
 		return cmd_policy(argc - 1, argv + 1);
 	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {

@@ -1,0 +1,162 @@
+/*
+ * bench.h - `densevm bench`, the dense-consolidation benchmark: its
+ * scenario files (bench_scenario.c), the memory cgroup each arm runs in
+ * (bench_cgroup.c), one arm's run and timeline (bench_arm.c), the summary,
+ * tables and plots (bench_report.c) and the command (cmd_bench.c).
+ *
+ * A scenario is a fleet of VM groups under a host budget (a memory cgroup
+ * limit) for a duration, with phases that move the budget at time offsets.
+ * An arm is one way of reclaiming memory (none, kernel-ksm, kernel+mom,
+ * dense, policy, dense+policy); each arm runs the whole scenario through a
+ * real `densevm run` in a fresh memory cgroup.
+ */
+#ifndef DENSEVM_BENCH_H
+#define DENSEVM_BENCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+#define BENCH_MAX_GROUPS 16
+#define BENCH_MAX_PHASES 16
+
+struct bench_group {
+	char name[40];
+	unsigned count;
+	uint64_t mem;
+	char workload[256];
+	char quick_workload[256];   /* with --quick; "" = workload */
+	unsigned shares;            /* 0 = the default */
+	uint64_t min, max;
+	bool active;                /* its throughput is measured */
+	double start;               /* seconds before its first VM starts */
+	double arrive_every;        /* seconds between its VMs' starts */
+	int line;
+};
+
+struct bench_phase {
+	char name[40];
+	double at;                  /* seconds from the start */
+	double quick_at;            /* with --quick; < 0 = at scaled */
+	uint64_t budget;            /* the new cgroup limit; 0 = none */
+	bool budget_rel;            /* budget_pct is a fraction of the old one */
+	double budget_pct;
+	int line;
+};
+
+struct bench_scenario {
+	char path[256];
+	char name[64];
+	char desc[256];
+	uint64_t budget;            /* the cgroup limit at start; 0 = none */
+	double duration, quick_duration;
+	double sample_hz;
+	double steady_tail;         /* steady usage: median of this last fraction */
+	bool density;               /* report VMs that arrived before a failure */
+	struct bench_group group[BENCH_MAX_GROUPS];
+	unsigned ngroups;
+	struct bench_phase phase[BENCH_MAX_PHASES];
+	unsigned nphases;
+};
+
+/* Reads a scenario file.  Errors are "FILE:LINE: why" (or "FILE: why" for
+ * what the whole file lacks).  0 or -errno. */
+int bench_scenario_load(const char *path, struct bench_scenario *sc,
+			char *err, size_t errlen);
+/* When VM k of group g starts (seconds from the run's start). */
+double bench_vm_start(const struct bench_scenario *sc, unsigned g, unsigned k,
+		      bool quick);
+/* Guest RAM of the whole fleet, bytes. */
+uint64_t bench_scenario_ram(const struct bench_scenario *sc);
+/* The duration and a phase's offset for a run (quick or not). */
+double bench_duration(const struct bench_scenario *sc, bool quick);
+double bench_phase_at(const struct bench_scenario *sc, unsigned i, bool quick);
+
+/* ------------------------------------------------------------ arms */
+
+enum bench_arm_id {
+	ARM_NONE, ARM_KERNEL_KSM, ARM_KERNEL_MOM, ARM_DENSE, ARM_POLICY,
+	ARM_DENSE_POLICY, ARM_COUNT
+};
+extern const char *const bench_arm_names[ARM_COUNT];
+/* "none,dense" into a mask; err names an unknown arm.  0 or -EINVAL. */
+int bench_arms_parse(const char *list, unsigned *mask, char *err, size_t errlen);
+
+/* ------------------------------------------------------- the cgroup */
+
+struct bench_cg {
+	int v;                 /* 1 or 2 */
+	char dir[512];
+};
+/* A fresh child "densevm-bench-TAG-PID" of this process's memory cgroup;
+ * err says why not (no writable memory cgroup, v2 without delegation). */
+int bench_cg_create(struct bench_cg *cg, const char *tag, char *err,
+		    size_t errlen);
+/* 0 = unlimited.  -EBUSY when usage cannot be reclaimed below it. */
+int bench_cg_set_limit(const struct bench_cg *cg, uint64_t limit);
+uint64_t bench_cg_usage(const struct bench_cg *cg);
+uint64_t bench_cg_limit(const struct bench_cg *cg);   /* 0 = unlimited */
+uint64_t bench_cg_oom_kills(const struct bench_cg *cg);
+/* Moves the calling process in (for a child between fork and exec). */
+int bench_cg_join(const struct bench_cg *cg);
+void bench_cg_remove(struct bench_cg *cg);
+
+/* ------------------------------------------------------- one arm run */
+
+struct bench_sample {
+	double t;
+	uint64_t usage, limit;
+	uint64_t base_pages, sharing_pages, zero_pages, saved, ballooned;
+	double ksm_cpu, policy_cpu, proc_cpu, psi_some10;
+	uint64_t pauses, vmas, oom_kills;
+};
+
+struct bench_result {
+	enum bench_arm_id arm;
+	int rep;
+	bool ran;
+	char skipped[200];          /* why the arm did not run, or "" */
+	struct bench_sample *s;
+	size_t ns, cap;
+	/* figures */
+	double peak, steady, ratio, t_steady, reclaim_cpu, proc_cpu, saved_gib;
+	double throughput;          /* active groups' rewrites per second */
+	double throughput_pct;      /* of none's in the same rep; -1 = n/a */
+	unsigned oom_kills, alloc_fail, mismatches, crashed, vms_ok, vms;
+	bool budget_missed;         /* a budget phase could not be applied */
+	double t_fail;              /* first OOM kill or early death; -1 = none */
+	unsigned vms_fit;           /* density: VMs started before t_fail */
+	double fit_ram;             /* their guest RAM, bytes */
+	bool fits;
+	int exit_status;
+};
+
+struct bench_opts {
+	const struct bench_scenario *sc;
+	const char *densevm;        /* the binary, /proc/self/exe */
+	const char *guest;          /* micro guest ELF or NULL */
+	const char *out;            /* the results folder */
+	bool quick, progress_tty;
+	unsigned reps;
+};
+
+/* Runs one arm once; fills r (r->skipped when it could not run). */
+int bench_arm_run(const struct bench_opts *o, enum bench_arm_id arm, int rep,
+		  struct bench_result *r);
+/* The figures from r's timeline and guest results (bench_arm.c). */
+void bench_result_figures(const struct bench_opts *o, struct bench_result *r);
+json_t *bench_timeline_json(const struct bench_result *r);
+
+/* ----------------------------------------------------------- report */
+
+/* Summary table on stdout, DIR/summary.md, DIR/summary.json. */
+int bench_report(const struct bench_opts *o, struct bench_result *res,
+		 size_t nres, unsigned mask);
+/* DIR/budget.csv: the scenario's budget over time (for the plots). */
+int bench_write_budget(const struct bench_opts *o);
+/* gnuplot: DIR/usage.png|svg from DIR/timeline-ARM-REP.csv; returns 0,
+ * or -ENOENT without gnuplot (a line says so). */
+int bench_plot(const char *dir);
+
+#endif

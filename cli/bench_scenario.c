@@ -1,0 +1,478 @@
+/*
+ * bench_scenario.c - `densevm bench` scenario files (INI, Debian's libinih,
+ * the same parser and FILE:LINE errors as the run config in config.c):
+ *
+ *   [scenario]     name, description, budget, duration, quick_duration,
+ *                  sample_hz, steady_tail, density
+ *   [group NAME]   count, mem, workload, quick_workload, shares, min, max,
+ *                  active, start, arrive_every
+ *   [phase NAME]   at, quick_at, budget (a size, or a % of the budget
+ *                  before it)
+ *
+ * Unknown sections and keys are errors, and so is a repeated section.
+ * Also the arm names (bench_arms_parse).
+ */
+#include <errno.h>
+#include <ini.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "bench.h"
+#include "cli.h"
+
+const char *const bench_arm_names[ARM_COUNT] = {
+	"none", "kernel-ksm", "kernel+mom", "dense", "policy", "dense+policy",
+};
+
+struct sc_ctx {
+	const char *path;
+	FILE *f;
+	int line;
+	bool midline;
+	struct bench_scenario *sc;
+	char section[64];
+	struct bench_group *g;
+	struct bench_phase *p;
+	struct { char name[64]; int line; } seen[BENCH_MAX_GROUPS + BENCH_MAX_PHASES + 2];
+	unsigned nseen;
+	char msg[400];
+	int err_line;
+};
+
+static int num(const char *v, double lo, double hi, double *out)
+{
+	char *end;
+	errno = 0;
+	double x = strtod(v, &end);
+	if (errno || end == v || *end || !isfinite(x) || x < lo || x > hi)
+		return -1;
+	*out = x;
+	return 0;
+}
+
+static bool name_ok(const char *n)
+{
+	if (!*n || strlen(n) >= 40)
+		return false;
+	for (const char *c = n; *c; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+		      (*c >= '0' && *c <= '9') || *c == '-' || *c == '_'))
+			return false;
+	return true;
+}
+
+/* A section header: known, not repeated, room for it. */
+static int header(struct sc_ctx *c, const char *s)
+{
+	for (unsigned i = 0; i < c->nseen; i++)
+		if (!strcmp(c->seen[i].name, s)) {
+			snprintf(c->msg, sizeof(c->msg), "[%s] repeats %s:%d", s, c->path,
+				 c->seen[i].line);
+			return -1;
+		}
+	bool group = !strncmp(s, "group ", 6), phase = !strncmp(s, "phase ", 6);
+	if (strcmp(s, "scenario") && !group && !phase) {
+		snprintf(c->msg, sizeof(c->msg), "unknown section [%s] (known: "
+			 "[scenario], [group NAME], [phase NAME])", s);
+		return -1;
+	}
+	if ((group || phase) && !name_ok(s + 6)) {
+		snprintf(c->msg, sizeof(c->msg), "[%s]: a name is 1-39 of "
+			 "[A-Za-z0-9_-]", s);
+		return -1;
+	}
+	if ((group && c->sc->ngroups == BENCH_MAX_GROUPS) ||
+	    (phase && c->sc->nphases == BENCH_MAX_PHASES)) {
+		snprintf(c->msg, sizeof(c->msg), "more than %d %s sections",
+			 group ? BENCH_MAX_GROUPS : BENCH_MAX_PHASES,
+			 group ? "group" : "phase");
+		return -1;
+	}
+	snprintf(c->seen[c->nseen].name, sizeof(c->seen[0].name), "%s", s);
+	c->seen[c->nseen++].line = c->line + 1;
+	c->g = NULL;
+	c->p = NULL;
+	if (group) {
+		struct bench_group *g = &c->sc->group[c->sc->ngroups++];
+		memset(g, 0, sizeof(*g));
+		snprintf(g->name, sizeof(g->name), "%.39s", s + 6);
+		g->count = 1;
+		g->mem = 128ull << 20;
+		g->line = c->line + 1;
+		c->g = g;
+	} else if (phase) {
+		struct bench_phase *p = &c->sc->phase[c->sc->nphases++];
+		memset(p, 0, sizeof(*p));
+		snprintf(p->name, sizeof(p->name), "%.39s", s + 6);
+		p->at = -1;
+		p->quick_at = -1;
+		p->line = c->line + 1;
+		c->p = p;
+	}
+	snprintf(c->section, sizeof(c->section), "%s", s);
+	return 0;
+}
+
+static char *reader(char *buf, int size, void *user)
+{
+	struct sc_ctx *c = user;
+	if (c->err_line || !fgets(buf, size, c->f))
+		return NULL;
+	if (!c->midline) {
+		const char *b = buf;
+		while (*b == ' ' || *b == '\t')
+			b++;
+		const char *end = *b == '[' ? strchr(b, ']') : NULL;
+		if (end) {
+			char name[64];
+			snprintf(name, sizeof(name), "%.*s", (int)(end - b - 1), b + 1);
+			if (header(c, name)) {
+				c->err_line = c->line + 1;
+				return NULL;
+			}
+		}
+	}
+	c->midline = !strchr(buf, '\n');
+	if (!c->midline)
+		c->line++;
+	return buf;
+}
+
+static int size_key(struct sc_ctx *c, const char *key, const char *v,
+		    uint64_t *out, bool none_ok)
+{
+	if (none_ok && (!strcmp(v, "none") || !strcmp(v, "0"))) {
+		*out = 0;
+		return 0;
+	}
+	if (parse_size(v, out) || !*out) {
+		snprintf(c->msg, sizeof(c->msg), "[%s] %s: '%s' must be a size like "
+			 "512M%s", c->section, key, v, none_ok ? " or none" : "");
+		return -1;
+	}
+	return 0;
+}
+
+static int scenario_key(struct sc_ctx *c, const char *k, const char *v)
+{
+	struct bench_scenario *sc = c->sc;
+	double x;
+	if (!strcmp(k, "name")) {
+		if (!name_ok(v))
+			goto bad_name;
+		snprintf(sc->name, sizeof(sc->name), "%s", v);
+	} else if (!strcmp(k, "description")) {
+		snprintf(sc->desc, sizeof(sc->desc), "%s", v);
+	} else if (!strcmp(k, "budget")) {
+		return size_key(c, k, v, &sc->budget, true);
+	} else if (!strcmp(k, "duration") || !strcmp(k, "quick_duration")) {
+		if (num(v, 1, 3600, &x))
+			goto bad_num;
+		*(!strcmp(k, "duration") ? &sc->duration : &sc->quick_duration) = x;
+	} else if (!strcmp(k, "sample_hz")) {
+		if (num(v, 1, 100, &x))
+			goto bad_num;
+		sc->sample_hz = x;
+	} else if (!strcmp(k, "density")) {
+		if (strcmp(v, "0") && strcmp(v, "1")) {
+			snprintf(c->msg, sizeof(c->msg), "[scenario] density: '%s' must "
+				 "be 0 or 1", v);
+			return -1;
+		}
+		sc->density = *v == '1';
+	} else if (!strcmp(k, "steady_tail")) {
+		if (num(v, 0.05, 0.9, &x))
+			goto bad_num;
+		sc->steady_tail = x;
+	} else {
+		snprintf(c->msg, sizeof(c->msg), "[scenario] unknown key '%s' (known: "
+			 "name description budget duration quick_duration sample_hz "
+			 "steady_tail density)", k);
+		return -1;
+	}
+	return 0;
+bad_name:
+	snprintf(c->msg, sizeof(c->msg), "[scenario] name: '%s' must be 1-39 of "
+		 "[A-Za-z0-9_-]", v);
+	return -1;
+bad_num:
+	snprintf(c->msg, sizeof(c->msg), "[scenario] %s: '%s' must be a number "
+		 "in %s", k, v, !strcmp(k, "sample_hz") ? "[1, 100]" :
+		 !strcmp(k, "steady_tail") ? "[0.05, 0.9]" : "[1, 3600] (seconds)");
+	return -1;
+}
+
+static int group_key(struct sc_ctx *c, const char *k, const char *v)
+{
+	struct bench_group *g = c->g;
+	double x;
+	if (!strcmp(k, "count")) {
+		if (num(v, 1, CLI_MAX_VMS, &x) || x != floor(x)) {
+			snprintf(c->msg, sizeof(c->msg), "[%s] count: '%s' must be an "
+				 "integer in [1, %d]", c->section, v, CLI_MAX_VMS);
+			return -1;
+		}
+		g->count = (unsigned)x;
+	} else if (!strcmp(k, "mem")) {
+		if (size_key(c, k, v, &g->mem, false))
+			return -1;
+		if (g->mem % (2u << 20)) {
+			snprintf(c->msg, sizeof(c->msg), "[%s] mem: '%s' must be a "
+				 "multiple of 2M", c->section, v);
+			return -1;
+		}
+	} else if (!strcmp(k, "workload") || !strcmp(k, "quick_workload")) {
+		if (strlen(v) >= sizeof(g->workload) || strchr(v, '"')) {
+			snprintf(c->msg, sizeof(c->msg), "[%s] %s: under %zu characters, "
+				 "no '\"'", c->section, k, sizeof(g->workload));
+			return -1;
+		}
+		snprintf(!strcmp(k, "workload") ? g->workload : g->quick_workload,
+			 sizeof(g->workload), "%s", v);
+	} else if (!strcmp(k, "shares")) {
+		if (num(v, 1, 1000000, &x) || x != floor(x)) {
+			snprintf(c->msg, sizeof(c->msg), "[%s] shares: '%s' must be an "
+				 "integer in [1, 1000000]", c->section, v);
+			return -1;
+		}
+		g->shares = (unsigned)x;
+	} else if (!strcmp(k, "min") || !strcmp(k, "max")) {
+		return size_key(c, k, v, !strcmp(k, "min") ? &g->min : &g->max, true);
+	} else if (!strcmp(k, "start") || !strcmp(k, "arrive_every")) {
+		if (num(v, 0, 3600, &x)) {
+			snprintf(c->msg, sizeof(c->msg), "[%s] %s: '%s' must be seconds "
+				 "in [0, 3600]", c->section, k, v);
+			return -1;
+		}
+		*(!strcmp(k, "start") ? &g->start : &g->arrive_every) = x;
+	} else if (!strcmp(k, "active")) {
+		if (strcmp(v, "0") && strcmp(v, "1")) {
+			snprintf(c->msg, sizeof(c->msg), "[%s] active: '%s' must be 0 or 1",
+				 c->section, v);
+			return -1;
+		}
+		g->active = *v == '1';
+	} else {
+		snprintf(c->msg, sizeof(c->msg), "[%s] unknown key '%s' (known: count "
+			 "mem workload quick_workload shares min max active start "
+			 "arrive_every)",
+			 c->section, k);
+		return -1;
+	}
+	return 0;
+}
+
+static int phase_key(struct sc_ctx *c, const char *k, const char *v)
+{
+	struct bench_phase *p = c->p;
+	double x;
+	if (!strcmp(k, "at") || !strcmp(k, "quick_at")) {
+		if (num(v, 0, 3600, &x)) {
+			snprintf(c->msg, sizeof(c->msg), "[%s] %s: '%s' must be seconds "
+				 "in [0, 3600]", c->section, k, v);
+			return -1;
+		}
+		*(!strcmp(k, "at") ? &p->at : &p->quick_at) = x;
+	} else if (!strcmp(k, "budget")) {
+		size_t n = strlen(v);
+		if (n > 1 && v[n - 1] == '%') {
+			char b[32];
+			snprintf(b, sizeof(b), "%.*s", (int)(n - 1), v);
+			if (num(b, 1, 1000, &x)) {
+				snprintf(c->msg, sizeof(c->msg), "[%s] budget: '%s' must be "
+					 "1%%-1000%% of the budget before", c->section, v);
+				return -1;
+			}
+			p->budget_rel = true;
+			p->budget_pct = x;
+			return 0;
+		}
+		return size_key(c, k, v, &p->budget, true);
+	} else if (!strcmp(k, "start") || !strcmp(k, "idle") ||
+		   !strcmp(k, "activate") || !strcmp(k, "grow")) {
+		snprintf(c->msg, sizeof(c->msg), "[%s] %s: workload phases are not "
+			 "implemented yet (budget moves are; a group starts later "
+			 "with its own start and arrive_every)", c->section, k);
+		return -1;
+	} else {
+		snprintf(c->msg, sizeof(c->msg), "[%s] unknown key '%s' (known: at "
+			 "quick_at budget)", c->section, k);
+		return -1;
+	}
+	return 0;
+}
+
+static int handler(void *user, const char *section, const char *key,
+		   const char *val)
+{
+	struct sc_ctx *c = user;
+	(void)section;
+	if (c->err_line)
+		return 0;
+	int rc;
+	if (!c->nseen) {
+		snprintf(c->msg, sizeof(c->msg), "'%s' is outside any section", key);
+		rc = -1;
+	} else if (c->g) {
+		rc = group_key(c, key, val);
+	} else if (c->p) {
+		rc = phase_key(c, key, val);
+	} else {
+		rc = scenario_key(c, key, val);
+	}
+	if (rc) {
+		c->err_line = c->line;
+		return 0;
+	}
+	return 1;
+}
+
+int bench_scenario_load(const char *path, struct bench_scenario *sc,
+			char *err, size_t errlen)
+{
+	struct sc_ctx c = { .path = path, .sc = sc };
+	memset(sc, 0, sizeof(*sc));
+	snprintf(sc->path, sizeof(sc->path), "%s", path);
+	sc->duration = 60;
+	sc->sample_hz = 10;
+	sc->steady_tail = 0.25;
+	c.f = fopen(path, "re");
+	if (!c.f) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -ENOENT;
+	}
+	int line = ini_parse_stream(reader, &c, handler, &c);
+	fclose(c.f);
+	if (c.err_line) {
+		snprintf(err, errlen, "%s:%d: %s", path, c.err_line, c.msg);
+		return -EINVAL;
+	}
+	if (line) {
+		snprintf(err, errlen, "%s:%d: syntax error (expected [section] or "
+			 "key = value)", path, line > 0 ? line : 0);
+		return -EINVAL;
+	}
+	bool have_sc = false;
+	for (unsigned i = 0; i < c.nseen; i++)
+		have_sc |= !strcmp(c.seen[i].name, "scenario");
+	if (!have_sc || !sc->name[0]) {
+		snprintf(err, errlen, "%s: %s", path, have_sc ? "[scenario] needs "
+			 "a name" : "no [scenario] section");
+		return -EINVAL;
+	}
+	if (!sc->ngroups) {
+		snprintf(err, errlen, "%s: no [group NAME] section: a scenario needs "
+			 "VMs", path);
+		return -EINVAL;
+	}
+	if (!sc->quick_duration)
+		sc->quick_duration = fmin(sc->duration, 20);
+	unsigned vms = 0;
+	for (unsigned i = 0; i < sc->ngroups; i++) {
+		struct bench_group *g = &sc->group[i];
+		if (!g->workload[0]) {
+			snprintf(err, errlen, "%s:%d: [group %s] needs a workload", path,
+				 g->line, g->name);
+			return -EINVAL;
+		}
+		if (g->max && g->min > g->max) {
+			snprintf(err, errlen, "%s:%d: [group %s] min is above max", path,
+				 g->line, g->name);
+			return -EINVAL;
+		}
+		if (g->start + g->arrive_every * (g->count - 1) >= sc->duration) {
+			snprintf(err, errlen, "%s:%d: [group %s] its last VM would start "
+				 "at %g s, not within the duration (%g s)", path, g->line,
+				 g->name, g->start + g->arrive_every * (g->count - 1),
+				 sc->duration);
+			return -EINVAL;
+		}
+		vms += g->count;
+	}
+	if (vms > CLI_MAX_VMS) {
+		snprintf(err, errlen, "%s: %u VMs, more than %d", path, vms,
+			 CLI_MAX_VMS);
+		return -EINVAL;
+	}
+	for (unsigned i = 0; i < sc->nphases; i++) {
+		struct bench_phase *p = &sc->phase[i];
+		if (p->at < 0) {
+			snprintf(err, errlen, "%s:%d: [phase %s] needs at = SECONDS", path,
+				 p->line, p->name);
+			return -EINVAL;
+		}
+		if (p->at >= sc->duration) {
+			snprintf(err, errlen, "%s:%d: [phase %s] at %g s is not within the "
+				 "duration (%g s)", path, p->line, p->name, p->at,
+				 sc->duration);
+			return -EINVAL;
+		}
+		if (i && p->at < sc->phase[i - 1].at) {
+			snprintf(err, errlen, "%s:%d: [phase %s] comes before [phase %s] "
+				 "in time: list phases in order", path, p->line, p->name,
+				 sc->phase[i - 1].name);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+double bench_vm_start(const struct bench_scenario *sc, unsigned g, unsigned k,
+		      bool quick)
+{
+	const struct bench_group *gr = &sc->group[g];
+	double t = gr->start + gr->arrive_every * k;
+	return quick ? t * sc->quick_duration / sc->duration : t;
+}
+
+uint64_t bench_scenario_ram(const struct bench_scenario *sc)
+{
+	uint64_t r = 0;
+	for (unsigned i = 0; i < sc->ngroups; i++)
+		r += sc->group[i].mem * sc->group[i].count;
+	return r;
+}
+
+double bench_duration(const struct bench_scenario *sc, bool quick)
+{
+	return quick ? sc->quick_duration : sc->duration;
+}
+
+double bench_phase_at(const struct bench_scenario *sc, unsigned i, bool quick)
+{
+	const struct bench_phase *p = &sc->phase[i];
+	if (!quick)
+		return p->at;
+	if (p->quick_at >= 0)
+		return p->quick_at;
+	return p->at * sc->quick_duration / sc->duration;
+}
+
+int bench_arms_parse(const char *list, unsigned *mask, char *err, size_t errlen)
+{
+	char buf[256];
+	snprintf(buf, sizeof(buf), "%s", list);
+	*mask = 0;
+	for (char *save, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		if (!strcmp(t, "all")) {
+			*mask = (1u << ARM_COUNT) - 1;
+			continue;
+		}
+		int k = -1;
+		for (int i = 0; i < ARM_COUNT; i++)
+			if (!strcmp(t, bench_arm_names[i]))
+				k = i;
+		if (k < 0) {
+			snprintf(err, errlen, "unknown arm '%s' (known: none kernel-ksm "
+				 "kernel+mom dense policy dense+policy, or all)", t);
+			return -EINVAL;
+		}
+		*mask |= 1u << k;
+	}
+	if (!*mask) {
+		snprintf(err, errlen, "--arms: no arm named");
+		return -EINVAL;
+	}
+	return 0;
+}

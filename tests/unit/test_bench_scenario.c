@@ -1,0 +1,240 @@
+/*
+ * test_bench_scenario.c - `densevm bench` scenario files: the shipped ones
+ * parse, keys land where they should, every error names FILE:LINE (or the
+ * file, for what the whole file lacks), arm lists, and the binary's exit
+ * statuses and messages for --help and bad input.  Needs no /dev/kvm.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "testvm.h"
+#include "cli/bench.h"
+
+static char *tmpfile_with(const char *text)
+{
+	char *p = strdup("/tmp/densevm-scenario-XXXXXX");
+	int fd = mkstemp(p);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	return p;
+}
+
+static void shipped_scenarios(void **state)
+{
+	(void)state;
+	static const char *const names[] = { "default", "clones", "mixed",
+					     "squeeze", "density" };
+	static struct bench_scenario sc;
+	char err[600], p[256];
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(p, sizeof(p), "bench/scenarios/%s.ini", names[i]);
+		if (bench_scenario_load(p, &sc, err, sizeof(err)))
+			fail_msg("%s: %s", p, err);
+		assert_string_equal(sc.name, names[i]);
+		assert_true(sc.ngroups > 0);
+		assert_true(sc.sample_hz >= 10);
+		assert_true(sc.quick_duration <= sc.duration);
+	}
+}
+
+static void keys(void **state)
+{
+	(void)state;
+	static struct bench_scenario sc;
+	char err[600];
+	char *p = tmpfile_with(
+		"; a test\n[scenario]\nname = t1\nbudget = 1G\nduration = 40\n"
+		"quick_duration = 10\nsample_hz = 20\n"
+		"[group web]\ncount = 3\nmem = 64M\nworkload = idle\n"
+		"quick_workload = idle seconds=5\nshares = 3000\nmin = 16M\n"
+		"max = 48M\nactive = 1\n"
+		"[group db]\nworkload = verify mib=8\ncount = 4\nstart = 2\n"
+		"arrive_every = 3\n"
+		"[phase squeeze]\nat = 20\nbudget = 50%\n"
+		"[phase free]\nat = 30\nquick_at = 9\nbudget = none\n");
+	assert_int_equal(bench_scenario_load(p, &sc, err, sizeof(err)), 0);
+	assert_string_equal(sc.name, "t1");
+	assert_int_equal(sc.budget, 1ull << 30);
+	assert_true(sc.duration == 40 && sc.quick_duration == 10);
+	assert_true(sc.sample_hz == 20);
+	assert_int_equal(sc.ngroups, 2);
+	assert_string_equal(sc.group[0].name, "web");
+	assert_int_equal(sc.group[0].count, 3);
+	assert_int_equal(sc.group[0].mem, 64ull << 20);
+	assert_string_equal(sc.group[0].workload, "idle");
+	assert_string_equal(sc.group[0].quick_workload, "idle seconds=5");
+	assert_int_equal(sc.group[0].shares, 3000);
+	assert_int_equal(sc.group[0].min, 16ull << 20);
+	assert_int_equal(sc.group[0].max, 48ull << 20);
+	assert_true(sc.group[0].active);
+	assert_int_equal(sc.group[1].count, 4);
+	assert_true(bench_vm_start(&sc, 1, 0, false) == 2);
+	assert_true(bench_vm_start(&sc, 1, 3, false) == 11);
+	assert_true(bench_vm_start(&sc, 1, 3, true) == 11.0 / 4);   /* scaled */
+	assert_true(bench_vm_start(&sc, 0, 2, false) == 0);
+	assert_false(sc.density);
+	assert_int_equal(sc.group[1].mem, 128ull << 20);
+	assert_false(sc.group[1].active);
+	assert_int_equal(bench_scenario_ram(&sc), (3 * 64ull + 4 * 128) << 20);
+	assert_int_equal(sc.nphases, 2);
+	assert_true(sc.phase[0].budget_rel && sc.phase[0].budget_pct == 50);
+	assert_true(bench_phase_at(&sc, 0, false) == 20);
+	assert_true(bench_phase_at(&sc, 0, true) == 5);   /* scaled */
+	assert_true(bench_phase_at(&sc, 1, true) == 9);   /* its own */
+	assert_int_equal(sc.phase[1].budget, 0);
+	unlink(p);
+	free(p);
+}
+
+static void errors(void **state)
+{
+	(void)state;
+	static const struct { const char *text; int line; const char *msg; } bad[] = {
+		{ "[scenario]\nname = a\n[group g]\nworkload = idle\nmem = huge\n", 5,
+		  "[group g] mem: 'huge' must be a size" },
+		{ "[scenario]\nname = a\n[group g]\nworkload = idle\nmem = 3M\n", 5,
+		  "multiple of 2M" },
+		{ "[scenario]\nname = a\nbudget = lots\n", 3,
+		  "[scenario] budget: 'lots' must be a size like 512M or none" },
+		{ "[scenario]\nname = a\nduration = 0\n", 3, "duration: '0'" },
+		{ "[scenario]\nname = a\nsample_hz = 1000\n", 3, "[1, 100]" },
+		{ "[scenario]\nnmae = a\n", 2, "unknown key 'nmae'" },
+		{ "name = a\n", 1, "outside any section" },
+		{ "[scenario]\nname = a\n[groups g]\n", 3, "unknown section [groups g]" },
+		{ "[scenario]\nname = a\n[group g]\nworkload = idle\n\n[group g]\n", 6,
+		  "[group g] repeats " },
+		{ "[scenario]\nname = a\n[group g h]\n", 3, "a name is 1-39" },
+		{ "[scenario]\nname = a\n[group g]\nworkload = idle\ncount = 0\n", 5,
+		  "count: '0' must be an integer in [1, 1024]" },
+		{ "[scenario]\nname = a\n[group g]\nworkload = idle\nshares = x\n", 5,
+		  "shares: 'x'" },
+		{ "[scenario]\nname = a\n[group g]\nworkload = idle\nactive = yes\n", 5,
+		  "active: 'yes' must be 0 or 1" },
+		{ "[scenario]\nname = a\n[group g]\nworkload = idle\ncolour = red\n", 5,
+		  "[group g] unknown key 'colour'" },
+		{ "[scenario]\nname = a\n[group g]\nworkload = idle\n[phase p]\n"
+		  "at = soon\n", 6, "[phase p] at: 'soon' must be seconds" },
+		{ "[scenario]\nname = a\n[group g]\nworkload = idle\n[phase p]\n"
+		  "at = 1\nbudget = 0%\n", 7, "1%-1000%" },
+		{ "[scenario]\nname = a\n[group g]\nworkload = idle\n[phase p]\n"
+		  "at = 1\nstart = g\n", 7, "not implemented yet" },
+		{ "[scenario]\nname = a\n[group g]\nworkload = idle\n[phase p]\n"
+		  "budget = 1G\n", 5, "[phase p] needs at = SECONDS" },
+		{ "[scenario]\nname = a\nduration = 10\n[group g]\nworkload = idle\n"
+		  "[phase p]\nat = 20\n", 6, "not within the duration" },
+		{ "[scenario]\nname = a\n[group g]\nworkload = idle\n[phase p]\n"
+		  "at = 20\n[phase q]\nat = 10\n", 7, "comes before [phase p]" },
+		{ "[scenario]\nname = a\n[group g]\nmem = 64M\n", 3,
+		  "[group g] needs a workload" },
+		{ "[scenario]\nname = a\n[group g]\nworkload = idle\nmin = 1G\n"
+		  "max = 512M\n", 3, "min is above max" },
+		{ "[scenario]\nname = a\n[group g]\nworkload = idle\nthis is not ini\n",
+		  5, "syntax error" },
+		{ "[scenario]\nname = a\n[group g]\nworkload = idle\nstart = -1\n", 5,
+		  "[group g] start: '-1' must be seconds" },
+		{ "[scenario]\nname = a\ndensity = yes\n", 3,
+		  "density: 'yes' must be 0 or 1" },
+		{ "[scenario]\nname = a\nduration = 10\n[group g]\nworkload = idle\n"
+		  "count = 5\narrive_every = 3\n", 4, "its last VM would start at 12 s" },
+	};
+	static struct bench_scenario sc;
+	char err[600], want[700];
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *p = tmpfile_with(bad[i].text);
+		int rc = bench_scenario_load(p, &sc, err, sizeof(err));
+		snprintf(want, sizeof(want), "%s:%d: ", p, bad[i].line);
+		if (rc == 0 || strncmp(err, want, strlen(want)) ||
+		    !strstr(err, bad[i].msg))
+			fail_msg("case %zu: rc %d, '%s' (want '%s... %s')", i, rc, err,
+				 want, bad[i].msg);
+		unlink(p);
+		free(p);
+	}
+	/* what the whole file lacks: FILE: why */
+	static const struct { const char *text, *msg; } whole[] = {
+		{ "[group g]\nworkload = idle\n", "no [scenario] section" },
+		{ "[scenario]\nduration = 5\n[group g]\nworkload = idle\n",
+		  "[scenario] needs a name" },
+		{ "[scenario]\nname = a\n", "no [group NAME] section: a scenario needs VMs" },
+	};
+	for (size_t i = 0; i < sizeof(whole) / sizeof(whole[0]); i++) {
+		char *p = tmpfile_with(whole[i].text);
+		int rc = bench_scenario_load(p, &sc, err, sizeof(err));
+		snprintf(want, sizeof(want), "%s: %s", p, whole[i].msg);
+		if (rc == 0 || strcmp(err, want))
+			fail_msg("whole case %zu: rc %d, '%s' (want '%s')", i, rc, err, want);
+		unlink(p);
+		free(p);
+	}
+	assert_int_not_equal(bench_scenario_load("/nonexistent.ini", &sc, err,
+						 sizeof(err)), 0);
+	assert_non_null(strstr(err, "/nonexistent.ini: No such file"));
+}
+
+static void arms(void **state)
+{
+	(void)state;
+	unsigned m;
+	char err[300];
+	assert_int_equal(bench_arms_parse("none,dense", &m, err, sizeof(err)), 0);
+	assert_int_equal(m, (1u << ARM_NONE) | (1u << ARM_DENSE));
+	assert_int_equal(bench_arms_parse("all", &m, err, sizeof(err)), 0);
+	assert_int_equal(m, (1u << ARM_COUNT) - 1);
+	assert_int_equal(bench_arms_parse("kernel+mom,dense+policy,kernel-ksm,policy",
+					  &m, err, sizeof(err)), 0);
+	assert_int_equal(m, (1u << ARM_KERNEL_MOM) | (1u << ARM_DENSE_POLICY) |
+			    (1u << ARM_KERNEL_KSM) | (1u << ARM_POLICY));
+	assert_int_not_equal(bench_arms_parse("none,qemu", &m, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "unknown arm 'qemu' (known: none kernel-ksm"));
+	assert_int_not_equal(bench_arms_parse(",", &m, err, sizeof(err)), 0);
+}
+
+static void binary(void **state)
+{
+	(void)state;
+	char *out;
+	char *bad = tmpfile_with("[scenario]\nname = a\n[group g]\nworkload = idle\n"
+				 "mem = 12Q\n");
+	char want[300];
+	snprintf(want, sizeof(want), "%s:5: [group g] mem: '12Q'", bad);
+	static const struct { const char *a1, *a2, *a3, *msg; int rc; } cases[] = {
+		{ "bench", "--arms", "none,qemu", "unknown arm 'qemu'", 2 },
+		{ "bench", "nosuchscenario", NULL, "no scenario 'nosuchscenario'", 2 },
+		{ "bench", "--reps", "0", "--reps '0'", 2 },
+		{ "bench", "--bogus", NULL, "densevm bench --help", 2 },
+		{ "bench", "default", "clones", "one SCENARIO at most", 2 },
+		{ "bench", NULL, NULL, NULL, 2 },   /* the bad file: FILE:LINE */
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *argv[] = { "densevm", (char *)cases[i].a1,
+				 (char *)(cases[i].a2 ? cases[i].a2 : bad),
+				 (char *)cases[i].a3, NULL };
+		const char *msg = cases[i].msg ? cases[i].msg : want;
+		int rc = run_densevm(argv, &out);
+		if (rc != cases[i].rc || !strstr(out, msg))
+			fail_msg("case %zu: rc %d (want %d), output: %s", i, rc,
+				 cases[i].rc, out);
+		free(out);
+	}
+	unlink(bad);
+	free(bad);
+	char *help[] = { "densevm", "bench", "--help", NULL };
+	assert_int_equal(run_densevm(help, &out), 0);
+	assert_non_null(strstr(out, "--arms LIST"));
+	assert_non_null(strstr(out, "dense+policy"));
+	free(out);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(shipped_scenarios),
+		cmocka_unit_test(keys),
+		cmocka_unit_test(errors),
+		cmocka_unit_test(arms),
+		cmocka_unit_test(binary),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
