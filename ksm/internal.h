@@ -60,7 +60,7 @@ struct kvm_range {
 	uint64_t gpa, len, npages, nwords;
 	uint8_t *hva;
 	uint64_t *hash;        /* content hash at the last hashing */
-	uint32_t *last_dirty;  /* pass that last saw the page dirty */
+	uint32_t *last_dirty;  /* pass whose dirty-log read last saw it dirty */
 	uint8_t *streak;       /* consecutive passes it was dirty */
 	uint8_t *pflags;       /* KP_* */
 	uint32_t *own;         /* what ksm made the page: hv_ps_make(state,
@@ -89,6 +89,13 @@ struct ksm_vm {
 	bool uses_base;   /* RAM is MAP_PRIVATE of dom->base_fd */
 	bool anon;        /* RAM is anonymous: a discard reads zero */
 	bool dead;        /* removed; freed at the last put */
+	/* The dirty log is read at most every cfg.dirty_ms: each read
+	 * write-protects what it reports, and under shadow paging the
+	 * guest's next write to each page faults (scan.c).  The passes of
+	 * the last two reads (UINT32_MAX: none) say what "written in
+	 * consecutive reads" means for the volatility streak. */
+	uint64_t dirty_read_ns;
+	uint32_t read_pass, prev_read_pass;
 	/* Same-GPA peer checks that found nothing in a row (this scan):
 	 * past 16, only every min(2^k, 64)th page is checked, so memory
 	 * that is unique, or equal at other GPAs, does not pay for them. */

@@ -27,6 +27,7 @@ void ksm_config_default(struct ksm_config *cfg)
 	cfg->max_sharers = 4096;
 	cfg->merge_across_nodes = true;
 	cfg->sleep_ms = 50;
+	cfg->dirty_ms = 1000;
 }
 
 const char *ksm_engine_name(const struct ksm *k)
@@ -49,6 +50,7 @@ static const struct tunable tunables[] = {
 	{ "max_sharers", 2, HV_PS_FRAME_MAX },
 	{ "merge_across_nodes", 0, 1 },
 	{ "sleep_ms", 0, 60000 },
+	{ "dirty_ms", 0, 60000 },
 };
 #define NTUNABLES (sizeof(tunables) / sizeof(tunables[0]))
 
@@ -72,7 +74,8 @@ static uint64_t tunable_get(const struct ksm *k, unsigned i)
 	case 3: return k->cfg.volatile_passes;
 	case 4: return k->cfg.max_sharers;
 	case 5: return k->cfg.merge_across_nodes;
-	default: return k->cfg.sleep_ms;
+	case 6: return k->cfg.sleep_ms;
+	default: return __atomic_load_n(&k->cfg.dirty_ms, __ATOMIC_RELAXED);
 	}
 }
 
@@ -185,8 +188,11 @@ int ksm_set_tunable(struct ksm *k, const char *name, const char *value,
 				k->cfg.merge_across_nodes = v != 0;
 		}
 		break;
-	default: k->cfg.sleep_ms = (unsigned)v;
+	case 6: k->cfg.sleep_ms = (unsigned)v;
 		pthread_cond_broadcast(&k->cv);
+		break;
+	default: __atomic_store_n(&k->cfg.dirty_ms, (unsigned)v,
+				  __ATOMIC_RELAXED);
 		break;
 	}
 	if (!ret && k->cfg.engine == KSM_ENGINE_KERNEL) {
@@ -458,6 +464,7 @@ int ksm_add_vm(struct ksm *k, const struct ksm_vm_ops *ops, void *ctx,
 		if (!vm->dom) {
 			ret = -ENOMEM;
 		} else {
+			vm->read_pass = vm->prev_read_pass = UINT32_MAX;
 			vm->anon = base_fd < 0;
 			vm->uses_base = base_fd >= 0 && fstat(base_fd, &st) == 0 &&
 					st.st_dev == vm->dom->base_dev &&

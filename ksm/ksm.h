@@ -111,6 +111,8 @@ struct ksm_config {
 	unsigned max_sharers;     /* [max_sharers] pages per frame/base page */
 	bool merge_across_nodes;  /* [merge_across_nodes] else per-node tables */
 	unsigned sleep_ms;        /* [sleep_ms] scanner sleep between passes */
+	unsigned dirty_ms;        /* [dirty_ms] least time between two reads
+				   * of a VM's dirty log (0 = every pass) */
 	/* Test hooks; NULL in production. */
 	uint64_t (*hash_fn)(const void *page, void *arg);   /* replaces XXH3 */
 	void *hash_arg;

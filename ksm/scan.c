@@ -420,12 +420,26 @@ static void scan_vm(struct ksm *k, struct ksm_vm *vm, bool throttled)
 
 	k->pm_gen++;
 	vm->peer_miss = 0;
-	for (r = 0; r < vm->nranges; r++) {
-		struct kvm_range *rg = &vm->r[r];
+	/* Reading the log costs the guest a fault per page it keeps
+	 * writing, so it is read every dirty_ms, not every pass: pages
+	 * written meanwhile are seen (unshared, rehashed) up to dirty_ms
+	 * later.  Nothing relies on seeing them sooner: a merge compares
+	 * every page in full while the VM is paused, and the kernel's
+	 * copy-on-write keeps every write. */
+	uint64_t now = ksm_now_ns();
+	uint64_t every = (uint64_t)__atomic_load_n(&k->cfg.dirty_ms,
+						    __ATOMIC_RELAXED) * 1000000;
+	if (vm->read_pass == UINT32_MAX || now - vm->dirty_read_ns >= every) {
+		vm->dirty_read_ns = now;
+		vm->prev_read_pass = vm->read_pass;
+		vm->read_pass = (uint32_t)k->pass;
+		for (r = 0; r < vm->nranges; r++) {
+			struct kvm_range *rg = &vm->r[r];
 
-		memset(rg->dirty, 0, rg->nwords * sizeof(uint64_t));
-		if (vm->ops->dirty_fetch(vm->ctx, r, rg->dirty) == 0)
-			kunshare_range(k, vm, r, rg->dirty);
+			memset(rg->dirty, 0, rg->nwords * sizeof(uint64_t));
+			if (vm->ops->dirty_fetch(vm->ctx, r, rg->dirty) == 0)
+				kunshare_range(k, vm, r, rg->dirty);
+		}
 	}
 	for (r = 0; r < vm->nranges; r++) {
 		struct kvm_range *rg = &vm->r[r];
@@ -460,7 +474,7 @@ static void scan_vm(struct ksm *k, struct ksm_vm *vm, bool throttled)
 					kbit_clear(rg->todo, idx);
 					continue;
 				}
-				if (K && rg->last_dirty[idx] == k->pass &&
+				if (K && rg->last_dirty[idx] == vm->read_pass &&
 				    rg->streak[idx] >= K) {
 					vol++;
 					continue;        /* volatile */

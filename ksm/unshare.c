@@ -193,8 +193,9 @@ void kunshare_range(struct ksm *k, struct ksm_vm *vm, uint32_t r,
 			idx = w * 64 + i;
 			if (i >= n)
 				break;
-			/* volatility: consecutive passes with a write */
-			if (rg->last_dirty[idx] + 1 == k->pass) {
+			/* volatility: dirty in consecutive reads of the log */
+			if (vm->prev_read_pass != UINT32_MAX &&
+			    rg->last_dirty[idx] == vm->prev_read_pass) {
 				if (rg->streak[idx] < 255)
 					rg->streak[idx]++;
 			} else if (rg->last_dirty[idx] != k->pass) {

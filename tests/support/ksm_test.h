@@ -16,7 +16,9 @@
 
 #define PG 4096ULL
 
-static inline struct ksm *mk(const struct ksm_config *cfg)
+/* The unit tests drive the scanner pass by pass, and each pass reads the
+ * dirty log (dirty_ms 0); mk_timed() keeps the config's own dirty_ms. */
+static inline struct ksm *mk_timed(const struct ksm_config *cfg)
 {
 	struct ksm_config def;
 	struct ksm *k;
@@ -28,6 +30,18 @@ static inline struct ksm *mk(const struct ksm_config *cfg)
 	}
 	assert_int_equal(ksm_create(cfg, &k, err, sizeof(err)), 0);
 	return k;
+}
+
+static inline struct ksm *mk(const struct ksm_config *cfg)
+{
+	struct ksm_config c;
+
+	if (cfg)
+		c = *cfg;
+	else
+		ksm_config_default(&c);
+	c.dirty_ms = 0;
+	return mk_timed(&c);
 }
 
 static inline struct ksm_fake_vm *vm_new(const char *name, int base_fd,

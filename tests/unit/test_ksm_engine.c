@@ -40,6 +40,46 @@ static unsigned state(struct ksm_fake_vm *vm, uint64_t gpa)
 
 /* ---------------------------------------------- dirty-log guided scans */
 
+/* dirty_ms: the log is read at most that often, so a write between two
+ * reads is seen at the next read, not at the next pass; the tunable takes
+ * effect at once. */
+static void test_dirty_read_interval(void **state_)
+{
+	struct ksm_config cfg;
+	struct ksm *k;
+	struct ksm_fake_vm *a = vm_new("a", -1, 64);
+	struct ksm_stats st;
+	char err[128];
+	uint64_t x;
+
+	(void)state_;
+	ksm_config_default(&cfg);
+	assert_int_equal(cfg.dirty_ms, 1000);   /* the documented default */
+	cfg.dirty_ms = 0;
+	k = mk_timed(&cfg);
+	for (x = 0; x < 32; x++)
+		ksm_fake_fill_pages(a, x * PG, 1, 500 + x);
+	add(k, a, 0);
+	pass(k);
+	pass(k);                        /* two reads: the fill is not volatile */
+	ksm_stats(k, &st);
+	assert_int_equal(st.pages_hashed, 32);
+	assert_int_equal(ksm_set_tunable(k, "dirty_ms", "60000", err, sizeof(err)), 0);
+	ksm_fake_fill_pages(a, 3 * PG, 1, 1);
+	pass(k);
+	pass(k);                        /* within dirty_ms: not read */
+	ksm_stats(k, &st);
+	assert_int_equal(st.pages_hashed, 32);
+	assert_int_equal(ksm_set_tunable(k, "dirty_ms", "0", err, sizeof(err)), 0);
+	pass(k);                        /* read now: the write is seen */
+	ksm_stats(k, &st);
+	assert_int_equal(st.pages_hashed, 33);
+	assert_int_equal(ksm_set_tunable(k, "dirty_ms", "60001", err, sizeof(err)),
+			 -EINVAL);
+	ksm_destroy(k);
+	ksm_fake_vm_destroy(a);
+}
+
 static void test_dirty_guided_and_volatile(void **state_)
 {
 	struct ksm_config cfg;
@@ -395,6 +435,7 @@ static void test_throughput(void **state_)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_dirty_read_interval),
 		cmocka_unit_test(test_dirty_guided_and_volatile),
 		cmocka_unit_test(test_numa_slots),
 		cmocka_unit_test(test_max_sharers),
