@@ -59,17 +59,11 @@ static double now_s(void)
 	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
-static int cmp_d(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
 static double median(double *v, unsigned n)
 {
 	if (!n)
 		return 0;
-	qsort(v, n, sizeof(*v), cmp_d);
+	qsort(v, n, sizeof(*v), bench_cmpd);
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
