@@ -30,6 +30,9 @@
 struct kop {
 	uint8_t kind, npg;
 	uint16_t claimed, ok;   /* bit i: pg[i] */
+	uint8_t npend;          /* joins it adds to frames[frame].pending */
+	bool was_new;           /* queued as new content, which the store
+				 * or base[g] held already */
 	uint8_t slot;
 	int node;
 	uint64_t hash;
@@ -53,8 +56,8 @@ struct kact {
 struct kfollow {
 	unsigned slot;
 	uint64_t hash;
-	uint32_t frame;     /* UINT32_MAX: a base page */
-	uint64_t base_pfn;
+	uint32_t frame;     /* UINT32_MAX: none (a base page not in the store) */
+	uint64_t base_pfn;  /* UINT64_MAX: not a base page */
 };
 
 struct kbatch {
@@ -202,8 +205,10 @@ void kbatch_commit(struct ksm *k, enum kop_kind kind, uint64_t hash,
 		  kind == KOP_JOIN_BASE ? NULL :
 		  b->bufs + (size_t)b->n * KSM_PAGE;
 	b->dom = pg[0].vm->dom;
-	if (kind == KOP_JOIN_FRAME)
-		b->dom->frames[frame].pending++;
+	if (kind == KOP_JOIN_FRAME) {
+		b->dom->frames[frame].pending += npg;
+		op->npend = (uint8_t)npg;
+	}
 	if (kind == KOP_NEW_FRAME || kind == KOP_NEW_BASE)
 		pend_add(b, hash);
 	b->n++;
@@ -285,45 +290,59 @@ static void drop_op(struct kop *op)
 	op->claimed = 0;
 }
 
-/* Step 2: new content goes into the frames memfd or base[g]. */
+/* Step 2: new content goes into the frames memfd or base[g], unless the
+ * domain's store holds it already (base_frame.c): then the pages join it. */
 static void prepare(struct ksm *k, struct kdom *d, struct kop *op)
 {
 	uint64_t pfn = kpage_gpa(op->pg[0].vm, op->pg[0].r, op->pg[0].idx) /
 		       KSM_PAGE;
 	struct kframe *fr;
+	const uint8_t *p;
+	uint32_t f;
 	uint64_t h;
 
 	switch (op->kind) {
 	case KOP_JOIN_FRAME:
 		fr = &d->frames[op->frame];
-		if (fr->used != KF_LIVE)
+		/* base[g] cannot change under a live base frame; the compare
+		 * only makes that a checked fact, not a promise */
+		if (fr->used != KF_LIVE ||
+		    (fr->bpfn && (!(p = kbase_ptr(d, fr->bpfn - 1)) ||
+				  memcmp(p, op->ref, KSM_PAGE) != 0)))
 			drop_op(op);
 		return;
 	case KOP_JOIN_BASE:
 		return;   /* checked against the final base in base_recheck */
 	case KOP_NEW_BASE:
-		if (__builtin_popcount(op->claimed) < 2) {
-			drop_op(op);
-			return;
-		}
-		op->hash = ksm_hash_page(k, op->ref);
-		if (kbase_hash(k, d, pfn, &h) == 0 && h == op->hash) {
-			op->kind = KOP_JOIN_BASE;   /* already there? */
-			return;                      /* (base_recheck compares) */
-		}
-		if (kbase_writable(k, d, pfn, op->pg, op->npg)) {
-			if (kbase_write(d, pfn, op->ref, op->hash) != 0)
-				drop_op(op);
-			return;
-		}
-		op->kind = KOP_NEW_FRAME;   /* someone reads base[g] */
-		/* fall through */
 	case KOP_NEW_FRAME:
+		op->hash = ksm_hash_page(k, op->ref);
+		if (op->kind == KOP_NEW_BASE && kbase_hash(k, d, pfn, &h) == 0 &&
+		    h == op->hash) {
+			op->kind = KOP_JOIN_BASE;   /* already there? */
+			op->was_new = true;          /* (base_recheck compares) */
+			return;
+		}
+		f = kstore_find(k, d, op->slot, op->hash, op->ref, op->npg);
+		if (f != UINT32_MAX) {
+			op->kind = KOP_JOIN_FRAME;
+			op->frame = f;
+			op->npend = op->npg;
+			op->was_new = true;
+			d->frames[f].pending += op->npg;
+			return;
+		}
 		if (__builtin_popcount(op->claimed) < 2) {
 			drop_op(op);
 			return;
 		}
-		op->hash = ksm_hash_page(k, op->ref);
+		if (op->kind == KOP_NEW_BASE) {
+			if (kbase_writable(k, d, pfn, op->pg, op->npg)) {
+				if (kbase_write(d, pfn, op->ref, op->hash) != 0)
+					drop_op(op);
+				return;
+			}
+			op->kind = KOP_NEW_FRAME;   /* someone reads base[g] */
+		}
 		op->frame = kframe_alloc(d);
 		if (op->frame == UINT32_MAX) {
 			drop_op(op);
@@ -512,6 +531,9 @@ static void commit(struct ksm *k, struct kbatch *b, struct kdom *d,
 		       KSM_PAGE;
 	unsigned i, nok = 0;
 
+	/* the joins it announced end here, done or not */
+	if (op->kind == KOP_JOIN_FRAME)
+		d->frames[op->frame].pending -= op->npend;
 	if (!op->claimed)
 		return;
 	for (i = 0; i < op->npg; i++) {
@@ -530,18 +552,35 @@ static void commit(struct ksm *k, struct kbatch *b, struct kdom *d,
 				  op->node, nok);
 		if (nok && b->nfu < b->cap)
 			b->fu[b->nfu++] = (struct kfollow){ op->slot, op->hash,
-							     op->frame, 0 };
+							     op->frame, UINT64_MAX };
 		break;
 	case KOP_JOIN_FRAME:
 		for (i = 0; i < nok; i++)
 			kframe_ref(d, op->frame);
+		/* candidates that waited for this content (pending new) */
+		if (nok && op->was_new && b->nfu < b->cap)
+			b->fu[b->nfu++] = (struct kfollow){ op->slot, op->hash,
+				op->frame, d->frames[op->frame].bpfn ?
+				d->frames[op->frame].bpfn - 1 : UINT64_MAX };
 		break;
 	case KOP_NEW_BASE:
-		if (nok && b->nfu < b->cap)
-			b->fu[b->nfu++] = (struct kfollow){ op->slot, op->hash,
-							     UINT32_MAX, pfn };
-		else if (!nok)
+		if (!nok) {
 			kbase_drop_unused(k, d, pfn);
+			break;
+		}
+		kbframe_publish(k, d, pfn, op->hash, op->slot, op->node);
+		if (b->nfu < b->cap)
+			b->fu[b->nfu++] = (struct kfollow){ op->slot, op->hash,
+							     kbframe_of(d, pfn), pfn };
+		break;
+	case KOP_JOIN_BASE:
+		/* base[g] of a pre-populated base, or one published before
+		 * the store could name it: name it now */
+		if (nok)
+			kbframe_publish(k, d, pfn, op->hash, op->slot, op->node);
+		if (nok && op->was_new && b->nfu < b->cap)
+			b->fu[b->nfu++] = (struct kfollow){ op->slot, op->hash,
+							     kbframe_of(d, pfn), pfn };
 		break;
 	default:
 		break;
@@ -562,8 +601,6 @@ void kbatch_flush(struct ksm *k)
 	for (i = 0; i < b->n; i++) {
 		struct kop *op = &b->ops[i];
 
-		if (op->kind == KOP_JOIN_FRAME)
-			d->frames[op->frame].pending--;
 		for (j = 0; j < op->npg; j++)
 			if (claim(&op->pg[j], &op->old[j]))
 				op->claimed |= (uint16_t)(1u << j);
@@ -627,8 +664,7 @@ void kbatch_flush(struct ksm *k)
 				a->fd = KACT_ZERO;
 			} else if (op->kind == KOP_NEW_FRAME ||
 			    op->kind == KOP_JOIN_FRAME) {
-				a->fd = d->frames_fd;
-				a->off = (uint64_t)op->frame * KSM_PAGE;
+				kframe_loc(d, op->frame, &a->fd, &a->off);
 			} else if (op->kind != KOP_ZERO &&
 				   kpage_off_base(p->vm, p->r, p->idx)) {
 				/* back to the base mapping, not a discard */

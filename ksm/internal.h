@@ -120,6 +120,11 @@ struct kframe {
 	uint8_t used;            /* KF_* */
 	uint8_t slot;
 	struct knode *sn;        /* its stable-table node, or NULL */
+	/* A base frame: the content is base[bpfn - 1] of the domain's base
+	 * memfd, not a page of the frames memfd (0 = a frames-memfd frame).
+	 * refs counts only the pages that map it at another GPA; the pages
+	 * at its own GPA are base_refs (base_frame.c). */
+	uint64_t bpfn;
 };
 
 #define KF_FREE    0u
@@ -150,6 +155,11 @@ struct kdom {
 	uint64_t base_used;      /* g with base_refs[g] > 0 */
 	uint64_t base_data_pages;   /* g with KB_DATA */
 	uint64_t base_sweep_slack;  /* see kbase_sweep() */
+	/* base_frame[g] = 1 + the frame that names base[g] in the content
+	 * store, 0 = none (base_frame.c) */
+	uint32_t *base_frame;
+	uint64_t bframes;           /* LIVE base frames */
+	uint64_t bframes_alone;     /* ... of which base_refs[g] == 0 */
 	uint64_t sweep_left;
 	/* Frames memfd and its frames. */
 	int frames_fd;
@@ -333,6 +343,20 @@ void kframe_commit_new(struct ksm *k, struct kdom *d, uint32_t f,
 		       uint64_t hash, unsigned slot, int node, unsigned refs);
 void kframe_ref(struct kdom *d, uint32_t f);
 void kframe_unref(struct ksm *k, struct kdom *d, uint32_t f);
+/* Where the frame's content lives: the frames memfd, or the base memfd
+ * for a base frame. */
+void kframe_loc(const struct kdom *d, uint32_t f, int *fd, uint64_t *off);
+
+/* ---- base_frame.c: base pages as frames of the one content store */
+static inline uint32_t kbframe_of(const struct kdom *d, uint64_t pfn)
+{
+	return d->base_frame && pfn < d->base_npages && d->base_frame[pfn] ?
+	       d->base_frame[pfn] - 1 : UINT32_MAX;
+}
+void kbframe_publish(struct ksm *k, struct kdom *d, uint64_t pfn,
+		     uint64_t hash, unsigned slot, int node);
+uint32_t kstore_find(struct ksm *k, struct kdom *d, unsigned slot,
+		     uint64_t hash, const uint8_t *bytes, unsigned npg);
 
 /* ---- merge_base.c */
 int kbase_init(struct ksm *k, struct kdom *d);
@@ -356,6 +380,8 @@ void kbase_ref(struct kdom *d, uint64_t pfn);
 void kbase_drop_unused(struct ksm *k, struct kdom *d, uint64_t pfn);
 void kbase_unref(struct ksm *k, struct kdom *d, uint64_t pfn,
 		 const struct ksm_vm *leaving);
+void kbase_left(struct ksm *k, struct kdom *d, uint64_t pfn,
+		const struct ksm_vm *leaving);
 
 /* ---- zero.c */
 bool kzero_discardable(const struct ksm_vm *vm, uint32_t r, uint32_t idx);

@@ -200,9 +200,13 @@ int kpm_cached(struct ksm *k, struct ksm_vm *vm, uint32_t r, uint32_t idx,
 	}
 }
 
+/* No VM of the domain reads base[g] through its mapping at g: each page
+ * there is the VM's own anonymous copy.  With remapped, a page ksm mapped
+ * a frame over also counts as not reading it (enough to punch base[g],
+ * which only its readers would notice; writing base[g] asks for more). */
 static bool base_unread(struct ksm *k, struct kdom *d, uint64_t pfn,
 			const struct ksm_vm *leaving,
-			const struct kpage *mine, unsigned nmine)
+			const struct kpage *mine, unsigned nmine, bool remapped)
 {
 	struct ksm_vm *vm;
 	uint32_t r, idx;
@@ -219,6 +223,10 @@ static bool base_unread(struct ksm *k, struct kdom *d, uint64_t pfn,
 		 * pagemap was read is no longer PRIVATE, and one it is
 		 * taking now is BUSY (only the caller's own pages may be). */
 		st = kmap_get(vm, pfn);
+		if (remapped && hv_ps_state(st) == HV_PAGE_FRAME &&
+		    !(hv_ps_flags(st) & HV_PF_BUSY) &&
+		    (vm->r[r].pflags[idx] & KP_REMAPPED))
+			continue;
 		for (i = 0; i < nmine && (mine[i].vm != vm || mine[i].r != r ||
 					  mine[i].idx != idx); i++)
 			;
@@ -289,13 +297,15 @@ unsigned kbase_group(struct ksm *k, const struct ksm_vm *vm, uint64_t pfn,
 	return n;
 }
 
-/* May base[g] take new content?  No users, and nobody reads it. */
+/* May base[g] take new content?  No users (no BASE page at g, and no
+ * page elsewhere mapping it through its base frame), and nobody reads it. */
 bool kbase_writable(struct ksm *k, struct kdom *d, uint64_t pfn,
 		    const struct kpage *mine, unsigned nmine)
 {
-	if (d->base_fd < 0 || pfn >= d->base_npages || d->base_refs[pfn])
+	if (d->base_fd < 0 || pfn >= d->base_npages || d->base_refs[pfn] ||
+	    kbframe_of(d, pfn) != UINT32_MAX)
 		return false;
-	return base_unread(k, d, pfn, NULL, mine, nmine);
+	return base_unread(k, d, pfn, NULL, mine, nmine, false);
 }
 
 int kbase_write(struct kdom *d, uint64_t pfn, const void *buf,
@@ -312,15 +322,20 @@ int kbase_write(struct kdom *d, uint64_t pfn, const void *buf,
 
 void kbase_ref(struct kdom *d, uint64_t pfn)
 {
-	if (d->base_refs[pfn]++ == 0)
+	if (d->base_refs[pfn]++ == 0) {
 		d->base_used++;
+		if (kbframe_of(d, pfn) != UINT32_MAX)
+			d->bframes_alone--;
+	}
 }
 
-/* Punches base[g] when it has no users and nobody reads it. */
+/* Punches base[g] when it has no users and nobody reads it.  A base
+ * frame is a user: pages at other GPAs map base[g] through it. */
 static void base_punch(struct ksm *k, struct kdom *d, uint64_t pfn,
 		       const struct ksm_vm *leaving)
 {
-	if (k->destroying || !base_unread(k, d, pfn, leaving, NULL, 0))
+	if (k->destroying || kbframe_of(d, pfn) != UINT32_MAX ||
+	    !base_unread(k, d, pfn, leaving, NULL, 0, true))
 		return;
 	if (fallocate(d->base_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 		      (off_t)(pfn * KSM_PAGE), KSM_PAGE) == 0) {
@@ -339,18 +354,41 @@ void kbase_drop_unused(struct ksm *k, struct kdom *d, uint64_t pfn)
 
 /* A page left state BASE at g.  The last one punches base[g] back to a
  * hole, unless some VM still reads it (a page never written since base[g]
- * got data: only possible with a pre-populated base). */
+ * got data: only possible with a pre-populated base) or pages at other
+ * GPAs map it through its base frame. */
 void kbase_unref(struct ksm *k, struct kdom *d, uint64_t pfn,
 		 const struct ksm_vm *leaving)
 {
-	struct ksm_vm *vm;
-	uint32_t r, idx;
+	uint32_t f;
 
 	if (pfn >= d->base_npages || d->base_refs[pfn] == 0)
 		return;
 	if (--d->base_refs[pfn])
 		return;
 	d->base_used--;
+	if ((f = kbframe_of(d, pfn)) != UINT32_MAX) {
+		if (d->frames[f].refs) {
+			d->bframes_alone++;
+			return;
+		}
+		if (d->frames[f].sn)
+			ktab_del(k, d->stable[d->frames[f].slot],
+				 d->frames[f].sn);
+		d->frames_used--;
+		kframe_release(d, f);
+	}
+	kbase_left(k, d, pfn, leaving);
+}
+
+/* base[g] holds nothing the store names any more (no BASE page at g, no
+ * base frame): punch it, and have the pages that waited for it examined
+ * again. */
+void kbase_left(struct ksm *k, struct kdom *d, uint64_t pfn,
+		const struct ksm_vm *leaving)
+{
+	struct ksm_vm *vm;
+	uint32_t r, idx;
+
 	base_punch(k, d, pfn, leaving);
 	if (d->base_flags[pfn] & KB_DATA)
 		return;

@@ -275,10 +275,11 @@ hashed:
 	kcand_add(k, d, slot, h, vm, r, idx);
 }
 
-/* New shared content with this hash exists (a frame, or base[base_pfn]):
- * candidates holding the same bytes join it.  Equal candidates that cannot
- * (the frame is full, or another GPA than the base page) pair into one
- * new frame, whose own flush absorbs the rest. */
+/* New shared content with this hash exists (a frame, or base[base_pfn]
+ * and its base frame): candidates holding the same bytes join it, at
+ * base_pfn through the base memfd, elsewhere through the frame.  Equal
+ * candidates that cannot (the frame is full, or base[base_pfn] is not in
+ * the store) pair into one new frame, whose own flush absorbs the rest. */
 void kscan_absorb(struct ksm *k, struct kdom *d, unsigned slot,
 		  uint64_t hash, uint32_t frame, uint64_t base_pfn)
 {
@@ -304,7 +305,7 @@ void kscan_absorb(struct ksm *k, struct kdom *d, unsigned slot,
 		}
 		kbatch_ensure_room(k, 2);
 		ref = kbatch_reserve(k);
-		if (frame == UINT32_MAX) {
+		if (base_pfn != UINT64_MAX) {
 			const uint8_t *base = kbase_ptr(d, base_pfn);
 
 			if (cvm->uses_base && base &&
@@ -315,7 +316,10 @@ void kscan_absorb(struct ksm *k, struct kdom *d, unsigned slot,
 					      pg, 1);
 				continue;
 			}
-		} else {
+		}
+		if (frame != UINT32_MAX) {
+			/* a frame, or base[base_pfn] named in the store:
+			 * equal pages at other GPAs map it */
 			fr = &d->frames[frame];
 			if (fr->used == KF_LIVE &&
 			    fr->refs + fr->pending < k->cfg.max_sharers) {

@@ -63,9 +63,14 @@ void ksm_stats(struct ksm *k, struct ksm_stats *g)
 		g->zero_pages += CTR_GET(vm->c.zero_pages);
 		g->volatile_pages += CTR_GET(vm->c.volatile_pages);
 	}
+	/* stored contents: frames-memfd frames, base pages in use at their
+	 * GPA, and base pages only other GPAs map (a base frame counts
+	 * once, as its base page) */
 	for (d = k->doms; d; d = d->next)
-		g->frames += __atomic_load_n(&d->frames_used, __ATOMIC_RELAXED) +
-			     __atomic_load_n(&d->base_used, __ATOMIC_RELAXED);
+		g->frames += __atomic_load_n(&d->frames_used, __ATOMIC_RELAXED) -
+			     __atomic_load_n(&d->bframes, __ATOMIC_RELAXED) +
+			     __atomic_load_n(&d->base_used, __ATOMIC_RELAXED) +
+			     __atomic_load_n(&d->bframes_alone, __ATOMIC_RELAXED);
 	pthread_rwlock_unlock(&k->list_lock);
 	g->bytes_saved = (g->pages_sharing > g->frames ?
 			  g->pages_sharing - g->frames : 0) * KSM_PAGE +

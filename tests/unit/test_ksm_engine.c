@@ -33,11 +33,6 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static unsigned state(struct ksm_fake_vm *vm, uint64_t gpa)
-{
-	return hv_ps_state(ksm_fake_page_state(vm, gpa));
-}
-
 /* ---------------------------------------------- dirty-log guided scans */
 
 /* dirty_ms: the log is read at most that often, so a write between two
