@@ -213,6 +213,11 @@ struct ksm {
 	bool running;
 	bool stop_req;
 	pthread_cond_t cv;
+	/* callers waiting for ksm->lock (klock): the scanner hands the lock
+	 * over at its next throttle point, instead of at the end of a pass
+	 * that may take seconds; handoff says the waiters are done */
+	unsigned lock_waiters;
+	pthread_cond_t handoff;
 	uint64_t thr_t0_ns, thr_cpu0_ns, thr_hashed0;
 	uint64_t cpu_mark_ns;     /* thread CPU at the start of this call */
 	struct kengine *ke;
@@ -222,6 +227,10 @@ struct ksm {
 	struct krel { struct ksm_vm *vm; uint64_t gpa; } *rel;
 	unsigned nrel, relcap;
 };
+
+/* ---- ksm.c: ksm->lock for callers other than the scanner */
+void klock(struct ksm *k);
+void kunlock(struct ksm *k);
 
 /* ---- time, rcu (tables.c) */
 uint64_t ksm_now_ns(void);
@@ -420,6 +429,7 @@ void kunshare_page_state(struct ksm *k, struct ksm_vm *vm, uint32_t r,
 
 /* ---- unshare.c: releases queued by ksm_page_released() */
 void krel_drain(struct ksm *k);
+bool krel_pending(struct ksm *k);
 void krel_purge_vm(struct ksm *k, struct ksm_vm *vm);
 static inline uint32_t kown_of(hv_pstate_t st)
 {

@@ -157,7 +157,7 @@ int ksm_set_tunable(struct ksm *k, const char *name, const char *value,
 			 value ? value : "(null)");
 		return -EINVAL;
 	}
-	pthread_mutex_lock(&k->lock);
+	klock(k);
 	ksm_rcu_online();
 	switch (i) {
 	case 0: __atomic_store_n(&k->cfg.pages_per_sec, v, __ATOMIC_RELAXED);
@@ -202,7 +202,7 @@ int ksm_set_tunable(struct ksm *k, const char *name, const char *value,
 				 "%s=%s: %s", name, value, strerror(-ret));
 	}
 	ksm_rcu_offline();
-	pthread_mutex_unlock(&k->lock);
+	kunlock(k);
 	return ret;
 }
 
@@ -259,6 +259,7 @@ int ksm_create(const struct ksm_config *cfg, struct ksm **out, char *err,
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&k->cv, &ca);
+	pthread_cond_init(&k->handoff, &ca);
 	pthread_condattr_destroy(&ca);
 	k->next_vm_id = 1;
 	k->real_nodes = numa_available() < 0 ? 1 :
@@ -307,6 +308,7 @@ void ksm_destroy(struct ksm *k)
 	free(k->rel);
 	pthread_mutex_destroy(&k->rel_mu);
 	pthread_cond_destroy(&k->cv);
+	pthread_cond_destroy(&k->handoff);
 	pthread_mutex_destroy(&k->pause.mu);
 	pthread_rwlock_destroy(&k->list_lock);
 	pthread_mutex_destroy(&k->lock);
@@ -452,7 +454,7 @@ int ksm_add_vm(struct ksm *k, const struct ksm_vm_ops *ops, void *ctx,
 			gpa_end = rr[i].gpa + rr[i].len;
 	base_fd = ops->base_memfd(ctx);
 
-	pthread_mutex_lock(&k->lock);
+	klock(k);
 	ksm_rcu_online();
 	if (k->cfg.engine == KSM_ENGINE_KERNEL) {
 		ret = kengine_add_vm(k, vm);
@@ -487,7 +489,7 @@ int ksm_add_vm(struct ksm *k, const struct ksm_vm_ops *ops, void *ctx,
 		pthread_rwlock_unlock(&k->list_lock);
 	}
 	ksm_rcu_offline();
-	pthread_mutex_unlock(&k->lock);
+	kunlock(k);
 	if (ret) {
 		kvm_put(k, vm);
 		return ret;
@@ -535,14 +537,31 @@ void ksm_remove_vm(struct ksm *k, struct ksm_vm *vm)
 {
 	if (!vm)
 		return;
-	pthread_mutex_lock(&k->lock);
+	klock(k);
 	ksm_rcu_online();
 	vm_remove_locked(k, vm);
 	ksm_rcu_offline();
-	pthread_mutex_unlock(&k->lock);
+	kunlock(k);
 }
 
 /* ------------------------------------------------------------- scanner */
+
+/* ksm->lock for a caller other than the scanner (self-check, tunables,
+ * VMs coming and going, stop): a pass can hold the lock for seconds, so
+ * the scanner lets waiters in at its next throttle point (scan.c) and
+ * waits on handoff until they are done. */
+void klock(struct ksm *k)
+{
+	__atomic_add_fetch(&k->lock_waiters, 1, __ATOMIC_SEQ_CST);
+	pthread_mutex_lock(&k->lock);
+	__atomic_sub_fetch(&k->lock_waiters, 1, __ATOMIC_SEQ_CST);
+}
+
+void kunlock(struct ksm *k)
+{
+	pthread_cond_broadcast(&k->handoff);
+	pthread_mutex_unlock(&k->lock);
+}
 
 int ksm_scan_pass(struct ksm *k)
 {
@@ -616,20 +635,20 @@ int ksm_start(struct ksm *k)
 
 void ksm_stop(struct ksm *k)
 {
-	pthread_mutex_lock(&k->lock);
+	klock(k);
 	if (k->cfg.engine == KSM_ENGINE_KERNEL) {
 		kengine_stop(k);   /* always: run=0 even if never started */
 		k->running = false;
-		pthread_mutex_unlock(&k->lock);
+		kunlock(k);
 		return;
 	}
 	if (!k->running) {
-		pthread_mutex_unlock(&k->lock);
+		kunlock(k);
 		return;
 	}
 	k->stop_req = true;
 	pthread_cond_broadcast(&k->cv);
-	pthread_mutex_unlock(&k->lock);
+	kunlock(k);
 	pthread_join(k->thr, NULL);
 	pthread_mutex_lock(&k->lock);
 	k->running = false;

@@ -356,8 +356,7 @@ void kscan_absorb(struct ksm *k, struct kdom *d, unsigned slot,
  * meanwhile, or ksm_stop() was called. */
 static bool throttle(struct ksm *k, struct ksm_vm *vm)
 {
-	uint64_t now = ksm_now_ns(), cpu = ksm_thread_cpu_ns();
-	uint64_t elapsed = now - k->thr_t0_ns, need = 0, target;
+	uint64_t now, cpu, elapsed, need = 0, target;
 	/* pages examined: hashed, or matched to base[g] by comparison */
 	uint64_t hashed = CTR_GET(k->c.pages_hashed) +
 			  CTR_GET(k->c.pages_compared) - k->thr_hashed0;
@@ -365,6 +364,33 @@ static bool throttle(struct ksm *k, struct ksm_vm *vm)
 					__ATOMIC_RELAXED);
 	unsigned pct = __atomic_load_n(&k->cfg.cpu_percent, __ATOMIC_RELAXED);
 	struct timespec ts;
+
+	/* someone waits for the lock (klock): let them in now, not at the
+	 * end of the pass, which can be seconds away */
+	if (__atomic_load_n(&k->lock_waiters, __ATOMIC_SEQ_CST)) {
+		kbatch_drain(k);
+		CTR_ADD(k->c.cpu_ns, ksm_thread_cpu_ns() - k->cpu_mark_ns);
+		ksm_rcu_offline();
+		while (__atomic_load_n(&k->lock_waiters, __ATOMIC_SEQ_CST) &&
+		       !k->stop_req) {
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_nsec += 10000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&k->handoff, &k->lock, &ts);
+		}
+		ksm_rcu_online();
+		k->cpu_mark_ns = ksm_thread_cpu_ns();
+		if (vm->dead || k->stop_req) {
+			kbatch_drain(k);
+			return false;
+		}
+	}
+	now = ksm_now_ns();
+	cpu = ksm_thread_cpu_ns();
+	elapsed = now - k->thr_t0_ns;
 
 	if (rate) {
 		target = hashed * 1000000000ULL / rate;

@@ -155,6 +155,17 @@ void krel_drain(struct ksm *k)
 	free(list);
 }
 
+/* Releases queued since the last drain? */
+bool krel_pending(struct ksm *k)
+{
+	bool any;
+
+	pthread_mutex_lock(&k->rel_mu);
+	any = k->nrel != 0;
+	pthread_mutex_unlock(&k->rel_mu);
+	return any;
+}
+
 /* Under k->lock, before a VM goes away: its queued releases apply now. */
 void krel_purge_vm(struct ksm *k, struct ksm_vm *vm)
 {
