@@ -37,58 +37,6 @@ const char *ksm_engine_name(const struct ksm *k)
 
 /* ------------------------------------------------------------ tunables */
 
-struct tunable {
-	const char *name;
-	uint64_t min, max;
-};
-
-static const struct tunable tunables[] = {
-	{ "pages_per_sec", 0, UINT64_MAX / 1000000000ULL },
-	{ "cpu_percent", 0, 100 },
-	{ "batch_pages", 2, 4096 },
-	{ "volatile_passes", 0, 255 },
-	{ "max_sharers", 2, HV_PS_FRAME_MAX },
-	{ "merge_across_nodes", 0, 1 },
-	{ "sleep_ms", 0, 60000 },
-	{ "dirty_ms", 0, 60000 },
-};
-#define NTUNABLES (sizeof(tunables) / sizeof(tunables[0]))
-
-const char *const *ksm_tunable_names(void)
-{
-	static const char *names[NTUNABLES + 1];
-	unsigned i;
-
-	for (i = 0; i < NTUNABLES; i++)
-		names[i] = tunables[i].name;
-	names[NTUNABLES] = NULL;
-	return names;
-}
-
-static uint64_t tunable_get(const struct ksm *k, unsigned i)
-{
-	switch (i) {
-	case 0: return k->cfg.pages_per_sec;
-	case 1: return k->cfg.cpu_percent;
-	case 2: return k->cfg.batch_pages;
-	case 3: return k->cfg.volatile_passes;
-	case 4: return k->cfg.max_sharers;
-	case 5: return k->cfg.merge_across_nodes;
-	case 6: return k->cfg.sleep_ms;
-	default: return __atomic_load_n(&k->cfg.dirty_ms, __ATOMIC_RELAXED);
-	}
-}
-
-static int find_tunable(const char *name)
-{
-	unsigned i;
-
-	for (i = 0; i < NTUNABLES; i++)
-		if (name && strcmp(name, tunables[i].name) == 0)
-			return (int)i;
-	return -1;
-}
-
 /* Rebuilds every domain's tables for a new slot count.  Only allowed
  * with nothing merged (like Linux's merge_across_nodes): candidates are
  * dropped and every page is rehashed. */
@@ -132,17 +80,129 @@ static int change_slots(struct ksm *k, bool across, char *err, size_t errlen)
 	return 0;
 }
 
+/* Setters and getters, under ksm->lock.  Values the scanner reads
+ * without the lock are stored relaxed. */
+#define RELAXED_SETTER(field, type)					\
+	static int set_##field(struct ksm *k, uint64_t v, char *err,	\
+			       size_t errlen)				\
+	{								\
+		(void)err;						\
+		(void)errlen;						\
+		__atomic_store_n(&k->cfg.field, (type)v, __ATOMIC_RELAXED); \
+		return 0;						\
+	}
+RELAXED_SETTER(pages_per_sec, uint64_t)
+RELAXED_SETTER(cpu_percent, unsigned)
+RELAXED_SETTER(volatile_passes, unsigned)
+RELAXED_SETTER(dirty_ms, unsigned)
+
+static int set_batch_pages(struct ksm *k, uint64_t v, char *err,
+			   size_t errlen)
+{
+	if (k->cfg.engine == KSM_ENGINE_DENSE && v != k->cfg.batch_pages &&
+	    kbatch_resize(k, (unsigned)v) != 0) {
+		snprintf(err, errlen, "ksm: batch_pages: out of memory");
+		return -ENOMEM;
+	}
+	k->cfg.batch_pages = (unsigned)v;
+	return 0;
+}
+
+static int set_max_sharers(struct ksm *k, uint64_t v, char *err,
+			   size_t errlen)
+{
+	(void)err;
+	(void)errlen;
+	k->cfg.max_sharers = (unsigned)v;
+	return 0;
+}
+
+static int set_merge_across_nodes(struct ksm *k, uint64_t v, char *err,
+				  size_t errlen)
+{
+	if ((bool)v == k->cfg.merge_across_nodes)
+		return 0;
+	if (k->cfg.engine == KSM_ENGINE_DENSE)
+		return change_slots(k, v != 0, err, errlen);
+	k->cfg.merge_across_nodes = v != 0;
+	return 0;
+}
+
+static int set_sleep_ms(struct ksm *k, uint64_t v, char *err, size_t errlen)
+{
+	(void)err;
+	(void)errlen;
+	k->cfg.sleep_ms = (unsigned)v;
+	pthread_cond_broadcast(&k->cv);   /* a sleeping scanner sees it now */
+	return 0;
+}
+
+#define GETTER(field)							\
+	static uint64_t get_##field(const struct ksm *k)		\
+	{								\
+		return __atomic_load_n(&k->cfg.field, __ATOMIC_RELAXED); \
+	}
+GETTER(pages_per_sec)
+GETTER(cpu_percent)
+GETTER(batch_pages)
+GETTER(volatile_passes)
+GETTER(max_sharers)
+GETTER(merge_across_nodes)
+GETTER(sleep_ms)
+GETTER(dirty_ms)
+
+struct tunable {
+	const char *name;
+	uint64_t min, max;
+	uint64_t (*get)(const struct ksm *k);
+	int (*set)(struct ksm *k, uint64_t v, char *err, size_t errlen);
+};
+
+#define TUNABLE(field, lo, hi) { #field, lo, hi, get_##field, set_##field }
+static const struct tunable tunables[] = {
+	TUNABLE(pages_per_sec, 0, UINT64_MAX / 1000000000ULL),
+	TUNABLE(cpu_percent, 0, 100),
+	TUNABLE(batch_pages, 2, 4096),
+	TUNABLE(volatile_passes, 0, 255),
+	TUNABLE(max_sharers, 2, HV_PS_FRAME_MAX),
+	TUNABLE(merge_across_nodes, 0, 1),
+	TUNABLE(sleep_ms, 0, 60000),
+	TUNABLE(dirty_ms, 0, 60000),
+};
+#define NTUNABLES (sizeof(tunables) / sizeof(tunables[0]))
+
+const char *const *ksm_tunable_names(void)
+{
+	static const char *names[NTUNABLES + 1];
+	unsigned i;
+
+	for (i = 0; i < NTUNABLES; i++)
+		names[i] = tunables[i].name;
+	names[NTUNABLES] = NULL;
+	return names;
+}
+
+static const struct tunable *find_tunable(const char *name)
+{
+	unsigned i;
+
+	for (i = 0; i < NTUNABLES; i++)
+		if (name && strcmp(name, tunables[i].name) == 0)
+			return &tunables[i];
+	return NULL;
+}
+
 int ksm_set_tunable(struct ksm *k, const char *name, const char *value,
 		    char *err, size_t errlen)
 {
+	const struct tunable *t = find_tunable(name);
 	unsigned long long v;
 	char *end;
-	int i, ret = 0;
+	int ret;
 
 	if (errlen)
 		err[0] = 0;
-	i = find_tunable(name);
-	if (i < 0) {
+	if (!t) {
 		snprintf(err, errlen, "ksm: unknown tunable '%s'",
 			 name ? name : "(null)");
 		return -ENOENT;
@@ -150,51 +210,15 @@ int ksm_set_tunable(struct ksm *k, const char *name, const char *value,
 	errno = 0;
 	v = value ? strtoull(value, &end, 10) : 0;
 	if (!value || !*value || *end || errno || value[0] == '-' ||
-	    v < tunables[i].min || v > tunables[i].max) {
+	    v < t->min || v > t->max) {
 		snprintf(err, errlen, "ksm: %s must be an integer in [%llu, %llu], "
-			 "not '%s'", name, (unsigned long long)tunables[i].min,
-			 (unsigned long long)tunables[i].max,
-			 value ? value : "(null)");
+			 "not '%s'", name, (unsigned long long)t->min,
+			 (unsigned long long)t->max, value ? value : "(null)");
 		return -EINVAL;
 	}
 	klock(k);
 	ksm_rcu_online();
-	switch (i) {
-	case 0: __atomic_store_n(&k->cfg.pages_per_sec, v, __ATOMIC_RELAXED);
-		break;
-	case 1: __atomic_store_n(&k->cfg.cpu_percent, (unsigned)v,
-				 __ATOMIC_RELAXED);
-		break;
-	case 2: if (k->cfg.engine == KSM_ENGINE_DENSE &&
-		    v != k->cfg.batch_pages) {
-			ret = kbatch_resize(k, (unsigned)v);
-			if (ret) {
-				snprintf(err, errlen, "ksm: batch_pages: out of "
-					 "memory");
-				break;
-			}
-		}
-		k->cfg.batch_pages = (unsigned)v;
-		break;
-	case 3: __atomic_store_n(&k->cfg.volatile_passes, (unsigned)v,
-				 __ATOMIC_RELAXED);
-		break;
-	case 4: k->cfg.max_sharers = (unsigned)v;
-		break;
-	case 5: if ((bool)v != k->cfg.merge_across_nodes) {
-			if (k->cfg.engine == KSM_ENGINE_DENSE)
-				ret = change_slots(k, v != 0, err, errlen);
-			else
-				k->cfg.merge_across_nodes = v != 0;
-		}
-		break;
-	case 6: k->cfg.sleep_ms = (unsigned)v;
-		pthread_cond_broadcast(&k->cv);
-		break;
-	default: __atomic_store_n(&k->cfg.dirty_ms, (unsigned)v,
-				  __ATOMIC_RELAXED);
-		break;
-	}
+	ret = t->set(k, v, err, errlen);
 	if (!ret && k->cfg.engine == KSM_ENGINE_KERNEL) {
 		ret = kengine_apply_tunables(k);
 		if (ret)
@@ -208,12 +232,11 @@ int ksm_set_tunable(struct ksm *k, const char *name, const char *value,
 
 int ksm_get_tunable(struct ksm *k, const char *name, char *buf, size_t len)
 {
-	int i = find_tunable(name);
+	const struct tunable *t = find_tunable(name);
 
-	if (i < 0)
+	if (!t)
 		return -ENOENT;
-	snprintf(buf, len, "%llu",
-		 (unsigned long long)tunable_get(k, (unsigned)i));
+	snprintf(buf, len, "%llu", (unsigned long long)t->get(k));
 	return 0;
 }
 
