@@ -384,13 +384,16 @@ out:
 
 int ksm_self_check(struct ksm *k, char *err, size_t errlen)
 {
+	if (errlen)
+		err[0] = 0;
+	return k->eng->self_check(k, err, errlen);
+}
+
+int kdense_self_check(struct ksm *k, char *err, size_t errlen)
+{
 	struct kdom *d;
 	int ret = 0;
 
-	if (errlen)
-		err[0] = 0;
-	if (k->cfg.engine == KSM_ENGINE_KERNEL)
-		return 0;
 	klock(k);
 	ksm_rcu_online();
 	/* Another owner of the page-state map (the balloon) queues its

@@ -221,6 +221,7 @@ struct ksm {
 	uint64_t thr_t0_ns, thr_cpu0_ns, thr_hashed0;
 	uint64_t cpu_mark_ns;     /* thread CPU at the start of this call */
 	struct kengine *ke;
+	const struct kengine_ops *eng;
 	bool destroying;
 	/* releases from ksm_page_released(), applied by the next pass */
 	pthread_mutex_t rel_mu;
@@ -445,15 +446,25 @@ void kscan_absorb(struct ksm *k, struct kdom *d, unsigned slot,
 void kstats_fill(struct ksm *k, const struct kctr *c, struct kpause *p,
 		 struct ksm_stats *st);
 
-/* ---- kernel_engine.c */
-int kengine_create(struct ksm *k, char *err, size_t errlen);
-void kengine_destroy(struct ksm *k);
-int kengine_add_vm(struct ksm *k, struct ksm_vm *vm);
-void kengine_remove_vm(struct ksm *k, struct ksm_vm *vm);
-int kengine_start(struct ksm *k);
-void kengine_stop(struct ksm *k);
-int kengine_scan_pass(struct ksm *k);
-int kengine_apply_tunables(struct ksm *k);
-void kengine_stats(struct ksm *k, struct ksm_stats *st);
+/* ---- the engines: dense (dense_engine.c) and kernel (kernel_engine.c).
+ * add_vm, remove_vm and start run under ksm->lock; stop and scan_pass
+ * take it themselves. */
+struct kengine_ops {
+	const char *name;
+	int (*create)(struct ksm *k, char *err, size_t errlen);
+	void (*destroy)(struct ksm *k);
+	int (*add_vm)(struct ksm *k, struct ksm_vm *vm, unsigned domain,
+		      int base_fd, uint64_t gpa_end, char *err, size_t errlen);
+	void (*remove_vm)(struct ksm *k, struct ksm_vm *vm);
+	int (*start)(struct ksm *k);
+	void (*stop)(struct ksm *k);
+	int (*scan_pass)(struct ksm *k);
+	int (*apply_tunables)(struct ksm *k);   /* NULL: nothing outside */
+	void (*stats)(struct ksm *k, struct ksm_stats *st);
+	int (*self_check)(struct ksm *k, char *err, size_t errlen);
+};
+extern const struct kengine_ops kengine_dense, kengine_kernel;
+void kdense_stats(struct ksm *k, struct ksm_stats *st);
+int kdense_self_check(struct ksm *k, char *err, size_t errlen);
 
 #endif

@@ -1,11 +1,12 @@
 /*
- * ksm.c - the engine's lifecycle: create/destroy, VM registration, the
- * scanner thread, and the tunables.
+ * ksm.c - what both engines share: create/destroy, VM registration (the
+ * per-page arrays), start/stop/pass dispatched to the engine's ops
+ * (dense_engine.c, kernel_engine.c), the tunables, and klock().
  *
- * Locking: ksm->lock is held by every writer: a scan pass (released only
- * while a throttled pass sleeps, after flushing its batch), add/remove,
- * set_tunable and the self-check.  The scanner waits on ksm->cv, so
- * ksm_stop wakes it at once.
+ * Locking: ksm->lock is held by every writer: a scan pass (released while
+ * a throttled pass sleeps, after flushing its batch, and handed to klock()
+ * waiters at its throttle points), add/remove, set_tunable and the
+ * self-check.  The scanner waits on ksm->cv, so ksm_stop wakes it at once.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,7 +33,7 @@ void ksm_config_default(struct ksm_config *cfg)
 
 const char *ksm_engine_name(const struct ksm *k)
 {
-	return k->cfg.engine == KSM_ENGINE_KERNEL ? "kernel" : "dense";
+	return k->eng->name;
 }
 
 /* ------------------------------------------------------------ tunables */
@@ -219,8 +220,8 @@ int ksm_set_tunable(struct ksm *k, const char *name, const char *value,
 	klock(k);
 	ksm_rcu_online();
 	ret = t->set(k, v, err, errlen);
-	if (!ret && k->cfg.engine == KSM_ENGINE_KERNEL) {
-		ret = kengine_apply_tunables(k);
+	if (!ret && k->eng->apply_tunables) {
+		ret = k->eng->apply_tunables(k);
 		if (ret)
 			snprintf(err, errlen, "ksm: /sys/kernel/mm/ksm refused "
 				 "%s=%s: %s", name, value, strerror(-ret));
@@ -295,10 +296,9 @@ int ksm_create(const struct ksm_config *cfg, struct ksm **out, char *err,
 		goto fail;
 	}
 	k->zero_hash = ksm_hash_page(k, ksm_zero_page);
-	if (cfg->engine == KSM_ENGINE_KERNEL)
-		ret = kengine_create(k, err, errlen);
-	else if ((ret = kbatch_init(k)) != 0)
-		snprintf(err, errlen, "ksm: out of memory for batches");
+	k->eng = cfg->engine == KSM_ENGINE_KERNEL ? &kengine_kernel :
+						     &kengine_dense;
+	ret = k->eng->create(k, err, errlen);
 	if (ret)
 		goto fail;
 	*out = k;
@@ -324,9 +324,7 @@ void ksm_destroy(struct ksm *k)
 	ktab_reclaim(k);
 	ksm_rcu_offline();
 	pthread_mutex_unlock(&k->lock);
-	if (k->ke)
-		kengine_destroy(k);
-	kbatch_free(k);
+	k->eng->destroy(k);
 	close(k->pagemap_fd);
 	free(k->rel);
 	pthread_mutex_destroy(&k->rel_mu);
@@ -380,53 +378,6 @@ static int vm_alloc_ranges(struct ksm_vm *vm, const struct hv_ram_range *rr,
 	return 0;
 }
 
-/* Pages already in a shared state when the VM arrives: only ZERO, and
- * BASE on the domain's base, can be taken over. */
-static int vm_adopt_states(struct ksm *k, struct ksm_vm *vm, char *err,
-			   size_t errlen)
-{
-	uint32_t r;
-	uint64_t i, pfn;
-
-	for (r = 0; r < vm->nranges; r++)
-		for (i = 0; i < vm->r[r].npages; i++) {
-			hv_pstate_t st;
-
-			pfn = kpage_gpa(vm, r, (uint32_t)i) / KSM_PAGE;
-			if (pfn >= vm->map_npages) {
-				snprintf(err, errlen, "ksm: vm '%s': page-state map "
-					 "(%llu pages) does not cover its RAM",
-					 vm->name,
-					 (unsigned long long)vm->map_npages);
-				return -EINVAL;
-			}
-			st = kmap_get(vm, pfn);
-			switch (hv_ps_state(st)) {
-			case HV_PAGE_ZERO:
-				CTR_ADD(vm->c.zero_pages, 1);
-				vm->r[r].own[i] = kown_of(st);
-				break;
-			case HV_PAGE_BASE:
-				if (vm->uses_base) {
-					vm->r[r].own[i] = kown_of(st);
-					kbase_ref(vm->dom, pfn);
-					CTR_ADD(vm->c.pages_sharing, 1);
-					CTR_ADD(vm->c.base_pages, 1);
-					break;
-				}
-				/* fall through */
-			case HV_PAGE_FRAME:
-				snprintf(err, errlen, "ksm: vm '%s' gpa %#llx is "
-					 "already shared through frames ksm does "
-					 "not own", vm->name,
-					 (unsigned long long)(pfn * KSM_PAGE));
-				return -EEXIST;
-			}
-		}
-	(void)k;
-	return 0;
-}
-
 int ksm_add_vm(struct ksm *k, const struct ksm_vm_ops *ops, void *ctx,
 	       unsigned domain, struct ksm_vm **out, char *err, size_t errlen)
 {
@@ -434,7 +385,6 @@ int ksm_add_vm(struct ksm *k, const struct ksm_vm_ops *ops, void *ctx,
 	struct ksm_vm *vm, **pp;
 	uint64_t gpa_end = 0;
 	unsigned n, i;
-	struct stat st;
 	int ret, base_fd;
 
 	if (errlen)
@@ -479,30 +429,7 @@ int ksm_add_vm(struct ksm *k, const struct ksm_vm_ops *ops, void *ctx,
 
 	klock(k);
 	ksm_rcu_online();
-	if (k->cfg.engine == KSM_ENGINE_KERNEL) {
-		ret = kengine_add_vm(k, vm);
-		if (ret)
-			snprintf(err, errlen, "ksm: MADV_MERGEABLE on vm '%s': %s",
-				 vm->name, strerror(-ret));
-	} else {
-		vm->dom = kdom_get(k, domain, base_fd, gpa_end, err, errlen);
-		if (!vm->dom) {
-			ret = -ENOMEM;
-		} else {
-			vm->read_pass = vm->prev_read_pass = UINT32_MAX;
-			vm->anon = base_fd < 0;
-			vm->uses_base = base_fd >= 0 && fstat(base_fd, &st) == 0 &&
-					st.st_dev == vm->dom->base_dev &&
-					st.st_ino == vm->dom->base_ino;
-			ret = vm_adopt_states(k, vm, err, errlen);
-			if (!ret && ops->dirty_enable &&
-			    (ret = ops->dirty_enable(ctx, true)) != 0)
-				snprintf(err, errlen, "ksm: vm '%s': dirty log: %s",
-					 vm->name, strerror(-ret));
-			if (ret)
-				kdom_put(k, vm->dom);
-		}
-	}
+	ret = k->eng->add_vm(k, vm, domain, base_fd, gpa_end, err, errlen);
 	if (!ret) {
 		vm->id = k->next_vm_id++;
 		pthread_rwlock_wrlock(&k->list_lock);
@@ -524,8 +451,6 @@ int ksm_add_vm(struct ksm *k, const struct ksm_vm_ops *ops, void *ctx,
 static void vm_remove_locked(struct ksm *k, struct ksm_vm *vm)
 {
 	struct ksm_vm **pp;
-	uint32_t r;
-	uint64_t i;
 
 	pthread_rwlock_wrlock(&k->list_lock);
 	for (pp = &k->vms; *pp && *pp != vm; pp = &(*pp)->next)
@@ -534,25 +459,7 @@ static void vm_remove_locked(struct ksm *k, struct ksm_vm *vm)
 		*pp = vm->next;
 	pthread_rwlock_unlock(&k->list_lock);
 	vm->dead = true;
-	if (k->cfg.engine == KSM_ENGINE_KERNEL) {
-		kengine_remove_vm(k, vm);
-	} else if (vm->dom) {
-		krel_purge_vm(k, vm);
-		kcand_del_vm(k, vm);
-		for (r = 0; r < vm->nranges; r++)
-			for (i = 0; i < vm->r[r].npages; i++) {
-				uint64_t pfn = kpage_gpa(vm, r, (uint32_t)i) /
-					       KSM_PAGE;
-
-				if (vm->r[r].own[i])
-					kunshare_page_state(k, vm, r, (uint32_t)i,
-							    kmap_get(vm, pfn), true);
-			}
-		if (vm->ops->dirty_enable && !k->destroying)
-			vm->ops->dirty_enable(vm->ctx, false);
-		kdom_put(k, vm->dom);
-		vm->dom = NULL;
-	}
+	k->eng->remove_vm(k, vm);
 	kvm_put(k, vm);
 }
 
@@ -588,92 +495,23 @@ void kunlock(struct ksm *k)
 
 int ksm_scan_pass(struct ksm *k)
 {
-	int ret;
-
-	if (k->cfg.engine == KSM_ENGINE_KERNEL)
-		return kengine_scan_pass(k);
-	pthread_mutex_lock(&k->lock);
-	ksm_rcu_online();
-	ret = kscan_pass(k, false);
-	ksm_rcu_offline();
-	pthread_mutex_unlock(&k->lock);
-	return ret;
-}
-
-static void *scanner(void *arg)
-{
-	struct ksm *k = arg;
-	struct timespec ts;
-	uint64_t ms;
-
-	pthread_setname_np(pthread_self(), "densevm-ksm");   /* for top, perf */
-	pthread_mutex_lock(&k->lock);
-	ksm_rcu_online();
-	while (!k->stop_req) {
-		kscan_pass(k, true);
-		if (k->stop_req)
-			break;
-		ms = k->cfg.sleep_ms;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += (time_t)(ms / 1000);
-		/* sleep_ms=0 still waits 100 us with the lock released: back
-		 * to back passes would starve every other writer (self-check,
-		 * tunables, ksm_stop itself), as mutexes are not fair */
-		ts.tv_nsec += ms ? (long)(ms % 1000) * 1000000L : 100000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		ksm_rcu_offline();
-		pthread_cond_timedwait(&k->cv, &k->lock, &ts);
-		ksm_rcu_online();
-	}
-	ksm_rcu_offline();
-	pthread_mutex_unlock(&k->lock);
-	return NULL;
+	return k->eng->scan_pass(k);
 }
 
 int ksm_start(struct ksm *k)
 {
 	int ret = 0;
 
-	pthread_mutex_lock(&k->lock);
-	if (k->running) {
-		pthread_mutex_unlock(&k->lock);
-		return 0;
-	}
-	if (k->cfg.engine == KSM_ENGINE_KERNEL) {
-		ret = kengine_start(k);
+	klock(k);
+	if (!k->running) {
+		ret = k->eng->start(k);
 		k->running = ret == 0;
-		pthread_mutex_unlock(&k->lock);
-		return ret;
 	}
-	k->stop_req = false;
-	k->thr_t0_ns = 0;   /* a fresh throttle window */
-	ret = -pthread_create(&k->thr, NULL, scanner, k);
-	k->running = ret == 0;
-	pthread_mutex_unlock(&k->lock);
+	kunlock(k);
 	return ret;
 }
 
 void ksm_stop(struct ksm *k)
 {
-	klock(k);
-	if (k->cfg.engine == KSM_ENGINE_KERNEL) {
-		kengine_stop(k);   /* always: run=0 even if never started */
-		k->running = false;
-		kunlock(k);
-		return;
-	}
-	if (!k->running) {
-		kunlock(k);
-		return;
-	}
-	k->stop_req = true;
-	pthread_cond_broadcast(&k->cv);
-	kunlock(k);
-	pthread_join(k->thr, NULL);
-	pthread_mutex_lock(&k->lock);
-	k->running = false;
-	pthread_mutex_unlock(&k->lock);
+	k->eng->stop(k);
 }

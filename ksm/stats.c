@@ -44,14 +44,15 @@ void ksm_vm_stats(struct ksm_vm *vm, struct ksm_stats *st)
 
 void ksm_stats(struct ksm *k, struct ksm_stats *g)
 {
+	memset(g, 0, sizeof(*g));
+	k->eng->stats(k, g);
+}
+
+void kdense_stats(struct ksm *k, struct ksm_stats *g)
+{
 	struct ksm_vm *vm;
 	struct kdom *d;
 
-	memset(g, 0, sizeof(*g));
-	if (k->cfg.engine == KSM_ENGINE_KERNEL) {
-		kengine_stats(k, g);
-		return;
-	}
 	kstats_fill(k, &k->c, &k->pause, g);
 	/* gauges: per VM, summed */
 	g->pages_sharing = g->base_pages = g->zero_pages = 0;
