@@ -33,6 +33,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <jansson.h>
 #include "hv.h"
 
 struct ksm;
@@ -209,10 +210,9 @@ struct ksm_stats {
 
 void ksm_stats(struct ksm *ksm, struct ksm_stats *global);
 void ksm_vm_stats(struct ksm_vm *vm, struct ksm_stats *st);
-/* {"engine":..,"global":{..},"vms":[{"name":..,"domain":..,..}],
- *  "tunables":{..}} into buf; returns the length it needs (snprintf-like:
- * the output is complete when the result is < len). */
-size_t ksm_stats_json(struct ksm *ksm, char *buf, size_t len);
+/* {"engine":..,"global":{..},"vms":[{"name":..,"domain":..,"stats":..}],
+ *  "tunables":{..}}, a new reference (NULL only when out of memory). */
+json_t *ksm_stats_json(struct ksm *ksm);
 /* Frame and base refcounts against every VM's page-state map, the
  * frames memfd's allocated blocks against the live frames, and the
  * counters.  Returns 0, or -EUCLEAN with the first inconsistency in err. */

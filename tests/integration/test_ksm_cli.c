@@ -363,13 +363,16 @@ static void balloon_takes_shared_pages(void **state)
 		      "[vm v]\ncount = 3\nmem = 128M\nworkload = idle touch=1\n");
 	json_t *j, *s;
 	long long sharing = 0, last = -1;
-	/* merged, and settled (two equal readings) */
-	for (int i = 0; i < 100 && (sharing < 60000 || sharing != last); i++) {
+	int same = 0;
+	/* merged, and settled: unchanged for 1.2 s, longer than the 1 s
+	 * between two reads of a VM's dirty log (dirty_ms) */
+	for (int i = 0; i < 150 && (sharing < 60000 || same < 6); i++) {
 		usleep(200000);
 		last = sharing;
 		assert_int_equal(ctl(&j, "ksm", NULL, NULL, NULL), 0);
 		sharing = jget(j, "global.pages_sharing");
 		json_decref(j);
+		same = sharing == last ? same + 1 : 0;
 	}
 	assert_true(sharing >= 60000);
 	check_ok();
