@@ -488,7 +488,7 @@ static void commit_page(struct ksm *k, struct kdom *d, struct kop *op,
 {
 	struct kpage *p = &op->pg[i];
 	struct ksm_vm *vm = p->vm;
-	struct kvm_range *rg = &vm->r[p->r];
+	struct ksmvm_range *rg = &vm->r[p->r];
 	uint64_t pfn = kpage_gpa(vm, p->r, p->idx) / KSM_PAGE;
 	unsigned flags = hv_ps_flags(op->old[i]) & ~HV_PF_BUSY;
 	hv_pstate_t nw;

@@ -17,7 +17,7 @@
 #include <unistd.h>
 #include "internal.h"
 
-bool kvm_locate(const struct ksm_vm *vm, uint64_t gpa, uint32_t *r,
+bool ksmvm_locate(const struct ksm_vm *vm, uint64_t gpa, uint32_t *r,
 		uint32_t *idx)
 {
 	uint32_t i;
@@ -32,7 +32,7 @@ bool kvm_locate(const struct ksm_vm *vm, uint64_t gpa, uint32_t *r,
 	return false;
 }
 
-void kvm_put(struct ksm *k, struct ksm_vm *vm)
+void ksmvm_put(struct ksm *k, struct ksm_vm *vm)
 {
 	uint32_t r;
 

@@ -50,13 +50,13 @@ struct kpause {
 	uint64_t ns[KSM_PAUSE_RING];
 };
 
-/* Per-page flags in kvm_range.pflags. */
+/* Per-page flags in ksmvm_range.pflags. */
 #define KP_IN_CAND   0x01u  /* a candidate-table node names this page */
 #define KP_REMAPPED  0x02u  /* the hva maps the frames memfd, not the VM's
 			     * own backing: a discard would not read zero */
 #define KP_SLOT_SHIFT 2     /* bits 2-7: table slot of the candidate */
 
-struct kvm_range {
+struct ksmvm_range {
 	uint64_t gpa, len, npages, nwords;
 	uint8_t *hva;
 	uint64_t *hash;        /* content hash at the last hashing */
@@ -83,7 +83,7 @@ struct ksm_vm {
 	const struct ksm_vm_ops *ops;
 	void *ctx;
 	unsigned nranges;
-	struct kvm_range *r;
+	struct ksmvm_range *r;
 	hv_pstate_t *map;
 	uint64_t map_npages;
 	bool uses_base;   /* RAM is MAP_PRIVATE of dom->base_fd */
@@ -324,7 +324,7 @@ static inline bool kbit_test(const uint64_t *bm, uint64_t i)
 	return (bm[i / 64] >> (i % 64)) & 1;
 }
 /* Finds the range and index of a GPA in a VM; false when not RAM. */
-bool kvm_locate(const struct ksm_vm *vm, uint64_t gpa, uint32_t *r,
+bool ksmvm_locate(const struct ksm_vm *vm, uint64_t gpa, uint32_t *r,
 		uint32_t *idx);
 
 /* ---- domain.c */
@@ -333,7 +333,7 @@ struct kdom *kdom_get(struct ksm *k, unsigned id, int base_fd,
 void kdom_put(struct ksm *k, struct kdom *d);
 void kdom_free_all(struct ksm *k);
 int kdom_grow_base(struct kdom *d, uint64_t npages);
-void kvm_put(struct ksm *k, struct ksm_vm *vm);
+void ksmvm_put(struct ksm *k, struct ksm_vm *vm);
 
 /* ---- numa.c */
 unsigned knuma_slots(const struct ksm *k);

@@ -70,7 +70,7 @@ static int change_slots(struct ksm *k, bool across, char *err, size_t errlen)
 	}
 	for (vm = k->vms; vm; vm = vm->next)
 		for (r = 0; r < vm->nranges; r++) {
-			struct kvm_range *rg = &vm->r[r];
+			struct ksmvm_range *rg = &vm->r[r];
 			uint64_t i;
 
 			for (i = 0; i < rg->npages; i++) {
@@ -346,7 +346,7 @@ static int vm_alloc_ranges(struct ksm_vm *vm, const struct hv_ram_range *rr,
 		return -ENOMEM;
 	vm->nranges = n;
 	for (i = 0; i < n; i++) {
-		struct kvm_range *rg = &vm->r[i];
+		struct ksmvm_range *rg = &vm->r[i];
 		uint64_t np = rr[i].len / KSM_PAGE, w;
 
 		if ((rr[i].gpa | rr[i].len | (uintptr_t)rr[i].hva) %
@@ -411,7 +411,7 @@ int ksm_add_vm(struct ksm *k, const struct ksm_vm_ops *ops, void *ctx,
 	if (!rr || !n || !vm->map) {
 		snprintf(err, errlen, "ksm: vm '%s' has no RAM ranges or map",
 			 vm->name);
-		kvm_put(k, vm);
+		ksmvm_put(k, vm);
 		return -EINVAL;
 	}
 	ret = vm_alloc_ranges(vm, rr, n);
@@ -419,7 +419,7 @@ int ksm_add_vm(struct ksm *k, const struct ksm_vm_ops *ops, void *ctx,
 		snprintf(err, errlen, "ksm: vm '%s': %s", vm->name,
 			 ret == -EINVAL ? "RAM range not page aligned"
 					: "out of memory");
-		kvm_put(k, vm);
+		ksmvm_put(k, vm);
 		return ret;
 	}
 	for (i = 0; i < n; i++)
@@ -441,7 +441,7 @@ int ksm_add_vm(struct ksm *k, const struct ksm_vm_ops *ops, void *ctx,
 	ksm_rcu_offline();
 	kunlock(k);
 	if (ret) {
-		kvm_put(k, vm);
+		ksmvm_put(k, vm);
 		return ret;
 	}
 	*out = vm;
@@ -460,7 +460,7 @@ static void vm_remove_locked(struct ksm *k, struct ksm_vm *vm)
 	pthread_rwlock_unlock(&k->list_lock);
 	vm->dead = true;
 	k->eng->remove_vm(k, vm);
-	kvm_put(k, vm);
+	ksmvm_put(k, vm);
 }
 
 void ksm_remove_vm(struct ksm *k, struct ksm_vm *vm)

@@ -217,7 +217,7 @@ static bool base_unread(struct ksm *k, struct kdom *d, uint64_t pfn,
 	for (vm = k->vms; vm; vm = vm->next) {
 		if (vm->dom != d || !vm->uses_base || vm == leaving || vm->dead)
 			continue;
-		if (!kvm_locate(vm, pfn * KSM_PAGE, &r, &idx))
+		if (!ksmvm_locate(vm, pfn * KSM_PAGE, &r, &idx))
 			continue;
 		/* The state map first: a page the balloon took since the
 		 * pagemap was read is no longer PRIVATE, and one it is
@@ -275,7 +275,7 @@ unsigned kbase_group(struct ksm *k, const struct ksm_vm *vm, uint64_t pfn,
 
 	for (p = k->vms; p && n < max; p = p->next) {
 		if (p == vm || p->dom != vm->dom || !p->uses_base || p->dead ||
-		    !kvm_locate(p, pfn * KSM_PAGE, &r, &idx))
+		    !ksmvm_locate(p, pfn * KSM_PAGE, &r, &idx))
 			continue;
 		st = kmap_get(p, pfn);
 		if (hv_ps_state(st) != HV_PAGE_PRIVATE ||
@@ -396,7 +396,7 @@ void kbase_left(struct ksm *k, struct kdom *d, uint64_t pfn,
 	 * base_busy_wait) are examined again */
 	for (vm = k->vms; vm; vm = vm->next)
 		if (vm->dom == d && vm->uses_base && !vm->dead &&
-		    kvm_locate(vm, pfn * KSM_PAGE, &r, &idx) &&
+		    ksmvm_locate(vm, pfn * KSM_PAGE, &r, &idx) &&
 		    (vm->r[r].pflags[idx] & KP_IN_CAND))
 			kbit_set(vm->r[r].todo, idx);
 }

@@ -555,7 +555,7 @@ static void scan_vm(struct ksm *k, struct ksm_vm *vm, bool throttled)
 		vm->prev_read_pass = vm->read_pass;
 		vm->read_pass = (uint32_t)k->pass;
 		for (r = 0; r < vm->nranges; r++) {
-			struct kvm_range *rg = &vm->r[r];
+			struct ksmvm_range *rg = &vm->r[r];
 
 			memset(rg->dirty, 0, rg->nwords * sizeof(uint64_t));
 			if (vm->ops->dirty_fetch(vm->ctx, r, rg->dirty) == 0)
@@ -563,7 +563,7 @@ static void scan_vm(struct ksm *k, struct ksm_vm *vm, bool throttled)
 		}
 	}
 	for (r = 0; r < vm->nranges; r++) {
-		struct kvm_range *rg = &vm->r[r];
+		struct ksmvm_range *rg = &vm->r[r];
 
 		for (w = 0; w < rg->nwords; w++) {
 			if (!rg->todo[w])
@@ -659,7 +659,7 @@ int kscan_pass(struct ksm *k, bool throttled)
 		last = vm->id;
 		vm->refs++;
 		scan_vm(k, vm, throttled);
-		kvm_put(k, vm);
+		ksmvm_put(k, vm);
 		ksm_rcu_quiescent();
 	}
 	for (struct kdom *d = k->doms; d; d = d->next)

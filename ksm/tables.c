@@ -210,7 +210,7 @@ void kcand_add(struct ksm *k, struct kdom *d, unsigned slot, uint64_t hash,
 
 void kcand_del(struct ksm *k, struct kdom *d, struct knode *n)
 {
-	struct kvm_range *rg = &n->vm->r[n->r];
+	struct ksmvm_range *rg = &n->vm->r[n->r];
 
 	rg->pflags[n->idx] &= KP_REMAPPED;
 	ktab_del(k, d->cand[n->slot], n);
@@ -220,7 +220,7 @@ void kcand_del(struct ksm *k, struct kdom *d, struct knode *n)
 void kcand_del_page(struct ksm *k, struct ksm_vm *vm, uint32_t r,
 		    uint32_t idx)
 {
-	struct kvm_range *rg = &vm->r[r];
+	struct ksmvm_range *rg = &vm->r[r];
 	struct cds_lfht_iter it;
 	struct knode *n;
 	unsigned slot;
