@@ -379,6 +379,13 @@ const uint8_t *kbase_ptr(const struct kdom *d, uint64_t pfn);
 struct kpage;
 bool kbase_writable(struct ksm *k, struct kdom *d, uint64_t pfn,
 		    const struct kpage *mine, unsigned nmine);
+bool kbase_page_elsewhere(const struct ksm_vm *vm, uint32_t r, uint32_t idx,
+			  hv_pstate_t st);
+bool kbase_reads_zero(struct kdom *d, uint64_t pfn);
+uint64_t kbase_zero_mask(struct kdom *d, uint64_t p0, unsigned n);
+unsigned kbase_readers(struct ksm *k, struct kdom *d, uint64_t pfn,
+		       const struct kpage *mine, unsigned nmine,
+		       struct kpage *out, unsigned max);
 unsigned kbase_group(struct ksm *k, const struct ksm_vm *vm, uint64_t pfn,
 		     struct kpage *out, unsigned max,
 		     bool (*match)(struct ksm *k, const struct kpage *p,
@@ -431,6 +438,7 @@ void kunshare_page_state(struct ksm *k, struct ksm_vm *vm, uint32_t r,
 /* ---- unshare.c: releases queued by ksm_page_released() */
 void krel_drain(struct ksm *k);
 bool krel_pending(struct ksm *k);
+bool krel_queued(struct ksm *k, struct ksm_vm *vm, uint64_t gpa);
 void krel_purge_vm(struct ksm *k, struct ksm_vm *vm);
 static inline uint32_t kown_of(hv_pstate_t st)
 {

@@ -155,6 +155,18 @@ void krel_drain(struct ksm *k)
 	free(list);
 }
 
+/* Is a release of this page queued (not drained yet)? */
+bool krel_queued(struct ksm *k, struct ksm_vm *vm, uint64_t gpa)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&k->rel_mu);
+	for (unsigned i = 0; i < k->nrel && !found; i++)
+		found = k->rel[i].vm == vm && k->rel[i].gpa == gpa;
+	pthread_mutex_unlock(&k->rel_mu);
+	return found;
+}
+
 /* Releases queued since the last drain? */
 bool krel_pending(struct ksm *k)
 {
