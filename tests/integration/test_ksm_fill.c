@@ -51,7 +51,7 @@ static int write_i64(const char *path, int64_t v)
 {
 	char buf[32];
 	snprintf(buf, sizeof(buf), "%lld", (long long)v);
-	return write_str(path, buf);
+	return cgroup_write(NULL, path, buf);
 }
 
 /* What a failed test must not leave behind: kernel KSM running, a raised
@@ -353,7 +353,7 @@ static void dense_shuffled_fill_reaches_ideal(void **state)
 	(void)state;
 	SKIP_WITHOUT_KVM();
 	enter_cgroup_or_skip("ksmshuf");
-	int64_t old = read_i64(MAX_MAP_COUNT);
+	int64_t old = cgroup_read_i64(NULL, MAX_MAP_COUNT);
 	assert_true(old > 0);
 	if (old < 1000000) {
 		g_old_map_count = old;
