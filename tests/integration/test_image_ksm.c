@@ -105,7 +105,8 @@ static long long jget(json_t *o, const char *a, const char *b)
 	return v ? json_integer_value(v) : -1;
 }
 
-/* The 4 images: captured if the default set is there, else synthetic. */
+/* The 4 images: captured if the default set is there, else synthetic
+ * (256 MiB each; 64 MiB in the light sanitizer build, testvm.h). */
 static void pick_images(char paths[NVM][1000], bool *captured)
 {
 	char dir[800];
@@ -115,7 +116,8 @@ static void pick_images(char paths[NVM][1000], bool *captured)
 		char man[1100];
 		snprintf(paths[i], 1000, "%.980s/boot%d", dir, i);
 		snprintf(man, sizeof(man), "%.990s/manifest.json", paths[i]);
-		if (access(man, F_OK) || getenv("DENSEVM_TEST_SYNTH_IMAGES"))
+		if (access(man, F_OK) || getenv("DENSEVM_TEST_SYNTH_IMAGES") ||
+		    test_san_light())
 			*captured = false;
 	}
 	if (*captured)
@@ -125,7 +127,8 @@ static void pick_images(char paths[NVM][1000], bool *captured)
 	for (int i = 0; i < NVM; i++) {
 		struct image_synth p;
 		char err[300];
-		image_synth_default(&p, 256 * MIB, 101 + i);
+		image_synth_default(&p, (test_san_light() ? 64 : 256) * MIB,
+				    101 + i);
 		snprintf(paths[i], 1000, "%s/syn%d", g_tmp, i);
 		if (image_synth_write(paths[i], "syn", &p, err, sizeof(err)))
 			fail_msg("synth: %s", err);
@@ -350,6 +353,14 @@ static void images_under_dense_ksm(void **state)
 {
 	(void)state;
 	SKIP_WITHOUT_KVM();
+	if (test_san_light()) {
+		print_message("sanitizer build: 4 synthetic 64 MiB images, hold 6 s, "
+			      "churn 3 s (the plain build: 256 MiB or the captured "
+			      "set, %d s and %d s; DENSEVM_TEST_FULL=1 here)\n",
+			      HOLD_S, CHURN_S);
+		run_case("dense", 6, 3);
+		return;
+	}
 	run_case("dense", HOLD_S, CHURN_S);
 }
 
@@ -359,6 +370,7 @@ static void images_under_kernel_ksm(void **state)
 {
 	(void)state;
 	SKIP_WITHOUT_KVM();
+	SKIP_IN_SAN_BUILD("a kernel KSM comparison");
 	if (access("/sys/kernel/mm/ksm/run", W_OK)) {
 		print_message("[  SKIPPED ] %s: needs a writable /sys/kernel/mm/ksm\n",
 			      __func__);
@@ -383,7 +395,8 @@ static void images_under_kernel_ksm(void **state)
  * base[g]: the guest's write of zeros is lost and it reads content it no
  * longer has (hv-core once took ksm's dup of the base memfd for another
  * file, so a restored page looked off-base and its zero was discarded).
- * Every guest verifies every page against the host's checksums.
+ * Every guest verifies every page against the host's checksums.  The
+ * light sanitizer build (testvm.h) runs 128 MiB clones for 10 s.
  */
 static void clones_rewritten_under_dense_ksm(void **state)
 {
@@ -391,7 +404,12 @@ static void clones_rewritten_under_dense_ksm(void **state)
 	SKIP_WITHOUT_KVM();
 	char err[300], path[160];
 	struct image_synth p;
-	image_synth_default(&p, 256 * MIB, 7);
+	bool light = test_san_light();
+	unsigned mib = light ? 128 : 256, secs = light ? 10 : 20;
+	if (light)
+		print_message("sanitizer build: 2 clones of 128 MiB, 10 s (the plain "
+			      "build: 256 MiB, 20 s; DENSEVM_TEST_FULL=1 here)\n");
+	image_synth_default(&p, mib * MIB, 7);
 	p.cache_pct = 10;
 	p.repeat_pct = 30;
 	p.private_pct = 10;
@@ -405,8 +423,9 @@ static void clones_rewritten_under_dense_ksm(void **state)
 	assert_non_null(f);
 	fprintf(f, "[run]\ntimeout = 120\n\n[ksm]\nengine = dense\nsleep_ms = 20\n");
 	for (int i = 0; i < 2; i++)
-		fprintf(f, "\n[vm clone%d]\nmem = 264M\nram_image = %s\nworkload = "
-			"image hold=2 churn=8 seconds=20 seed=%d\n", i, path, i + 5);
+		fprintf(f, "\n[vm clone%d]\nmem = %uM\nram_image = %s\nworkload = "
+			"image hold=2 churn=8 seconds=%u seed=%d\n", i, mib + 8, path,
+			secs, i + 5);
 	fclose(f);
 	spawn_run();
 	/* the churn really unshares merged pages: ksm's books late in it */
@@ -420,8 +439,8 @@ static void clones_rewritten_under_dense_ksm(void **state)
 		unmerges = jget(json_object_get(o, "ksm"), "global", "unmerges");
 		json_decref(o);
 	}
-	print_message("2 clones, 20 s of churn: %lld merges, %lld unmerges by "
-		      "15 s\n", merges, unmerges);
+	print_message("2 clones, %u s of churn: %lld merges, %lld unmerges by "
+		      "15 s\n", secs, merges, unmerges);
 	collect(2);
 	assert_true(unmerges > 10000);
 }
