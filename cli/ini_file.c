@@ -72,6 +72,9 @@ static char *reader(char *buf, int size, void *user)
 	f->line++;
 	if (check_header(f, f->lbuf))
 		return NULL;
+	/* the newline does not count: inih strips it anyway */
+	if (n && f->lbuf[n - 1] == '\n')
+		f->lbuf[--n] = 0;
 	if (n < size) {
 		memcpy(buf, f->lbuf, n + 1);
 		return buf;

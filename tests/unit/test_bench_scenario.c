@@ -208,6 +208,14 @@ static void ini_reader(void **state)
 		fail_msg("a long comment: %s", err);
 	unlink(p);
 	free(p);
+	/* 199 characters and the newline: the longest line inih takes */
+	snprintf(text, sizeof(text), "[scenario]\nname = a\ndescription = "
+		 "%.185s\n[group g]\nworkload = idle\n", pad);
+	p = tmpfile_with(text);
+	if (bench_scenario_load(p, &sc, err, sizeof(err)))
+		fail_msg("a 199-character line: %s", err);
+	unlink(p);
+	free(p);
 	snprintf(text, sizeof(text), "[scenario]\nname = a\n[group g]\n"
 		 "workload = idle %s\n", pad);
 	p = tmpfile_with(text);
