@@ -69,6 +69,21 @@ static int lock_take(struct kengine *ke)
 	return 0;
 }
 
+bool ksm_kernel_engine_busy(void)
+{
+	static const char *const locks[] = { KSM_LOCK, KSM_LOCK_FALLBACK };
+	bool busy = false;
+	/* both: lock_take uses the fallback where /run/lock cannot be opened */
+	for (int i = 0; i < 2 && !busy; i++) {
+		int fd = open(locks[i], O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			continue;   /* never made: nobody holds it */
+		busy = flock(fd, LOCK_EX | LOCK_NB) != 0;
+		close(fd);   /* releases it if it was ours to take */
+	}
+	return busy;
+}
+
 static void lock_drop(struct kengine *ke)
 {
 	if (ke->lock_fd >= 0)

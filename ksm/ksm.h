@@ -162,6 +162,11 @@ int ksm_scan_pass(struct ksm *ksm);
  * process's kernel engine owns /sys/kernel/mm/ksm (a host-wide lock). */
 int ksm_start(struct ksm *ksm);
 void ksm_stop(struct ksm *ksm);
+/* True while some kernel engine (another densevm, a test, this process's
+ * own) holds the host-wide lock on /sys/kernel/mm/ksm, so that a kernel
+ * ksm_start would get -EBUSY now.  A probe, not a reservation: the lock
+ * may be taken the moment after it says false.  Creates no lock file. */
+bool ksm_kernel_engine_busy(void);
 
 /* Names as in struct ksm_config; values in decimal ("0"/"1" for bools).
  * Returns 0, -ENOENT for an unknown name, -EINVAL for a bad value, -EBUSY

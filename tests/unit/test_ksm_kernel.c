@@ -89,6 +89,8 @@ static void test_kernel_engine(void **state_)
 		ksm_fake_vm_destroy(b);
 		skip();
 	}
+	/* the probe other runs wait on sees our engine's lock */
+	assert_true(ksm_kernel_engine_busy());
 	assert_int_equal(sysfs_read("run", run, sizeof(run)), 0);
 	assert_string_equal(run, "1");
 	assert_int_equal(sysfs_read("pages_to_scan", pts, sizeof(pts)), 0);
