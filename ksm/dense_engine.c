@@ -125,7 +125,6 @@ static int dense_scan_pass(struct ksm *k)
 static void *scanner(void *arg)
 {
 	struct ksm *k = arg;
-	struct timespec ts;
 	uint64_t ms;
 
 	pthread_setname_np(pthread_self(), "densevm-ksm");   /* for top, perf */
@@ -136,18 +135,11 @@ static void *scanner(void *arg)
 		if (k->stop_req)
 			break;
 		ms = k->cfg.sleep_ms;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += (time_t)(ms / 1000);
 		/* sleep_ms=0 still waits 100 us with the lock released: back
 		 * to back passes would starve every other writer (self-check,
 		 * tunables, ksm_stop itself), as mutexes are not fair */
-		ts.tv_nsec += ms ? (long)(ms % 1000) * 1000000L : 100000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
 		ksm_rcu_offline();
-		pthread_cond_timedwait(&k->cv, &k->lock, &ts);
+		kcond_wait_ns(&k->cv, &k->lock, ms ? ms * 1000000ULL : 100000ULL);
 		ksm_rcu_online();
 	}
 	ksm_rcu_offline();

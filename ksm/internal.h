@@ -236,6 +236,7 @@ void kunlock(struct ksm *k);
 /* ---- time, rcu (tables.c) */
 uint64_t ksm_now_ns(void);
 uint64_t ksm_thread_cpu_ns(void);
+void kcond_wait_ns(pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t ns);
 void ksm_rcu_online(void);
 void ksm_rcu_offline(void);
 void ksm_rcu_quiescent(void);

@@ -454,7 +454,6 @@ static bool throttle(struct ksm *k, struct ksm_vm *vm)
 	uint64_t rate = __atomic_load_n(&k->cfg.pages_per_sec,
 					__ATOMIC_RELAXED);
 	unsigned pct = __atomic_load_n(&k->cfg.cpu_percent, __ATOMIC_RELAXED);
-	struct timespec ts;
 
 	/* someone waits for the lock (klock): let them in now, not at the
 	 * end of the pass, which can be seconds away */
@@ -463,15 +462,8 @@ static bool throttle(struct ksm *k, struct ksm_vm *vm)
 		CTR_ADD(k->c.cpu_ns, ksm_thread_cpu_ns() - k->cpu_mark_ns);
 		ksm_rcu_offline();
 		while (__atomic_load_n(&k->lock_waiters, __ATOMIC_SEQ_CST) &&
-		       !k->stop_req) {
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			ts.tv_nsec += 10000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
-			pthread_cond_timedwait(&k->handoff, &k->lock, &ts);
-		}
+		       !k->stop_req)
+			kcond_wait_ns(&k->handoff, &k->lock, 10000000ULL);
 		ksm_rcu_online();
 		k->cpu_mark_ns = ksm_thread_cpu_ns();
 		if (vm->dead || k->stop_req) {
@@ -512,15 +504,8 @@ static bool throttle(struct ksm *k, struct ksm_vm *vm)
 		need = 1000000000ULL;
 	kbatch_drain(k);
 	CTR_ADD(k->c.cpu_ns, ksm_thread_cpu_ns() - k->cpu_mark_ns);
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += (time_t)(need / 1000000000ULL);
-	ts.tv_nsec += (long)(need % 1000000000ULL);
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
 	ksm_rcu_offline();
-	pthread_cond_timedwait(&k->cv, &k->lock, &ts);
+	kcond_wait_ns(&k->cv, &k->lock, need);
 	ksm_rcu_online();
 	k->cpu_mark_ns = ksm_thread_cpu_ns();
 	return !vm->dead && !k->stop_req;

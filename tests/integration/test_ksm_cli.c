@@ -340,6 +340,19 @@ static long long balloon_size(const char *vm)
 	return v;
 }
 
+/* Stops v0..v(n-1), and waits for densevm to exit. */
+static void stop_vms(int n)
+{
+	for (int i = 0; i < n; i++) {
+		char name[8];
+		snprintf(name, sizeof(name), "v%d", i);
+		assert_int_equal(ctl(NULL, "stop", name, NULL, NULL), 0);
+	}
+	int st;
+	assert_int_equal(waitpid(g_pid, &st, 0), g_pid);
+	g_pid = -1;
+}
+
 static void wait_balloon(const char *vm, long long bytes)
 {
 	for (int i = 0; i < 300 && balloon_size(vm) != bytes; i++)
@@ -397,14 +410,7 @@ static void balloon_takes_shared_pages(void **state)
 	assert_int_equal(ctl(NULL, "balloon", "v0", "0", NULL), 0);
 	wait_balloon("v0", 0);
 	check_ok();
-	for (int i = 0; i < 3; i++) {
-		char name[8];
-		snprintf(name, sizeof(name), "v%d", i);
-		assert_int_equal(ctl(NULL, "stop", name, NULL, NULL), 0);
-	}
-	int st;
-	assert_int_equal(waitpid(g_pid, &st, 0), g_pid);
-	g_pid = -1;
+	stop_vms(3);
 }
 
 /* ------------------------------------------- stat --check under load */
@@ -506,14 +512,7 @@ static void check_cheap_while_balloon_flaps(void **state)
 	assert_true(tc[N / 2] < ts[N / 2] + 50);
 	assert_true(tc[N - 1] < 4 * ts[N - 1] + 100);
 	check_ok();
-	for (int i = 0; i < 4; i++) {
-		char name[8];
-		snprintf(name, sizeof(name), "v%d", i);
-		assert_int_equal(ctl(NULL, "stop", name, NULL, NULL), 0);
-	}
-	int st;
-	assert_int_equal(waitpid(g_pid, &st, 0), g_pid);
-	g_pid = -1;
+	stop_vms(4);
 }
 
 /* ------------------------------------------------------- engine=kernel */

@@ -85,18 +85,29 @@ static void expect_one_copy(struct ksm *k, struct ksm_fake_vm **v, int base)
 
 /* The clones are scanned first: base[g] exists when the shuffled VM's
  * pages are hashed, and they join it from the stable table. */
-static void test_shuffled_joins_base(void **state_)
+/* Two clones and a shuffled VM, added in order (VM ids are scan order). */
+static struct ksm *fleet(struct ksm_fake_vm **v, int *base,
+			 const unsigned order[3])
 {
 	struct ksm *k = mk(NULL);
-	int base = memfd_create("store-base", MFD_CLOEXEC);
+
+	*base = memfd_create("store-base", MFD_CLOEXEC);
+	v[0] = clone_vm(*base, 0);
+	v[1] = clone_vm(*base, 1);
+	v[2] = shuffled_vm(*base);
+	for (unsigned j = 0; j < 3; j++)
+		add(k, v[order[j]], 0);
+	return k;
+}
+
+static void test_shuffled_joins_base(void **state_)
+{
+	static const unsigned order[3] = { 0, 1, 2 };
 	struct ksm_fake_vm *v[3];
+	int base;
+	struct ksm *k = fleet(v, &base, order);
 
 	(void)state_;
-	v[0] = clone_vm(base, 0);
-	v[1] = clone_vm(base, 1);
-	v[2] = shuffled_vm(base);
-	for (unsigned j = 0; j < 3; j++)
-		add(k, v[j], 0);
 	pass(k);
 	expect_one_copy(k, v, base);
 	destroy_all(k, v, 3, base);
@@ -106,17 +117,12 @@ static void test_shuffled_joins_base(void **state_)
  * the clones' new base pages absorb them (no frame made in between). */
 static void test_base_absorbs_earlier_candidates(void **state_)
 {
-	struct ksm *k = mk(NULL);
-	int base = memfd_create("store-base", MFD_CLOEXEC);
+	static const unsigned order[3] = { 2, 0, 1 };
 	struct ksm_fake_vm *v[3];
+	int base;
+	struct ksm *k = fleet(v, &base, order);
 
 	(void)state_;
-	v[0] = clone_vm(base, 0);
-	v[1] = clone_vm(base, 1);
-	v[2] = shuffled_vm(base);
-	add(k, v[2], 0);
-	add(k, v[0], 0);
-	add(k, v[1], 0);
 	pass(k);
 	pass(k);
 	expect_one_copy(k, v, base);
@@ -162,19 +168,15 @@ static void test_new_pair_finds_base(void **state_)
  * writes too, base[g] is punched. */
 static void test_base_kept_for_other_gpas(void **state_)
 {
-	struct ksm *k = mk(NULL);
-	int base = memfd_create("store-base", MFD_CLOEXEC);
+	static const unsigned order[3] = { 0, 1, 2 };
 	struct ksm_fake_vm *v[3];
 	struct ksm_stats st;
 	uint64_t w = 42;
 	unsigned i;
+	int base;
+	struct ksm *k = fleet(v, &base, order);
 
 	(void)state_;
-	v[0] = clone_vm(base, 0);
-	v[1] = clone_vm(base, 1);
-	v[2] = shuffled_vm(base);
-	for (unsigned j = 0; j < 3; j++)
-		add(k, v[j], 0);
 	pass(k);
 	expect_one_copy(k, v, base);
 	/* the clones rewrite pages 0..7 with equal new content */
