@@ -7,7 +7,7 @@
  *   [group NAME]   count, mem, workload, quick_workload, shares, min, max,
  *                  active, start, arrive_every
  *   [phase NAME]   at, quick_at, budget (a size, or a % of the budget
- *                  before it)
+ *                  before it); start, idle, activate, grow (bench_phase.c)
  *
  * Unknown sections and keys are errors, and so is a repeated section.
  * Also the arm names (bench_arms_parse).
@@ -267,6 +267,9 @@ static int phase_key(struct sc_ctx *c, const char *k, const char *v)
 {
 	struct bench_phase *p = c->p;
 	double x;
+	int act = bench_phase_key(p, k, v, c->line, c->msg, sizeof(c->msg));
+	if (act)
+		return act < 0 ? -1 : 0;
 	if (!strcmp(k, "at") || !strcmp(k, "quick_at")) {
 		if (num(v, 0, 3600, &x)) {
 			snprintf(c->msg, sizeof(c->msg), "[%s] %s: '%s' must be seconds "
@@ -276,6 +279,7 @@ static int phase_key(struct sc_ctx *c, const char *k, const char *v)
 		*(!strcmp(k, "at") ? &p->at : &p->quick_at) = x;
 	} else if (!strcmp(k, "budget")) {
 		size_t n = strlen(v);
+		p->budget_set = true;
 		if (n > 1 && v[n - 1] == '%') {
 			char b[32];
 			snprintf(b, sizeof(b), "%.*s", (int)(n - 1), v);
@@ -289,15 +293,9 @@ static int phase_key(struct sc_ctx *c, const char *k, const char *v)
 			return 0;
 		}
 		return size_key(c, k, v, &p->budget, true);
-	} else if (!strcmp(k, "start") || !strcmp(k, "idle") ||
-		   !strcmp(k, "activate") || !strcmp(k, "grow")) {
-		snprintf(c->msg, sizeof(c->msg), "[%s] %s: workload phases are not "
-			 "implemented yet (budget moves are; a group starts later "
-			 "with its own start and arrive_every)", c->section, k);
-		return -1;
 	} else {
 		snprintf(c->msg, sizeof(c->msg), "[%s] unknown key '%s' (known: at "
-			 "quick_at budget)", c->section, k);
+			 "quick_at budget start idle activate grow)", c->section, k);
 		return -1;
 	}
 	return 0;
@@ -415,15 +413,16 @@ int bench_scenario_load(const char *path, struct bench_scenario *sc,
 			return -EINVAL;
 		}
 	}
-	return 0;
+	return bench_phase_resolve(sc, err, errlen);
 }
 
 double bench_vm_start(const struct bench_scenario *sc, unsigned g, unsigned k,
 		      bool quick)
 {
 	const struct bench_group *gr = &sc->group[g];
-	double t = gr->start + gr->arrive_every * k;
-	return quick ? t * sc->quick_duration / sc->duration : t;
+	double every = gr->arrive_every * k;
+	return bench_group_start(sc, g, quick) +
+	       (quick ? every * sc->quick_duration / sc->duration : every);
 }
 
 uint64_t bench_scenario_ram(const struct bench_scenario *sc)

@@ -327,5 +327,9 @@ void hv_vm_counters(const struct hv_vm *vm, struct hv_vm_counters *c);
 /* The last value the guest sent with HC_RESULT for key (< 16); false if
  * none came. */
 bool hv_vm_result(struct hv_vm *vm, uint64_t key, uint64_t *value);
+/* The same, and when it arrived (hv_now_ns); ns may be NULL.  A guest that
+ * sends a running total on a period thus gives a rate. */
+bool hv_vm_result_at(struct hv_vm *vm, uint64_t key, uint64_t *value,
+		     uint64_t *ns);
 
 #endif
