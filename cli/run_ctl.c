@@ -61,8 +61,12 @@ static json_t *vm_results(struct hv_vm *vm)
 
 static json_t *ctl_results(json_t *req, void *ctx, char *err, size_t errlen)
 {
-	(void)req; (void)err; (void)errlen;
 	struct run_state *st = ctx;
+	const char *opt = ctl_arg(req, 0);
+	if (opt && strcmp(opt, "resident")) {
+		snprintf(err, errlen, "usage: results [resident]");
+		return NULL;
+	}
 	json_t *a = json_array();
 	for (unsigned i = 0; i < st->n; i++) {
 		struct hv_vm *vm = st->runs[i].vm;
@@ -72,6 +76,9 @@ static json_t *ctl_results(json_t *req, void *ctx, char *err, size_t errlen)
 		json_object_set_new(o, "first_hypercall_ns", json_integer(
 			(json_int_t)hv_vm_first_hypercall_ns(vm)));
 		json_object_set_new(o, "results", vm_results(vm));
+		if (opt)   /* mincore over its RAM: not for every poll */
+			json_object_set_new(o, "resident_bytes", json_integer(
+				(json_int_t)hv_vm_resident_bytes(vm)));
 		json_array_append_new(a, o);
 	}
 	return json_pack("{s:I, s:o}", "now_ns", (json_int_t)hv_now_ns(), "vms", a);
@@ -218,7 +225,8 @@ void run_register_ctl(struct ctl_server *s, struct run_state *st)
 	ctl_register(s, "list", "the VMs and their state", ctl_list, st);
 	ctl_register(s, "stat", "[VM] host, process (PSS, VMAs, jemalloc) and "
 		     "per-VM statistics", ctl_stat, st);
-	ctl_register(s, "results", "each VM's guest results (HC_RESULT) with "
-		     "the host time they arrived", ctl_results, st);
+	ctl_register(s, "results", "[resident] each VM's guest results "
+		     "(HC_RESULT) with the host time they arrived; with resident, "
+		     "its resident guest RAM too", ctl_results, st);
 	ctl_register(s, "stop", "VM: stop one VM", ctl_stop_vm, st);
 }

@@ -109,6 +109,8 @@ void hv_vm_destroy(struct hv_vm *vm);         /* stop + wait + free */
 
 const char *hv_vm_name(const struct hv_vm *vm);
 uint64_t hv_vm_mem_bytes(const struct hv_vm *vm);
+/* Guest RAM resident in the host now (mincore over its mappings). */
+uint64_t hv_vm_resident_bytes(const struct hv_vm *vm);
 unsigned hv_vm_ncpus(const struct hv_vm *vm);
 int hv_vm_base_memfd(const struct hv_vm *vm);  /* -1 for anonymous RAM */
 uint32_t hv_vm_features(const struct hv_vm *vm);  /* cfg.features */
