@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <jansson.h>
 
 #define BENCH_MAX_GROUPS 16
@@ -62,6 +63,7 @@ struct bench_scenario {
 	double sample_hz;
 	double steady_tail;         /* steady usage: median of this last fraction */
 	bool density;               /* report VMs that arrived before a failure */
+	bool host_cost;             /* measure the host's cost per VM */
 	struct bench_group group[BENCH_MAX_GROUPS];
 	unsigned ngroups;
 	struct bench_phase phase[BENCH_MAX_PHASES];
@@ -147,6 +149,27 @@ uint64_t bench_cg_oom_kills(const struct bench_cg *cg);
 int bench_cg_join(const struct bench_cg *cg);
 void bench_cg_remove(struct bench_cg *cg);
 
+/* ---------------------------------- host cost per VM (bench_cost.c) */
+
+/* With [scenario] host_cost = 1, once, at BENCH_COST_AT of the run: what
+ * the host pays per VM beyond its guest RAM. */
+#define BENCH_COST_AT 0.6
+struct bench_cost {
+	bool measured;
+	unsigned vms, started;       /* VMs, and those that made a hypercall */
+	double usage, resident;      /* cgroup usage, guest RAM resident; bytes */
+	double beyond_per_vm;        /* (usage - resident) / vms, bytes */
+	unsigned threads;            /* of the densevm process */
+	double fleet_start_s;        /* spawn to the last VM's first hypercall */
+	double boot_ms_p50, boot_ms_max;   /* VM start to its first hypercall */
+	double t;                    /* when measured, s from the start */
+};
+void bench_cost_measure(const char *sock, pid_t pid, double usage,
+			double spawn_s, double t, struct bench_cost *c);
+/* DIR/host-cost-ARM-REP.json and a line on stderr. */
+void bench_cost_write(const char *dir, const char *af, int rep,
+		      const struct bench_cost *c);
+
 /* ------------------------------------------------------- one arm run */
 
 struct bench_sample {
@@ -176,6 +199,7 @@ struct bench_result {
 	double fit_ram;             /* their guest RAM, bytes */
 	bool fits;
 	int exit_status;
+	struct bench_cost cost;     /* with host_cost */
 };
 
 struct bench_opts {
@@ -193,6 +217,11 @@ int bench_arm_run(const struct bench_opts *o, enum bench_arm_id arm, int rep,
 /* The figures from r's timeline and guest results (bench_arm.c). */
 void bench_result_figures(const struct bench_opts *o, struct bench_result *r);
 json_t *bench_timeline_json(const struct bench_result *r);
+
+/* One request to a run's control socket; the reply, or NULL (1 s
+ * timeout).  bench_arm.c. */
+json_t *bench_ctl_req(const char *sock, const char *cmd, const char *a1,
+		      const char *a2, const char *a3);
 
 /* ----------------------------------------------------------- report */
 

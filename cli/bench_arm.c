@@ -57,9 +57,8 @@ static bool arm_policy(enum bench_arm_id a)
 	return a == ARM_KERNEL_MOM || a == ARM_POLICY || a == ARM_DENSE_POLICY;
 }
 
-/* One request to the control socket; the reply, or NULL (1 s timeout). */
-static json_t *ctl_req(const char *sock, const char *cmd, const char *a1,
-		       const char *a2, const char *a3)
+json_t *bench_ctl_req(const char *sock, const char *cmd, const char *a1,
+		      const char *a2, const char *a3)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
@@ -274,7 +273,7 @@ static void *ctl_poll_main(void *arg)
 		double t = now_s();
 		struct bench_sample s = { 0 };
 		if (arm_ksm(c->arm)) {
-			json_t *k = ctl_req(c->sock, "ksm", NULL, NULL, NULL);
+			json_t *k = bench_ctl_req(c->sock, "ksm", NULL, NULL, NULL);
 			json_t *g = json_object_get(k, "global");
 			s.base_pages = jint(g, "base_pages");
 			s.sharing_pages = jint(g, "pages_sharing");
@@ -288,7 +287,7 @@ static void *ctl_poll_main(void *arg)
 			json_decref(k);
 		}
 		if (arm_policy(c->arm)) {
-			json_t *p = ctl_req(c->sock, "policy", NULL, NULL, NULL);
+			json_t *p = bench_ctl_req(c->sock, "policy", NULL, NULL, NULL);
 			if (p) {
 				s.policy_cpu = json_number_value(json_object_get(p, "cpu_seconds"));
 				json_t *vms = json_object_get(p, "vms"), *v;
@@ -301,7 +300,7 @@ static void *ctl_poll_main(void *arg)
 			}
 			json_decref(p);
 		}
-		json_t *res = c->tput ? ctl_req(c->sock, "results", NULL, NULL, NULL)
+		json_t *res = c->tput ? bench_ctl_req(c->sock, "results", NULL, NULL, NULL)
 				      : NULL;
 		pthread_mutex_lock(&c->lock);
 		c->last = s;
@@ -524,6 +523,7 @@ int bench_arm_run(const struct bench_opts *o, enum bench_arm_id arm, int rep,
 			fclose(kf);
 	}
 	double d = bench_duration(sc, o->quick);
+	double spawn_t = now_s();
 	pid_t pid = spawn_run(o, &cg, conf, sock, out, report);
 	if (pid < 0) {
 		snprintf(r->skipped, sizeof(r->skipped), "cannot start %.150s", o->densevm);
@@ -542,7 +542,7 @@ int bench_arm_run(const struct bench_opts *o, enum bench_arm_id arm, int rep,
 	const char *phase = "start";
 	uint64_t budget = sc->budget, pending = 0;
 	int st = 0;
-	bool exited = false;
+	bool exited = false, cost_tried = false;
 	for (;;) {
 		double t = now_s() - t0;
 		if (t >= d)
@@ -563,7 +563,7 @@ int bench_arm_run(const struct bench_opts *o, enum bench_arm_id arm, int rep,
 				char b[32];
 				snprintf(b, sizeof(b), "%llu", pending == UINT64_MAX ? 0ull :
 					 (unsigned long long)pending);
-				json_decref(ctl_req(sock, "policy", "set", "host_budget",
+				json_decref(bench_ctl_req(sock, "policy", "set", "host_budget",
 						    pending == UINT64_MAX ? "auto" : b));
 			}
 		}
@@ -574,6 +574,11 @@ int bench_arm_run(const struct bench_opts *o, enum bench_arm_id arm, int rep,
 				budget = pending == UINT64_MAX ? 0 : pending;
 				pending = 0;
 			}
+		}
+		if (sc->host_cost && !cost_tried && t >= BENCH_COST_AT * d) {
+			cost_tried = true;
+			bench_cost_measure(sock, pid, (double)bench_cg_usage(&cg), spawn_t,
+					   t, &r->cost);
 		}
 		struct bench_sample s;
 		sample(&cp, &cg, pid, t, &s);
@@ -647,6 +652,8 @@ int bench_arm_run(const struct bench_opts *o, enum bench_arm_id arm, int rep,
 		r->throughput = bench_tput_total(cp.tput, r->ns ? r->s[r->ns - 1].t : 0);
 	bench_tput_free(cp.tput);
 	read_report(report, r);
+	if (sc->host_cost)
+		bench_cost_write(o->out, af, rep, &r->cost);
 	bench_cg_remove(&cg);
 	unlink(sock);
 	bench_result_figures(o, r);

@@ -3,7 +3,7 @@
  * the same parser and FILE:LINE errors as the run config in config.c):
  *
  *   [scenario]     name, description, budget, duration, quick_duration,
- *                  sample_hz, steady_tail, density
+ *                  sample_hz, steady_tail, density, host_cost
  *   [group NAME]   count, mem, workload, quick_workload, shares, min, max,
  *                  active, start, arrive_every
  *   [phase NAME]   at, quick_at, budget (a size, or a % of the budget
@@ -181,6 +181,13 @@ static int scenario_key(struct sc_ctx *c, const char *k, const char *v)
 			return -1;
 		}
 		sc->density = *v == '1';
+	} else if (!strcmp(k, "host_cost")) {
+		if (strcmp(v, "0") && strcmp(v, "1")) {
+			snprintf(c->msg, sizeof(c->msg), "[scenario] host_cost: '%s' "
+				 "must be 0 or 1", v);
+			return -1;
+		}
+		sc->host_cost = *v == '1';
 	} else if (!strcmp(k, "steady_tail")) {
 		if (num(v, 0.05, 0.9, &x))
 			goto bad_num;
@@ -188,7 +195,7 @@ static int scenario_key(struct sc_ctx *c, const char *k, const char *v)
 	} else {
 		snprintf(c->msg, sizeof(c->msg), "[scenario] unknown key '%s' (known: "
 			 "name description budget duration quick_duration sample_hz "
-			 "steady_tail density)", k);
+			 "steady_tail density host_cost)", k);
 		return -1;
 	}
 	return 0;
