@@ -26,7 +26,8 @@ static void shipped_scenarios(void **state)
 {
 	(void)state;
 	static const char *const names[] = { "default", "clones", "mixed",
-					     "squeeze", "density" };
+					     "squeeze", "density", "phases",
+					     "many" };
 	static struct bench_scenario sc;
 	char err[600], p[256];
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -160,6 +161,8 @@ static void errors(void **state)
 		  "[group g] start: '-1' must be seconds" },
 		{ "[scenario]\nname = a\ndensity = yes\n", 3,
 		  "density: 'yes' must be 0 or 1" },
+		{ "[scenario]\nname = a\nhost_cost = 2\n", 3,
+		  "host_cost: '2' must be 0 or 1" },
 		{ "[scenario]\nname = a\nduration = 10\n[group g]\nworkload = idle\n"
 		  "count = 5\narrive_every = 3\n", 4, "its last VM would start at 12 s" },
 	};
