@@ -65,28 +65,39 @@ static double tput_of(json_t *sample, const char *group)
 								 "tput_pps"), group));
 }
 
+/* Writes scenario text to DIR/NAME.ini and runs `densevm bench` on it
+ * with --arms ARMS (and --quick when quick), results in DIR/NAME; out
+ * gets that folder.  Fails the test on a nonzero exit. */
+static void run_bench(const char *name, const char *text, const char *arms,
+		      bool quick, char *out, size_t outlen)
+{
+	char sc[256];
+	snprintf(sc, sizeof(sc), "%s/%s.ini", g_dir, name);
+	snprintf(out, outlen, "%s/%s", g_dir, name);
+	write_file(sc, text);
+	char *argv[] = { "densevm", "bench", sc, "--arms", (char *)arms, "--out",
+			 out, quick ? "--quick" : NULL, NULL };
+	char *log;
+	int rc = run_densevm(argv, &log);
+	if (rc)
+		fail_msg("densevm bench: exit %d: %s", rc, log);
+	free(log);
+}
+
 static void two_arms(void **state)
 {
 	(void)state;
 	SKIP_WITHOUT_KVM();
 	if (!cgroup_ok())
 		skip();
-	char sc[256], out[256], p[512];
-	snprintf(sc, sizeof(sc), "%s/tiny.ini", g_dir);
-	snprintf(out, sizeof(out), "%s/res", g_dir);
-	write_file(sc, "[scenario]\nname = tiny\nbudget = 640M\nduration = 30\n"
+	char out[256], p[512];
+	run_bench("res", "[scenario]\nname = tiny\nbudget = 640M\nduration = 30\n"
 		   "quick_duration = 12\n"
 		   "[group clone]\ncount = 3\nmem = 96M\n"
 		   "workload = fill mib=64 identical=80 zero=10 hold=-1\n"
 		   "[group busy]\nmem = 64M\nactive = 1\n"
-		   "workload = dirty mib=16 rate=200 seconds=-1\n");
-	char *argv[] = { "densevm", "bench", sc, "--quick", "--arms", "none,dense",
-			 "--out", out, NULL };
-	char *log;
-	int rc = run_densevm(argv, &log);
-	if (rc)
-		fail_msg("densevm bench: exit %d: %s", rc, log);
-	free(log);
+		   "workload = dirty mib=16 rate=200 seconds=-1\n", "none,dense",
+		   true, out, sizeof(out));
 	snprintf(p, sizeof(p), "%s/summary.json", out);
 	json_error_t je;
 	json_t *s = json_load_file(p, 0, &je);
@@ -153,22 +164,14 @@ static void workload_phase(void **state)
 	SKIP_WITHOUT_KVM();
 	if (!cgroup_ok())
 		skip();
-	char sc[256], out[256], p[512];
-	snprintf(sc, sizeof(sc), "%s/phase.ini", g_dir);
-	snprintf(out, sizeof(out), "%s/phase", g_dir);
-	write_file(sc, "[scenario]\nname = phase\nduration = 10\n"
+	char out[256], p[512];
+	run_bench("phase", "[scenario]\nname = phase\nduration = 10\n"
 		   "[group busy]\nmem = 64M\nactive = 1\n"
 		   "workload = dirty mib=16 rate=200 seconds=-1\n"
 		   "[group late]\ncount = 2\nmem = 64M\nworkload = idle touch=1\n"
 		   "[phase rest]\nat = 0\nidle = busy\n"
-		   "[phase go]\nat = 5\nactivate = busy\nstart = late\n");
-	char *argv[] = { "densevm", "bench", sc, "--arms", "none", "--out", out,
-			 NULL };
-	char *log;
-	int rc = run_densevm(argv, &log);
-	if (rc)
-		fail_msg("densevm bench: exit %d: %s", rc, log);
-	free(log);
+		   "[phase go]\nat = 5\nactivate = busy\nstart = late\n", "none",
+		   false, out, sizeof(out));
 	snprintf(p, sizeof(p), "%s/timeline-none-0.json", out);
 	json_t *t = json_load_file(p, 0, NULL);
 	assert_non_null(t);
@@ -215,20 +218,12 @@ static void failure_counts(void **state)
 	SKIP_WITHOUT_KVM();
 	if (!cgroup_ok())
 		skip();
-	char sc[256], out[256], p[512];
-	snprintf(sc, sizeof(sc), "%s/nofit.ini", g_dir);
-	snprintf(out, sizeof(out), "%s/nofit", g_dir);
-	write_file(sc, "[scenario]\nname = nofit\nbudget = 160M\nduration = 10\n"
+	char out[256], p[512];
+	run_bench("nofit", "[scenario]\nname = nofit\nbudget = 160M\nduration = 10\n"
 		   "quick_duration = 6\n"
 		   "[group big]\ncount = 2\nmem = 160M\n"
-		   "workload = fill mib=128 identical=0 zero=0 hold=-1\n");
-	char *argv[] = { "densevm", "bench", sc, "--quick", "--arms", "none",
-			 "--out", out, NULL };
-	char *log;
-	int rc = run_densevm(argv, &log);
-	if (rc)
-		fail_msg("densevm bench: exit %d: %s", rc, log);
-	free(log);
+		   "workload = fill mib=128 identical=0 zero=0 hold=-1\n", "none", true,
+		   out, sizeof(out));
 	snprintf(p, sizeof(p), "%s/summary.json", out);
 	json_t *s = json_load_file(p, 0, NULL);
 	assert_non_null(s);
