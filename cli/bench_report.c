@@ -409,12 +409,13 @@ int bench_plot(const char *dir)
 			fprintf(f, "set terminal %s\nset output '%s/density.%s'\n"
 				"set title 'VMs that fit before the first failure (median, "
 				"min-max over repetitions)'\nset ylabel 'VMs'\n"
-				"set xlabel 'arm'\nset yrange [0:*]\nset style fill solid 0.6\n"
+				"set xlabel 'arm'\nset yrange [0:*]\nset offsets 0,0,1,0\n"
+				"set style fill solid 0.6\n"
 				"set boxwidth 0.6\nunset key\nplot '%s' using 0:2:xtic(1) "
 				"with boxes lc rgb '#1f77b4', '' using 0:2:3:4 with "
 				"yerrorbars lc rgb 'black' pt 0, '' using 0:($2/2):"
 				"(sprintf('%%g', $2)) with labels\nset key\nset xlabel "
-				"'time since start (s)'\nset style fill empty\n",
+				"'time since start (s)'\nset style fill empty\nset offsets 0,0,0,0\n",
 				term[t][0], dir, term[t][1], dc);
 	}
 	fclose(f);
