@@ -1,11 +1,14 @@
 /*
  * bench.h - `densevm bench`, the dense-consolidation benchmark: its
- * scenario files (bench_scenario.c), the memory cgroup each arm runs in
- * (bench_cgroup.c), one arm's run and timeline (bench_arm.c), the summary,
+ * scenario files (bench_scenario.c) and their workload phases
+ * (bench_phase.c), the memory cgroup each arm runs in (bench_cgroup.c), one
+ * arm's run and timeline (bench_arm.c), the guests' throughput
+ * (bench_tput.c), the host's cost per VM (bench_cost.c), the summary,
  * tables and plots (bench_report.c) and the command (cmd_bench.c).
  *
  * A scenario is a fleet of VM groups under a host budget (a memory cgroup
- * limit) for a duration, with phases that move the budget at time offsets.
+ * limit) for a duration, with phases at time offsets that move the budget,
+ * start groups, turn their workloads idle or active, or make them grow.
  * An arm is one way of reclaiming memory (none, kernel-ksm, kernel+mom,
  * dense, policy, dense+policy); each arm runs the whole scenario through a
  * real `densevm run` in a fresh memory cgroup.
