@@ -85,6 +85,17 @@ static int mismatch(unsigned cpu, uint64_t bad)
 	return GUEST_EXIT_MISMATCH;
 }
 
+/* vCPU 0: every vCPU's rewrites so far, when a report is due. */
+static void report(uint64_t now)
+{
+	if (now < sched_report_due(now))
+		return;
+	uint64_t sum = 0;
+	for (unsigned c = 0; c < guest_ncpus(); c++)
+		sum += __atomic_load_n(&dt.live[c], __ATOMIC_RELAXED);
+	sched_report(sum, now);
+}
+
 static int dirty_run(unsigned cpu)
 {
 	uint64_t n = dt.region[cpu].npages;
@@ -121,8 +132,16 @@ static int dirty_run(unsigned cpu)
 			/* behind the rate, one pass would take ever longer (the
 			 * next one owes all the time this one took): stop at the
 			 * limit, not after the pass that crosses it */
-			if (!(j & 255) && now_ns() - t0 >= limit)
-				break;
+			if (!(j & 255)) {
+				uint64_t tn = now_ns();
+				if (tn - t0 >= limit)
+					break;
+				/* behind the rate this loop does not end for a
+				 * long time: report from inside it too */
+				__atomic_store_n(&dt.live[cpu], j, __ATOMIC_RELAXED);
+				if (cpu == 0)
+					report(tn);
+			}
 			guest_service_every(j);
 			uint64_t i = dvm_dirty_page(dt.seed, n, j);
 			uint64_t bad = check_page(cpu, i);
@@ -132,12 +151,8 @@ static int dirty_run(unsigned cpu)
 		}
 		__atomic_store_n(&dt.live[cpu], j, __ATOMIC_RELAXED);
 		now = now_ns();
-		if (cpu == 0) {
-			uint64_t sum = 0;
-			for (unsigned c = 0; c < guest_ncpus(); c++)
-				sum += __atomic_load_n(&dt.live[c], __ATOMIC_RELAXED);
-			sched_report(sum, now);
-		}
+		if (cpu == 0)
+			report(now);
 		if (now - last >= PROGRESS_NS) {
 			gprintf("dirty: t=%lus rewrites=%lu%s%s\n",
 				(now - t0) / NS_PER_SEC, j, idle ? " idle" : "",
