@@ -47,6 +47,7 @@ $$(BUILD)/lib$(1).a: $$($(1)_OBJS)
 HOST_LIBS += $$(BUILD)/lib$(1).a
 endef
 
+include util/module.mk
 include hv-core/module.mk
 -include ksm/module.mk
 -include balloon-driver/module.mk

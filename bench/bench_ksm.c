@@ -30,6 +30,7 @@
 #include "ksm/ksm.h"
 #include "guest/patterns.h"
 #include "bench/bench_util.h"
+#include "cgroup.h"
 
 #define MIB (1ull << 20)
 #define MAXVM 8
@@ -38,7 +39,6 @@ static char g_guest[4096] = "build/guest/microguest.elf";
 static int g_reps = 3;
 static json_t *g_json;     /* every figure, by key */
 static FILE *g_csv;
-static char g_cg[700], g_cg_parent[512];
 
 /* ------------------------------------------------------------ helpers */
 
@@ -93,53 +93,10 @@ static void on_signal(int sig)
 
 /* ------------------------------------------------------------- cgroup */
 
-static bool cg_enter(void)
-{
-	FILE *f = fopen("/proc/self/cgroup", "r");
-	char line[512], pid[32];
-	while (f && fgets(line, sizeof(line), f)) {
-		char *p = strstr(line, ":memory:");
-		if (p) {
-			p[strcspn(p, "\n")] = 0;
-			snprintf(g_cg_parent, sizeof(g_cg_parent),
-				 "/sys/fs/cgroup/memory%s", p + 8);
-		}
-	}
-	if (f)
-		fclose(f);
-	if (!g_cg_parent[0])
-		return false;
-	snprintf(g_cg, sizeof(g_cg), "%s/densevm-bench-ksm-%d", g_cg_parent,
-		 (int)getpid());
-	if (mkdir(g_cg, 0755) < 0 && errno != EEXIST)
-		return false;
-	char path[800];
-	snprintf(path, sizeof(path), "%s/cgroup.procs", g_cg);
-	snprintf(pid, sizeof(pid), "%d", (int)getpid());
-	if (ksm_sysctl_write(path, getpid())) {
-		rmdir(g_cg);
-		g_cg[0] = 0;
-		return false;
-	}
-	return true;
-}
-
-static void cg_leave(void)
-{
-	char path[800];
-	if (!g_cg[0])
-		return;
-	snprintf(path, sizeof(path), "%s/cgroup.procs", g_cg_parent);
-	ksm_sysctl_write(path, getpid());
-	for (int i = 0; i < 50 && rmdir(g_cg) < 0 && errno == EBUSY; i++)
-		usleep(100000);
-}
-
+/* The bench's child memory cgroup is the tests' (tests/support/cgroup.h). */
 static double cg_bytes(void)
 {
-	char path[800];
-	snprintf(path, sizeof(path), "%s/memory.usage_in_bytes", g_cg);
-	return g_cg[0] ? (double)ksm_sysctl_read(path) : 0;
+	return cg_dir()[0] ? (double)cg_usage() : 0;
 }
 
 /* --------------------------------------------------------------- VMs */
@@ -727,7 +684,7 @@ int main(int argc, char **argv)
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	atexit(cleanup);
-	if (!cg_enter())
+	if (!cg_enter("bench-ksm"))
 		fprintf(stderr, "bench_ksm: no writable memory cgroup: convergence "
 			"savings will read 0\n");
 	mkdir(out, 0755);

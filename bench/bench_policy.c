@@ -47,6 +47,7 @@
 #include "bench_util.h"
 #include "cli/cli.h"
 #include "cli/ctl.h"
+#include "util/cgroup.h"
 
 #define MiB (1ull << 20)
 #define SQUEEZE (512 * MiB)
@@ -55,7 +56,7 @@
 extern char **environ;
 
 static char g_densevm[PATH_MAX], g_guest[PATH_MAX], g_dir[128];
-static char g_cg[600], g_cg_parent[600];
+static struct memcg g_cg, g_cg_parent;   /* util/cgroup.h */
 
 static double now_s(void)
 {
@@ -64,51 +65,18 @@ static double now_s(void)
 	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
-static int write_str(const char *path, const char *s)
-{
-	int fd = open(path, O_WRONLY);
-	if (fd < 0)
-		return -errno;
-	ssize_t n = write(fd, s, strlen(s));
-	close(fd);
-	return n == (ssize_t)strlen(s) ? 0 : -EIO;
-}
-
-static int64_t read_i64(const char *path)
-{
-	char b[64] = "";
-	int fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return -1;
-	ssize_t n = read(fd, b, sizeof(b) - 1);
-	close(fd);
-	return n > 0 ? strtoll(b, NULL, 10) : -1;
-}
-
 /* A fresh child of this process's v1 memory cgroup, for one run. */
 static bool cg_make(const char *tag)
 {
 	struct host_mem h;
+	char name[128];
 	host_mem_open(&h, NULL);
 	if (h.kind != HOST_MEM_V1)
 		return false;
-	snprintf(g_cg_parent, sizeof(g_cg_parent), "%s", h.dir);
-	snprintf(g_cg, sizeof(g_cg), "%s/bench-policy-%s-%d", h.dir, tag, (int)getpid());
-	rmdir(g_cg);
-	return mkdir(g_cg, 0755) == 0;
-}
-
-static int64_t cg_usage(void)
-{
-	char p[700];
-	snprintf(p, sizeof(p), "%s/memory.usage_in_bytes", g_cg);
-	return read_i64(p);
-}
-
-static void cg_remove(void)
-{
-	for (int i = 0; i < 50 && rmdir(g_cg) < 0 && errno == EBUSY; i++)
-		usleep(100000);
+	g_cg_parent.v = 1;
+	snprintf(g_cg_parent.dir, sizeof(g_cg_parent.dir), "%s", h.dir);
+	snprintf(name, sizeof(name), "bench-policy-%s-%d", tag, (int)getpid());
+	return memcg_make(&g_cg, &g_cg_parent, name) == 0;
 }
 
 static json_t *ctl(const char *sock, json_t *req)
@@ -376,7 +344,7 @@ static bool wait_sock(const char *sock)
 static int run_arm(const char *arm, int rep, struct result *r)
 {
 	bool mom = !strcmp(arm, "mom"), squeeze = strcmp(arm, "nosqueeze");
-	char conf[256], sock[256], out[256], plog[256], procs[700], pid_s[32];
+	char conf[256], sock[256], out[256], plog[256];
 	snprintf(conf, sizeof(conf), "%s/policy-%s-%d.conf", g_dir, arm, rep);
 	snprintf(sock, sizeof(sock), "/tmp/bench-policy-%d.sock", (int)getpid());
 	snprintf(out, sizeof(out), "%s/policy-%s-%d.out", g_dir, arm, rep);
@@ -396,13 +364,10 @@ static int run_arm(const char *arm, int rep, struct result *r)
 	if (!cg_make(arm))
 		return -1;
 	/* move ourselves in so the child starts inside, then back out */
-	snprintf(procs, sizeof(procs), "%s/cgroup.procs", g_cg);
-	snprintf(pid_s, sizeof(pid_s), "%d", (int)getpid());
-	write_str(procs, pid_s);
+	memcg_join(&g_cg, 0);
 	unlink(sock);
 	pid_t pid = spawn_run(conf, sock, out);
-	snprintf(procs, sizeof(procs), "%s/cgroup.procs", g_cg_parent);
-	write_str(procs, pid_s);
+	memcg_join(&g_cg_parent, 0);
 	if (pid < 0 || !wait_sock(sock))
 		return -1;
 	for (int i = 0; i < 400 && count_in(out, "idle: touched") < 4; i++)
@@ -415,7 +380,7 @@ static int run_arm(const char *arm, int rep, struct result *r)
 	for (int i = 0; i < 400 && max_idle_active(sock) > IDLE_ACTIVE_MAX; i++)
 		usleep(100000);
 	char b[32];
-	uint64_t u0 = (uint64_t)cg_usage();
+	uint64_t u0 = (uint64_t)memcg_usage(&g_cg);
 	uint64_t b0 = u0 + u0 / 12;   /* ~8% free: HIGH */
 	snprintf(b, sizeof(b), "%llu", (unsigned long long)b0);
 	json_decref(ctl_policy(sock, "set", "host_budget", b));
@@ -433,7 +398,7 @@ static int run_arm(const char *arm, int rep, struct result *r)
 			 * (MOM's squeeze outlasted the run; it read 65-76 s) */
 			if (count_in(out, ": exited:") || count_in(out, ": timeout:"))
 				break;
-			if ((uint64_t)cg_usage() <= b1) {
+			if ((uint64_t)memcg_usage(&g_cg) <= b1) {
 				r->reaction = now_s() - t0;
 				break;
 			}
@@ -458,20 +423,11 @@ static int run_arm(const char *arm, int rep, struct result *r)
 	r->cpu_s = p ? json_number_value(json_object_get(p, "cpu_seconds")) : -1;
 	json_decref(p);
 	waitpid(pid, &st, 0);
-	char oc[700];
-	snprintf(oc, sizeof(oc), "%s/memory.oom_control", g_cg);
-	FILE *o = fopen(oc, "r");
-	char line[128];
-	long long k = 0;
-	while (o && fgets(line, sizeof(line), o))
-		sscanf(line, "oom_kill %lld", &k);
-	if (o)
-		fclose(o);
-	r->oom = (int)k;
+	r->oom = (int)memcg_oom_kills(&g_cg);
 	r->rate = dirty_rate(out);
 	r->churn = squeeze ? churn(plog, settled_ns) : 0;
 	r->alloc_err = squeeze ? alloc_error(plog, settled_ns) : 0;
-	cg_remove();
+	memcg_remove(&g_cg);
 	fprintf(stderr, "bench_policy: %s rep %d: reaction %.2f s, churn %.2f/VM/min, "
 		"allocation vs ideal %.1f%% of RAM, active rate %.1f%%/s, policy CPU "
 		"%.3f s, OOM kills %d, exit %d\n", arm, rep, r->reaction, r->churn,
@@ -565,7 +521,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench_policy: no writable v1 memory cgroup: skipped\n");
 		return 0;
 	}
-	cg_remove();
+	memcg_remove(&g_cg);
 	static const char *arms[] = { "shares", "mom", "nosqueeze" };
 	struct result r[3][16];
 	for (int rep = 0; rep < reps; rep++)

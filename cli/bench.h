@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <jansson.h>
+#include "util/cgroup.h"
 
 #define BENCH_MAX_GROUPS 16
 #define BENCH_MAX_PHASES 16
@@ -136,8 +137,7 @@ int bench_arms_parse(const char *list, unsigned *mask, char *err, size_t errlen)
 /* ------------------------------------------------------- the cgroup */
 
 struct bench_cg {
-	int v;                 /* 1 or 2 */
-	char dir[512];
+	struct memcg cg;       /* util/cgroup.h: v1 or v2 */
 };
 /* A fresh child "densevm-bench-TAG-PID" of this process's memory cgroup;
  * err says why not (no writable memory cgroup, v2 without delegation). */

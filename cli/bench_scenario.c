@@ -10,16 +10,18 @@
  *                  before it); start, idle, activate, grow (bench_phase.c)
  *
  * Unknown sections and keys are errors, and so is a repeated section.
- * Also the arm names (bench_arms_parse).
+ * The reading, line numbers and header checks are ini_file.c's; this file
+ * owns what the sections and keys mean.  Also the arm names
+ * (bench_arms_parse).
  */
 #include <errno.h>
-#include <ini.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "bench.h"
 #include "cli.h"
+#include "ini_file.h"
 
 const char *const bench_arm_names[ARM_COUNT] = {
 	"none", "kernel-ksm", "kernel+mom", "dense", "policy", "dense+policy",
@@ -27,17 +29,12 @@ const char *const bench_arm_names[ARM_COUNT] = {
 
 struct sc_ctx {
 	const char *path;
-	FILE *f;
-	int line;
-	bool midline;
 	struct bench_scenario *sc;
 	char section[64];
 	struct bench_group *g;
 	struct bench_phase *p;
-	struct { char name[64]; int line; } seen[BENCH_MAX_GROUPS + BENCH_MAX_PHASES + 2];
-	unsigned nseen;
+	const struct ini_file *f;   /* its line: the key's, for bench_phase.c */
 	char msg[400];
-	int err_line;
 };
 
 static int num(const char *v, double lo, double hi, double *out)
@@ -62,21 +59,14 @@ static bool name_ok(const char *n)
 	return true;
 }
 
-/* A section header: known, not repeated, room for it. */
-static int header(struct sc_ctx *c, const char *s)
+/* A new section header (ini_file.c refused a repeated one): known, room
+ * for it. */
+static int header(struct sc_ctx *c, const char *s, int line)
 {
-	for (unsigned i = 0; i < c->nseen; i++)
-		if (!strcmp(c->seen[i].name, s)) {
-			snprintf(c->msg, sizeof(c->msg), "[%s] repeats %s:%d", s, c->path,
-				 c->seen[i].line);
-			return -1;
-		}
 	bool group = !strncmp(s, "group ", 6), phase = !strncmp(s, "phase ", 6);
-	if (strcmp(s, "scenario") && !group && !phase) {
-		snprintf(c->msg, sizeof(c->msg), "unknown section [%s] (known: "
-			 "[scenario], [group NAME], [phase NAME])", s);
-		return -1;
-	}
+	if (strcmp(s, "scenario") && !group && !phase)
+		return ini_file_unknown(c->msg, sizeof(c->msg), s, "[scenario], "
+					"[group NAME], [phase NAME]");
 	if ((group || phase) && !name_ok(s + 6)) {
 		snprintf(c->msg, sizeof(c->msg), "[%s]: a name is 1-39 of "
 			 "[A-Za-z0-9_-]", s);
@@ -89,8 +79,6 @@ static int header(struct sc_ctx *c, const char *s)
 			 group ? "group" : "phase");
 		return -1;
 	}
-	snprintf(c->seen[c->nseen].name, sizeof(c->seen[0].name), "%s", s);
-	c->seen[c->nseen++].line = c->line + 1;
 	c->g = NULL;
 	c->p = NULL;
 	if (group) {
@@ -99,7 +87,7 @@ static int header(struct sc_ctx *c, const char *s)
 		snprintf(g->name, sizeof(g->name), "%.39s", s + 6);
 		g->count = 1;
 		g->mem = 128ull << 20;
-		g->line = c->line + 1;
+		g->line = line;
 		c->g = g;
 	} else if (phase) {
 		struct bench_phase *p = &c->sc->phase[c->sc->nphases++];
@@ -107,36 +95,21 @@ static int header(struct sc_ctx *c, const char *s)
 		snprintf(p->name, sizeof(p->name), "%.39s", s + 6);
 		p->at = -1;
 		p->quick_at = -1;
-		p->line = c->line + 1;
+		p->line = line;
 		c->p = p;
 	}
 	snprintf(c->section, sizeof(c->section), "%s", s);
 	return 0;
 }
 
-static char *reader(char *buf, int size, void *user)
+static int on_section(void *user, const char *name, int line, char *msg,
+		      size_t msglen)
 {
 	struct sc_ctx *c = user;
-	if (c->err_line || !fgets(buf, size, c->f))
-		return NULL;
-	if (!c->midline) {
-		const char *b = buf;
-		while (*b == ' ' || *b == '\t')
-			b++;
-		const char *end = *b == '[' ? strchr(b, ']') : NULL;
-		if (end) {
-			char name[64];
-			snprintf(name, sizeof(name), "%.*s", (int)(end - b - 1), b + 1);
-			if (header(c, name)) {
-				c->err_line = c->line + 1;
-				return NULL;
-			}
-		}
-	}
-	c->midline = !strchr(buf, '\n');
-	if (!c->midline)
-		c->line++;
-	return buf;
+	int rc = header(c, name, line);
+	if (rc)
+		snprintf(msg, msglen, "%s", c->msg);
+	return rc;
 }
 
 static int size_key(struct sc_ctx *c, const char *key, const char *v,
@@ -274,7 +247,8 @@ static int phase_key(struct sc_ctx *c, const char *k, const char *v)
 {
 	struct bench_phase *p = c->p;
 	double x;
-	int act = bench_phase_key(p, k, v, c->line, c->msg, sizeof(c->msg));
+	int act = bench_phase_key(p, k, v, c->f->line, c->msg,
+				  sizeof(c->msg));
 	if (act)
 		return act < 0 ? -1 : 0;
 	if (!strcmp(k, "at") || !strcmp(k, "quick_at")) {
@@ -308,29 +282,23 @@ static int phase_key(struct sc_ctx *c, const char *k, const char *v)
 	return 0;
 }
 
-static int handler(void *user, const char *section, const char *key,
-		   const char *val)
+/* A key (ini_file.c refused one outside any section and adds FILE:LINE). */
+static int on_key(void *user, const char *section, const char *key,
+		  const char *val, char *msg, size_t msglen)
 {
 	struct sc_ctx *c = user;
 	(void)section;
-	if (c->err_line)
-		return 0;
 	int rc;
-	if (!c->nseen) {
-		snprintf(c->msg, sizeof(c->msg), "'%s' is outside any section", key);
-		rc = -1;
-	} else if (c->g) {
+	if (c->g) {
 		rc = group_key(c, key, val);
 	} else if (c->p) {
 		rc = phase_key(c, key, val);
 	} else {
 		rc = scenario_key(c, key, val);
 	}
-	if (rc) {
-		c->err_line = c->line;
-		return 0;
-	}
-	return 1;
+	if (rc)
+		snprintf(msg, msglen, "%s", c->msg);
+	return rc;
 }
 
 int bench_scenario_load(const char *path, struct bench_scenario *sc,
@@ -342,25 +310,14 @@ int bench_scenario_load(const char *path, struct bench_scenario *sc,
 	sc->duration = 60;
 	sc->sample_hz = 10;
 	sc->steady_tail = 0.25;
-	c.f = fopen(path, "re");
-	if (!c.f) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -ENOENT;
-	}
-	int line = ini_parse_stream(reader, &c, handler, &c);
-	fclose(c.f);
-	if (c.err_line) {
-		snprintf(err, errlen, "%s:%d: %s", path, c.err_line, c.msg);
-		return -EINVAL;
-	}
-	if (line) {
-		snprintf(err, errlen, "%s:%d: syntax error (expected [section] or "
-			 "key = value)", path, line > 0 ? line : 0);
-		return -EINVAL;
-	}
-	bool have_sc = false;
-	for (unsigned i = 0; i < c.nseen; i++)
-		have_sc |= !strcmp(c.seen[i].name, "scenario");
+	struct ini_file f = { .path = path, .user = &c, .section = on_section,
+			      .key = on_key };
+	c.f = &f;
+	int rc = ini_file_parse(&f, err, errlen);
+	bool have_sc = ini_file_section_line(&f, "scenario") > 0;
+	ini_file_free(&f);
+	if (rc)
+		return rc;
 	if (!have_sc || !sc->name[0]) {
 		snprintf(err, errlen, "%s: %s", path, have_sc ? "[scenario] needs "
 			 "a name" : "no [scenario] section");

@@ -7,34 +7,27 @@
  * Every error names FILE:LINE.  Later sections ([ksm], [policy], ...)
  * belong to their folders; an unknown section is an error, not ignored,
  * and so is a repeated one (inih would merge two [vm a] into one VM).
- * inih tells its handler neither line numbers nor empty sections, so the
- * line reader below counts lines and checks each header as it goes by.
+ * The reading, line numbers and header checks are ini_file.c's, shared
+ * with the bench scenario files; this file owns what the sections mean.
  */
 #include <errno.h>
-#include <ini.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
 #include "ext.h"
+#include "ini_file.h"
 
 #define CFG_MAX_SECTIONS (CLI_MAX_VMS + 16)
 
 struct cfg_ctx {
 	const char *path;
-	FILE *f;
-	int line;           /* lines fully read so far */
-	bool midline;       /* the last chunk did not end its line */
-	int err_line;       /* a header the reader refused */
 	unsigned nsect;
-	struct { char name[128]; int line; } sect[CFG_MAX_SECTIONS];
 	struct run_opts *opts;
 	char cur_section[128];
 	struct vm_spec *cur;
 	const struct run_ext *ext;   /* owner of the current section */
-	char msg[512];
-	int failed;
 };
 
 static void known_sections(char *known, size_t len)
@@ -56,73 +49,38 @@ static bool section_known(const char *name)
 	return false;
 }
 
-/* A header as inih reads it: leading blanks, '[', the name up to ']'. */
-static void check_header(struct cfg_ctx *c, const char *chunk, int line)
+/* A new header (ini_file.c refused a repeated one): known, room for it;
+ * the extension that owns it hears of it (an empty [policy] turns
+ * policy on). */
+static int on_section(void *user, const char *name, int line, char *msg,
+		      size_t msglen)
 {
-	if (line == 1 && !strncmp(chunk, "\xEF\xBB\xBF", 3))
-		chunk += 3;   /* a UTF-8 BOM, which inih skips too */
-	while (*chunk == ' ' || *chunk == '\t')
-		chunk++;
-	if (*chunk != '[')
-		return;
-	const char *end = strchr(chunk + 1, ']');
-	if (!end)
-		return;   /* inih reports the syntax error */
-	char name[128];
-	snprintf(name, sizeof(name), "%.*s", (int)(end - chunk - 1), chunk + 1);
-	for (unsigned i = 0; i < c->nsect; i++)
-		if (!strcmp(c->sect[i].name, name)) {
-			snprintf(c->msg, sizeof(c->msg), "[%s] repeats %s:%d", name,
-				 c->path, c->sect[i].line);
-			goto refuse;
-		}
+	struct cfg_ctx *c = user;
+	(void)line;
 	if (!section_known(name)) {
 		char known[256];
 		known_sections(known, sizeof(known));
-		snprintf(c->msg, sizeof(c->msg), "unknown section [%s] (known: %s)",
-			 name, known);
-		goto refuse;
+		return ini_file_unknown(msg, msglen, name, known);
 	}
 	if (c->nsect == CFG_MAX_SECTIONS) {
-		snprintf(c->msg, sizeof(c->msg), "more than %d sections",
-			 CFG_MAX_SECTIONS);
-		goto refuse;
+		snprintf(msg, msglen, "more than %d sections", CFG_MAX_SECTIONS);
+		return -1;
 	}
-	snprintf(c->sect[c->nsect].name, sizeof(c->sect[0].name), "%s", name);
-	c->sect[c->nsect++].line = line;
+	c->nsect++;
 	for (int i = 0; run_exts[i]; i++)
 		if (run_exts[i]->section && !strcmp(run_exts[i]->section, name) &&
 		    run_exts[i]->config_section)
 			run_exts[i]->config_section(&c->opts->cfg);
-	return;
-refuse:
-	c->failed = 1;
-	c->err_line = line;
+	return 0;
 }
 
-/* fgets for inih: counts lines (a long line comes in several chunks) and
- * checks headers; a refused header ends the file early. */
-static char *reader(char *buf, int size, void *user)
-{
-	struct cfg_ctx *c = user;
-	if (c->failed || !fgets(buf, size, c->f))
-		return NULL;
-	if (!c->midline)
-		check_header(c, buf, c->line + 1);
-	c->midline = !strchr(buf, '\n');
-	if (!c->midline)
-		c->line++;
-	return c->failed ? NULL : buf;
-}
-
-static int handler(void *user, const char *section, const char *key,
-		   const char *val)
+/* A key; msg is ini_file.c's, which adds FILE:LINE. */
+static int on_key(void *user, const char *section, const char *key,
+		  const char *val, char *msg, size_t msglen)
 {
 	struct cfg_ctx *c = user;
 	char err[400];
 
-	if (c->failed)
-		return 1;
 	if (strcmp(section, c->cur_section)) {
 		snprintf(c->cur_section, sizeof(c->cur_section), "%s", section);
 		c->cur = NULL;
@@ -135,7 +93,7 @@ static int handler(void *user, const char *section, const char *key,
 			/* its keys are checked below */
 		} else if (!strncmp(section, "vm ", 3)) {
 			if (c->opts->nspecs >= CLI_MAX_VMS) {
-				snprintf(c->msg, sizeof(c->msg), "more than %u VMs",
+				snprintf(msg, msglen, "more than %u VMs",
 					 CLI_MAX_VMS);
 				goto fail;
 			}
@@ -144,41 +102,37 @@ static int handler(void *user, const char *section, const char *key,
 			snprintf(origin, sizeof(origin), "%s [%s]", c->path, section);
 			spec_init(s, origin);
 			if (spec_set(s, "name", section + 3, err, sizeof(err))) {
-				snprintf(c->msg, sizeof(c->msg), "[%s]: %s", section, err);
+				snprintf(msg, msglen, "[%s]: %s", section, err);
 				goto fail;
 			}
 			c->cur = s;
 		} else if (strcmp(section, "run")) {
-			/* check_header refuses these; kept for safety */
-			snprintf(c->msg, sizeof(c->msg), "unknown section [%s]", section);
+			/* on_section refuses these; kept for safety */
+			snprintf(msg, msglen, "unknown section [%s]", section);
 			goto fail;
 		}
 	}
 	if (c->ext) {
 		if (!c->ext->config_key ||
 		    c->ext->config_key(&c->opts->cfg, key, val, err, sizeof(err))) {
-			snprintf(c->msg, sizeof(c->msg), "[%s] %s", section,
+			snprintf(msg, msglen, "[%s] %s", section,
 				 c->ext->config_key ? err : "takes no keys");
 			goto fail;
 		}
-		return 1;
+		return 0;
 	}
 	if (c->cur) {
 		if (spec_set(c->cur, key, val, err, sizeof(err))) {
-			snprintf(c->msg, sizeof(c->msg), "[%s] %s", section, err);
+			snprintf(msg, msglen, "[%s] %s", section, err);
 			goto fail;
 		}
-		return 1;
-	}
-	if (!*section) {
-		snprintf(c->msg, sizeof(c->msg), "'%s' is outside any section", key);
-		goto fail;
+		return 0;
 	}
 	if (!strcmp(key, "timeout")) {
 		char *end;
 		c->opts->timeout = strtod(val, &end);
 		if (end == val || *end || c->opts->timeout < 0) {
-			snprintf(c->msg, sizeof(c->msg), "[run] timeout: '%s' must be "
+			snprintf(msg, msglen, "[run] timeout: '%s' must be "
 				 "seconds >= 0", val);
 			goto fail;
 		}
@@ -187,14 +141,13 @@ static int handler(void *user, const char *section, const char *key,
 		c->opts->owned = strdup(val);
 		c->opts->guest_path = c->opts->owned;
 	} else {
-		snprintf(c->msg, sizeof(c->msg), "[run] unknown key '%s' (known: "
+		snprintf(msg, msglen, "[run] unknown key '%s' (known: "
 			 "timeout guest)", key);
 		goto fail;
 	}
-	return 1;
-fail:
-	c->failed = 1;
 	return 0;
+fail:
+	return -1;
 }
 
 void run_config_init(struct run_config *rc)
@@ -209,29 +162,14 @@ int config_load(const char *path, struct run_opts *opts, char *err,
 		size_t errlen)
 {
 	struct cfg_ctx c = { .path = path, .opts = opts };
+	struct ini_file f = { .path = path, .user = &c, .section = on_section,
+			      .key = on_key };
 	unsigned first = opts->nspecs;
 
-	c.f = fopen(path, "re");
-	if (!c.f) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno ? errno : ENOENT));
-		return -ENOENT;
-	}
-	int line = ini_parse_stream(reader, &c, handler, &c);
-	fclose(c.f);
-	if (c.err_line) {
-		snprintf(err, errlen, "%s:%d: %s", path, c.err_line, c.msg);
-		return -EINVAL;
-	}
-	if (line == -2) {
-		snprintf(err, errlen, "%s: out of memory", path);
-		return -ENOMEM;
-	}
-	if (line > 0) {
-		snprintf(err, errlen, "%s:%d: %s", path, line,
-			 c.msg[0] ? c.msg : "syntax error (expected [section] or "
-			 "key = value)");
-		return -EINVAL;
-	}
+	int rc = ini_file_parse(&f, err, errlen);
+	ini_file_free(&f);
+	if (rc)
+		return rc;
 	for (int i = 0; run_exts[i]; i++) {
 		char e[400];
 		if (run_exts[i]->config_done &&

@@ -234,13 +234,7 @@ static void raise_max_map_count(uint64_t guest_pages)
  * `ksm` command's reply. */
 static json_t *engine_json(struct ksm *k)
 {
-	size_t need = ksm_stats_json(k, NULL, 0) + 1;
-	char *buf = malloc(need + 4096);   /* counters may grow meanwhile */
-	if (!buf)
-		return NULL;
-	size_t n = ksm_stats_json(k, buf, need + 4096);
-	json_t *o = n < need + 4096 ? json_loads(buf, 0, NULL) : NULL;
-	free(buf);
+	json_t *o = ksm_stats_json(k);
 	if (o) {
 		json_object_set_new(o, "vmas", json_integer(hv_vma_count()));
 		json_object_set_new(o, "max_map_count",

@@ -18,28 +18,15 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 #include "cli.h"
+#include "util/cgroup.h"   /* cgroup_read: sysfs, procfs and cgroup files */
 
 /* v1 says "unlimited" as a huge page-rounded number */
 #define V1_UNLIMITED (1ull << 62)
 
-static int read_text(const char *path, char *buf, size_t len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	ssize_t n = read(fd, buf, len - 1);
-	int e = errno;
-	close(fd);
-	if (n < 0)
-		return -e;
-	buf[n] = 0;
-	return 0;
-}
-
 static int read_u64(const char *path, uint64_t *v)
 {
 	char b[64], *end;
-	int rc = read_text(path, b, sizeof(b));
+	int rc = cgroup_read(NULL, path, b, sizeof(b));
 	if (rc)
 		return rc;
 	errno = 0;
@@ -54,7 +41,7 @@ static int read_u64(const char *path, uint64_t *v)
 static int read_key(const char *path, const char *key, uint64_t *v)
 {
 	char b[8192];
-	int rc = read_text(path, b, sizeof(b));
+	int rc = cgroup_read(NULL, path, b, sizeof(b));
 	if (rc)
 		return rc;
 	size_t kl = strlen(key);
@@ -76,7 +63,7 @@ static void find_cgroup(struct host_mem *h)
 {
 	char b[4096], p[HOST_MEM_PATH];
 	snprintf(p, sizeof(p), "%s/proc/self/cgroup", h->root);
-	if (read_text(p, b, sizeof(b)))
+	if (cgroup_read(NULL, p, b, sizeof(b)))
 		return;
 	for (char *l = strtok(b, "\n"); l; l = strtok(NULL, "\n")) {
 		char *c1 = strchr(l, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
@@ -146,7 +133,7 @@ int host_mem_read(struct host_mem *h, uint64_t reserve, struct host_mem_sample *
 	} else if (h->kind == HOST_MEM_V2) {
 		char b[64];
 		cg_path(h, "memory.max", p, sizeof(p));
-		have = !read_text(p, b, sizeof(b));
+		have = !cgroup_read(NULL, p, b, sizeof(b));
 		lim = have && strncmp(b, "max", 3) ? strtoull(b, NULL, 10) : 0;
 		cg_path(h, "memory.current", p, sizeof(p));
 		have = have && !read_u64(p, &use);
@@ -170,7 +157,7 @@ int host_mem_read(struct host_mem *h, uint64_t reserve, struct host_mem_sample *
 	}
 	char b[512];
 	snprintf(p, sizeof(p), "%s/proc/pressure/memory", h->root);
-	if (!read_text(p, b, sizeof(b))) {
+	if (!cgroup_read(NULL, p, b, sizeof(b))) {
 		char *f = strstr(b, "full avg10=");
 		if (!strncmp(b, "some avg10=", 11))
 			s->psi_some10 = strtod(b + 11, NULL);

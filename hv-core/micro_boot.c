@@ -182,8 +182,17 @@ int micro_load(struct hv_vm *vm, char *err, size_t errlen)
 	}
 
 	/* Base-backed RAM may already hold a domain's shared content: clear
-	 * everything the guest expects to find zero below the heap. */
-	memset(vm->ram, 0, heap);
+	 * everything the guest expects to find zero below the heap.  Mapped
+	 * over with zeros (hv_vm_zero), not written: a memset would give
+	 * every VM ~1000 private zero pages that nobody can share (all of
+	 * this range is HV_PF_DEVICE, which ksm leaves alone). */
+	rc = hv_vm_zero(vm, 0, heap);
+	if (rc) {
+		snprintf(err, errlen, "%s: zeroing the low %llu MiB: %s", vm->name,
+			 (unsigned long long)(heap >> 20), strerror(-rc));
+		free(img);
+		return rc;
+	}
 	const Elf64_Ehdr *eh = (const void *)img;
 	const Elf64_Phdr *ph = (const void *)(img + eh->e_phoff);
 	for (unsigned i = 0; i < eh->e_phnum; i++)

@@ -23,6 +23,7 @@
  * frame or base page are queued to join it (kscan_absorb).
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include "internal.h"
@@ -30,6 +31,9 @@
 struct kop {
 	uint8_t kind, npg;
 	uint16_t claimed, ok;   /* bit i: pg[i] */
+	uint8_t npend;          /* joins it adds to frames[frame].pending */
+	bool was_new;           /* queued as new content, which the store
+				 * or base[g] held already */
 	uint8_t slot;
 	int node;
 	uint64_t hash;
@@ -53,8 +57,8 @@ struct kact {
 struct kfollow {
 	unsigned slot;
 	uint64_t hash;
-	uint32_t frame;     /* UINT32_MAX: a base page */
-	uint64_t base_pfn;
+	uint32_t frame;     /* UINT32_MAX: none (a base page not in the store) */
+	uint64_t base_pfn;  /* UINT64_MAX: not a base page */
 };
 
 struct kbatch {
@@ -74,6 +78,9 @@ struct kbatch {
 			       * first act of span i+1 or at span_end */
 	unsigned nspans, span_end;
 	struct ksm_vm *span_vm;
+	/* pages isolated from base[g] before a NEW_BASE (isolate_readers) */
+	struct kiso { struct kpage p; hv_pstate_t old; bool ok; } *iso;
+	unsigned iso_cap;
 	/* hashes of the NEW ops queued: later equal pages wait as candidates
 	 * and join the new content after the flush, instead of making a
 	 * second frame for it.  Open addressing, 2*cap slots, 0 = empty. */
@@ -113,7 +120,7 @@ static void batch_free_arrays(struct kbatch *b)
 {
 	free(b->ops); free(b->bufs); free(b->acts);
 	free(b->vms); free(b->t0); free(b->fu); free(b->pend);
-	free(b->spans); free(b->span_act);
+	free(b->spans); free(b->span_act); free(b->iso);
 }
 
 int kbatch_resize(struct ksm *k, unsigned pages)
@@ -133,8 +140,10 @@ int kbatch_resize(struct ksm *k, unsigned pages)
 	nb.pend = calloc(nb.npend_slots, sizeof(*nb.pend));
 	nb.spans = calloc(2 * (size_t)pages, sizeof(*nb.spans));
 	nb.span_act = calloc(2 * (size_t)pages + 1, sizeof(*nb.span_act));
+	nb.iso_cap = 2 * pages;
+	nb.iso = calloc(nb.iso_cap, sizeof(*nb.iso));
 	if (!nb.ops || !nb.bufs || !nb.acts || !nb.vms || !nb.t0 || !nb.fu ||
-	    !nb.pend || !nb.spans || !nb.span_act ||
+	    !nb.pend || !nb.spans || !nb.span_act || !nb.iso ||
 	    (!b && !(b = calloc(1, sizeof(*b))))) {
 		batch_free_arrays(&nb);
 		return -ENOMEM;
@@ -202,8 +211,10 @@ void kbatch_commit(struct ksm *k, enum kop_kind kind, uint64_t hash,
 		  kind == KOP_JOIN_BASE ? NULL :
 		  b->bufs + (size_t)b->n * KSM_PAGE;
 	b->dom = pg[0].vm->dom;
-	if (kind == KOP_JOIN_FRAME)
-		b->dom->frames[frame].pending++;
+	if (kind == KOP_JOIN_FRAME) {
+		b->dom->frames[frame].pending += npg;
+		op->npend = (uint8_t)npg;
+	}
 	if (kind == KOP_NEW_FRAME || kind == KOP_NEW_BASE)
 		pend_add(b, hash);
 	b->n++;
@@ -285,45 +296,256 @@ static void drop_op(struct kop *op)
 	op->claimed = 0;
 }
 
-/* Step 2: new content goes into the frames memfd or base[g]. */
+static int cmp_iso(const void *a, const void *b)
+{
+	const struct kpage *x = &((const struct kiso *)a)->p;
+	const struct kpage *y = &((const struct kiso *)b)->p;
+
+	if (x->vm->id != y->vm->id)
+		return x->vm->id < y->vm->id ? -1 : 1;
+	if (x->r != y->r)
+		return x->r < y->r ? -1 : 1;
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* The other unwritten pages of each isolated page's 64-page window that
+ * read zeros from base go too: zeros mapped over a whole untouched
+ * stretch are one anonymous VMA, where single pages between file
+ * mappings would be one each.  Claimed like the rest; returns the new n. */
+static unsigned isolate_widen(struct ksm *k, struct kbatch *b, struct kdom *d,
+			      unsigned n)
+{
+	unsigned i, j, total = n;
+	uint64_t e, zmask, pm[64];
+
+	for (i = 0; i < n && total < b->iso_cap; i++) {
+		struct kpage *p = &b->iso[i].p;
+		struct ksm_vm *vm = p->vm;
+		struct ksmvm_range *rg = &vm->r[p->r];
+		uint32_t w0 = p->idx & ~63u, cnt;
+		uint64_t in_iso = 0, g0 = kpage_gpa(vm, p->r, w0) / KSM_PAGE;
+
+		/* one pass per window: skip windows done already */
+		for (j = 0; j < i; j++)
+			if (b->iso[j].p.vm == vm && b->iso[j].p.r == p->r &&
+			    (b->iso[j].p.idx & ~63u) == w0)
+				break;
+		if (j < i)
+			continue;
+		cnt = (uint32_t)(rg->npages - w0 < 64 ? rg->npages - w0 : 64);
+		if (g0 + cnt > d->base_npages ||
+		    kpm_read(k, kpage_hva(vm, p->r, w0), cnt, pm) != 0)
+			continue;
+		zmask = kbase_zero_mask(d, g0, cnt);
+		for (j = 0; j < total; j++)
+			if (b->iso[j].p.vm == vm && b->iso[j].p.r == p->r &&
+			    (b->iso[j].p.idx & ~63u) == w0)
+				in_iso |= 1ULL << (b->iso[j].p.idx - w0);
+		for (j = 0; j < cnt && total < b->iso_cap; j++) {
+			uint32_t idx = w0 + j;
+			hv_pstate_t st = kmap_get(vm, g0 + j);
+
+			e = pm[j];
+			if ((in_iso >> j) & 1 || !((zmask >> j) & 1) ||
+			    kpm_private(e) || hv_ps_state(st) != HV_PAGE_PRIVATE ||
+			    (hv_ps_flags(st) & (HV_PF_BUSY | HV_PF_DEVICE)) ||
+			    kbase_page_elsewhere(vm, p->r, idx, st))
+				continue;
+			b->iso[total].p = (struct kpage){ vm, p->r, idx };
+			if (claim(&b->iso[total].p, &b->iso[total].old))
+				total++;
+		}
+	}
+	return total;
+}
+
+/*
+ * Step 1b.  A NEW_BASE at g needs base[g] unread (merge_base.c), and a VM
+ * that never wrote g reads it: the hole, zeros.  Such pages (an image's
+ * zero pages, memory a guest never touched) would send the merge to a
+ * frame and a VMA per run in every VM that shares it.  So they are
+ * claimed, their VMs paused, each is checked again to still be unwritten
+ * (pagemap), and zeros are mapped over it (ops->zero: anonymous memory,
+ * one call per run): the page reads zeros before and after, and no longer
+ * reads base[g].  They become ZERO pages of ksm's.  A page written
+ * meanwhile is left alone, and then base[g] stays unwritable (prepare
+ * falls back to a frame).
+ */
+static void isolate_readers(struct ksm *k, struct kbatch *b, struct kdom *d)
+{
+	unsigned i, j, got, n = 0, nvms = 0, first, v;
+	uint64_t pfn, t0;
+	int fails = 0;
+
+	if (d->base_fd < 0)
+		return;
+	for (i = 0; i < b->n && n < b->iso_cap; i++) {
+		struct kop *op = &b->ops[i];
+		struct kpage tmp[KSM_GROUP_MAX];
+
+		if (op->kind != KOP_NEW_BASE ||
+		    __builtin_popcount(op->claimed) < 2)
+			continue;
+		pfn = kpage_gpa(op->pg[0].vm, op->pg[0].r, op->pg[0].idx) /
+		      KSM_PAGE;
+		if (pfn >= d->base_npages || d->base_refs[pfn] ||
+		    kbframe_of(d, pfn) != UINT32_MAX ||
+		    kbase_writable(k, d, pfn, op->pg, op->npg))
+			continue;
+		got = kbase_readers(k, d, pfn, op->pg, op->npg, tmp,
+				    KSM_GROUP_MAX);
+		/* what they read now must be zeros, as after */
+		if (got == UINT_MAX || !got || n + got > b->iso_cap ||
+		    !kbase_reads_zero(d, pfn))
+			continue;
+		first = n;
+		for (j = 0; j < got; j++) {
+			b->iso[n].p = tmp[j];
+			if (!claim(&b->iso[n].p, &b->iso[n].old))
+				break;
+			n++;
+		}
+		if (j < got) {   /* someone took one: give this op's back */
+			while (n > first) {
+				n--;
+				unclaim(&b->iso[n].p, b->iso[n].old);
+			}
+		}
+	}
+	if (!n)
+		return;
+	n = isolate_widen(k, b, d, n);
+	qsort(b->iso, n, sizeof(*b->iso), cmp_iso);
+	for (i = 0; i < n; i++) {
+		struct ksm_vm *vm = b->iso[i].p.vm;
+
+		for (v = 0; v < nvms && b->vms[v] != vm; v++)
+			;
+		if (v == nvms)
+			b->vms[nvms++] = vm;
+	}
+	t0 = ksm_now_ns();
+	for (v = 0; v < nvms; v++)
+		b->vms[v]->ops->pause(b->vms[v]->ctx);
+	/* no vCPU runs: a page not written by now stays unwritten (one
+	 * pagemap read per 64-page window: the list is sorted) */
+	for (i = 0; i < n; i = j) {
+		struct kpage *p = &b->iso[i].p;
+		uint32_t w0 = p->idx & ~63u, cnt;
+		uint64_t pm[64];
+		bool got;
+
+		cnt = (uint32_t)(p->vm->r[p->r].npages - w0 < 64 ?
+				 p->vm->r[p->r].npages - w0 : 64);
+		got = kpm_read(k, kpage_hva(p->vm, p->r, w0), cnt, pm) == 0;
+		for (j = i; j < n && b->iso[j].p.vm == p->vm &&
+		     b->iso[j].p.r == p->r && (b->iso[j].p.idx & ~63u) == w0; j++)
+			b->iso[j].ok = got &&
+				       !kpm_private(pm[b->iso[j].p.idx - w0]);
+	}
+	for (i = 0; i < n; i = j) {
+		struct kpage *p = &b->iso[i].p;
+
+		for (j = i + 1; j < n && b->iso[j].p.vm == p->vm &&
+		     b->iso[j].p.r == p->r &&
+		     b->iso[j].p.idx == b->iso[j - 1].p.idx + 1 &&
+		     b->iso[j].ok == b->iso[i].ok; j++)
+			;
+		if (!b->iso[i].ok)
+			continue;
+		kpm_forget(p->vm, kpage_hva(p->vm, p->r, p->idx),
+			   (uint64_t)(j - i) * KSM_PAGE);
+		if (p->vm->ops->zero(p->vm->ctx, kpage_gpa(p->vm, p->r, p->idx),
+				     (uint64_t)(j - i) * KSM_PAGE) != 0) {
+			fails++;
+			for (unsigned m = i; m < j; m++)
+				b->iso[m].ok = false;
+		}
+	}
+	for (v = 0; v < nvms; v++) {
+		b->vms[v]->ops->resume(b->vms[v]->ctx);
+		CTR_ADD(b->vms[v]->c.pauses, 1);
+		kpause_record(&b->vms[v]->pause, ksm_now_ns() - t0);
+	}
+	kpause_record(&k->pause, ksm_now_ns() - t0);
+	CTR_ADD(k->c.pauses, 1);
+	if (fails) {
+		CTR_ADD(k->c.map_failures, fails);
+	}
+	for (i = 0; i < n; i++) {
+		struct kpage *p = &b->iso[i].p;
+		struct ksmvm_range *rg = &p->vm->r[p->r];
+		uint64_t gpfn = kpage_gpa(p->vm, p->r, p->idx) / KSM_PAGE;
+		hv_pstate_t nw;
+
+		if (!b->iso[i].ok) {
+			unclaim(p, b->iso[i].old);
+			continue;
+		}
+		nw = hv_ps_make(HV_PAGE_ZERO, hv_ps_flags(b->iso[i].old) &
+				~HV_PF_BUSY, 0);
+		kmap_cas(p->vm, gpfn, b->iso[i].old | HV_PF_BUSY, nw);
+		rg->own[p->idx] = kown_of(nw);
+		rg->hash[p->idx] = k->zero_hash;
+		rg->pflags[p->idx] &= (uint8_t)~KP_REMAPPED;
+		kbit_clear(rg->todo, p->idx);
+		CTR_ADD(p->vm->c.zero_pages, 1);
+	}
+}
+
+/* Step 2: new content goes into the frames memfd or base[g], unless the
+ * domain's store holds it already (base_frame.c): then the pages join it. */
 static void prepare(struct ksm *k, struct kdom *d, struct kop *op)
 {
 	uint64_t pfn = kpage_gpa(op->pg[0].vm, op->pg[0].r, op->pg[0].idx) /
 		       KSM_PAGE;
 	struct kframe *fr;
+	const uint8_t *p;
+	uint32_t f;
 	uint64_t h;
 
 	switch (op->kind) {
 	case KOP_JOIN_FRAME:
 		fr = &d->frames[op->frame];
-		if (fr->used != KF_LIVE)
+		/* base[g] cannot change under a live base frame; the compare
+		 * only makes that a checked fact, not a promise */
+		if (fr->used != KF_LIVE ||
+		    (fr->bpfn && (!(p = kbase_ptr(d, fr->bpfn - 1)) ||
+				  memcmp(p, op->ref, KSM_PAGE) != 0)))
 			drop_op(op);
 		return;
 	case KOP_JOIN_BASE:
 		return;   /* checked against the final base in base_recheck */
 	case KOP_NEW_BASE:
-		if (__builtin_popcount(op->claimed) < 2) {
-			drop_op(op);
-			return;
-		}
-		op->hash = ksm_hash_page(k, op->ref);
-		if (kbase_hash(k, d, pfn, &h) == 0 && h == op->hash) {
-			op->kind = KOP_JOIN_BASE;   /* already there? */
-			return;                      /* (base_recheck compares) */
-		}
-		if (kbase_writable(k, d, pfn, op->pg, op->npg)) {
-			if (kbase_write(d, pfn, op->ref, op->hash) != 0)
-				drop_op(op);
-			return;
-		}
-		op->kind = KOP_NEW_FRAME;   /* someone reads base[g] */
-		/* fall through */
 	case KOP_NEW_FRAME:
+		op->hash = ksm_hash_page(k, op->ref);
+		if (op->kind == KOP_NEW_BASE && kbase_hash(k, d, pfn, &h) == 0 &&
+		    h == op->hash) {
+			op->kind = KOP_JOIN_BASE;   /* already there? */
+			op->was_new = true;          /* (base_recheck compares) */
+			return;
+		}
+		f = kstore_find(k, d, op->slot, op->hash, op->ref, op->npg);
+		if (f != UINT32_MAX) {
+			op->kind = KOP_JOIN_FRAME;
+			op->frame = f;
+			op->npend = op->npg;
+			op->was_new = true;
+			d->frames[f].pending += op->npg;
+			return;
+		}
 		if (__builtin_popcount(op->claimed) < 2) {
 			drop_op(op);
 			return;
 		}
-		op->hash = ksm_hash_page(k, op->ref);
+		if (op->kind == KOP_NEW_BASE) {
+			if (kbase_writable(k, d, pfn, op->pg, op->npg)) {
+				if (kbase_write(d, pfn, op->ref, op->hash) != 0)
+					drop_op(op);
+				return;
+			}
+			op->kind = KOP_NEW_FRAME;   /* someone reads base[g] */
+		}
 		op->frame = kframe_alloc(d);
 		if (op->frame == UINT32_MAX) {
 			drop_op(op);
@@ -469,7 +691,7 @@ static void commit_page(struct ksm *k, struct kdom *d, struct kop *op,
 {
 	struct kpage *p = &op->pg[i];
 	struct ksm_vm *vm = p->vm;
-	struct kvm_range *rg = &vm->r[p->r];
+	struct ksmvm_range *rg = &vm->r[p->r];
 	uint64_t pfn = kpage_gpa(vm, p->r, p->idx) / KSM_PAGE;
 	unsigned flags = hv_ps_flags(op->old[i]) & ~HV_PF_BUSY;
 	hv_pstate_t nw;
@@ -512,6 +734,9 @@ static void commit(struct ksm *k, struct kbatch *b, struct kdom *d,
 		       KSM_PAGE;
 	unsigned i, nok = 0;
 
+	/* the joins it announced end here, done or not */
+	if (op->kind == KOP_JOIN_FRAME)
+		d->frames[op->frame].pending -= op->npend;
 	if (!op->claimed)
 		return;
 	for (i = 0; i < op->npg; i++) {
@@ -530,18 +755,35 @@ static void commit(struct ksm *k, struct kbatch *b, struct kdom *d,
 				  op->node, nok);
 		if (nok && b->nfu < b->cap)
 			b->fu[b->nfu++] = (struct kfollow){ op->slot, op->hash,
-							     op->frame, 0 };
+							     op->frame, UINT64_MAX };
 		break;
 	case KOP_JOIN_FRAME:
 		for (i = 0; i < nok; i++)
 			kframe_ref(d, op->frame);
+		/* candidates that waited for this content (pending new) */
+		if (nok && op->was_new && b->nfu < b->cap)
+			b->fu[b->nfu++] = (struct kfollow){ op->slot, op->hash,
+				op->frame, d->frames[op->frame].bpfn ?
+				d->frames[op->frame].bpfn - 1 : UINT64_MAX };
 		break;
 	case KOP_NEW_BASE:
-		if (nok && b->nfu < b->cap)
-			b->fu[b->nfu++] = (struct kfollow){ op->slot, op->hash,
-							     UINT32_MAX, pfn };
-		else if (!nok)
+		if (!nok) {
 			kbase_drop_unused(k, d, pfn);
+			break;
+		}
+		kbframe_publish(k, d, pfn, op->hash, op->slot, op->node);
+		if (b->nfu < b->cap)
+			b->fu[b->nfu++] = (struct kfollow){ op->slot, op->hash,
+							     kbframe_of(d, pfn), pfn };
+		break;
+	case KOP_JOIN_BASE:
+		/* base[g] of a pre-populated base, or one published before
+		 * the store could name it: name it now */
+		if (nok)
+			kbframe_publish(k, d, pfn, op->hash, op->slot, op->node);
+		if (nok && op->was_new && b->nfu < b->cap)
+			b->fu[b->nfu++] = (struct kfollow){ op->slot, op->hash,
+							     kbframe_of(d, pfn), pfn };
 		break;
 	default:
 		break;
@@ -558,18 +800,19 @@ void kbatch_flush(struct ksm *k)
 
 	if (!b->n)
 		return;
-	/* 1 + 2: claim, write new content */
+	/* 1: claim; 1b: pages that only read base[g]'s hole move off it;
+	 * 2: write new content */
 	for (i = 0; i < b->n; i++) {
 		struct kop *op = &b->ops[i];
 
-		if (op->kind == KOP_JOIN_FRAME)
-			d->frames[op->frame].pending--;
 		for (j = 0; j < op->npg; j++)
 			if (claim(&op->pg[j], &op->old[j]))
 				op->claimed |= (uint16_t)(1u << j);
-		if (op->claimed)
-			prepare(k, d, op);
 	}
+	isolate_readers(k, b, d);
+	for (i = 0; i < b->n; i++)
+		if (b->ops[i].claimed)
+			prepare(k, d, &b->ops[i]);
 	for (i = 0; i < b->n; i++)
 		base_recheck(k, d, &b->ops[i]);
 	/* collect the VMs to pause */
@@ -627,8 +870,7 @@ void kbatch_flush(struct ksm *k)
 				a->fd = KACT_ZERO;
 			} else if (op->kind == KOP_NEW_FRAME ||
 			    op->kind == KOP_JOIN_FRAME) {
-				a->fd = d->frames_fd;
-				a->off = (uint64_t)op->frame * KSM_PAGE;
+				kframe_loc(d, op->frame, &a->fd, &a->off);
 			} else if (op->kind != KOP_ZERO &&
 				   kpage_off_base(p->vm, p->r, p->idx)) {
 				/* back to the base mapping, not a discard */

@@ -50,13 +50,13 @@ struct kpause {
 	uint64_t ns[KSM_PAUSE_RING];
 };
 
-/* Per-page flags in kvm_range.pflags. */
+/* Per-page flags in ksmvm_range.pflags. */
 #define KP_IN_CAND   0x01u  /* a candidate-table node names this page */
 #define KP_REMAPPED  0x02u  /* the hva maps the frames memfd, not the VM's
 			     * own backing: a discard would not read zero */
 #define KP_SLOT_SHIFT 2     /* bits 2-7: table slot of the candidate */
 
-struct kvm_range {
+struct ksmvm_range {
 	uint64_t gpa, len, npages, nwords;
 	uint8_t *hva;
 	uint64_t *hash;        /* content hash at the last hashing */
@@ -83,7 +83,7 @@ struct ksm_vm {
 	const struct ksm_vm_ops *ops;
 	void *ctx;
 	unsigned nranges;
-	struct kvm_range *r;
+	struct ksmvm_range *r;
 	hv_pstate_t *map;
 	uint64_t map_npages;
 	bool uses_base;   /* RAM is MAP_PRIVATE of dom->base_fd */
@@ -120,6 +120,11 @@ struct kframe {
 	uint8_t used;            /* KF_* */
 	uint8_t slot;
 	struct knode *sn;        /* its stable-table node, or NULL */
+	/* A base frame: the content is base[bpfn - 1] of the domain's base
+	 * memfd, not a page of the frames memfd (0 = a frames-memfd frame).
+	 * refs counts only the pages that map it at another GPA; the pages
+	 * at its own GPA are base_refs (base_frame.c). */
+	uint64_t bpfn;
 };
 
 #define KF_FREE    0u
@@ -150,6 +155,11 @@ struct kdom {
 	uint64_t base_used;      /* g with base_refs[g] > 0 */
 	uint64_t base_data_pages;   /* g with KB_DATA */
 	uint64_t base_sweep_slack;  /* see kbase_sweep() */
+	/* base_frame[g] = 1 + the frame that names base[g] in the content
+	 * store, 0 = none (base_frame.c) */
+	uint32_t *base_frame;
+	uint64_t bframes;           /* LIVE base frames */
+	uint64_t bframes_alone;     /* ... of which base_refs[g] == 0 */
 	uint64_t sweep_left;
 	/* Frames memfd and its frames. */
 	int frames_fd;
@@ -203,9 +213,15 @@ struct ksm {
 	bool running;
 	bool stop_req;
 	pthread_cond_t cv;
+	/* callers waiting for ksm->lock (klock): the scanner hands the lock
+	 * over at its next throttle point, instead of at the end of a pass
+	 * that may take seconds; handoff says the waiters are done */
+	unsigned lock_waiters;
+	pthread_cond_t handoff;
 	uint64_t thr_t0_ns, thr_cpu0_ns, thr_hashed0;
 	uint64_t cpu_mark_ns;     /* thread CPU at the start of this call */
 	struct kengine *ke;
+	const struct kengine_ops *eng;
 	bool destroying;
 	/* releases from ksm_page_released(), applied by the next pass */
 	pthread_mutex_t rel_mu;
@@ -213,9 +229,14 @@ struct ksm {
 	unsigned nrel, relcap;
 };
 
+/* ---- ksm.c: ksm->lock for callers other than the scanner */
+void klock(struct ksm *k);
+void kunlock(struct ksm *k);
+
 /* ---- time, rcu (tables.c) */
 uint64_t ksm_now_ns(void);
 uint64_t ksm_thread_cpu_ns(void);
+void kcond_wait_ns(pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t ns);
 void ksm_rcu_online(void);
 void ksm_rcu_offline(void);
 void ksm_rcu_quiescent(void);
@@ -304,7 +325,7 @@ static inline bool kbit_test(const uint64_t *bm, uint64_t i)
 	return (bm[i / 64] >> (i % 64)) & 1;
 }
 /* Finds the range and index of a GPA in a VM; false when not RAM. */
-bool kvm_locate(const struct ksm_vm *vm, uint64_t gpa, uint32_t *r,
+bool ksmvm_locate(const struct ksm_vm *vm, uint64_t gpa, uint32_t *r,
 		uint32_t *idx);
 
 /* ---- domain.c */
@@ -313,7 +334,7 @@ struct kdom *kdom_get(struct ksm *k, unsigned id, int base_fd,
 void kdom_put(struct ksm *k, struct kdom *d);
 void kdom_free_all(struct ksm *k);
 int kdom_grow_base(struct kdom *d, uint64_t npages);
-void kvm_put(struct ksm *k, struct ksm_vm *vm);
+void ksmvm_put(struct ksm *k, struct ksm_vm *vm);
 
 /* ---- numa.c */
 unsigned knuma_slots(const struct ksm *k);
@@ -333,6 +354,20 @@ void kframe_commit_new(struct ksm *k, struct kdom *d, uint32_t f,
 		       uint64_t hash, unsigned slot, int node, unsigned refs);
 void kframe_ref(struct kdom *d, uint32_t f);
 void kframe_unref(struct ksm *k, struct kdom *d, uint32_t f);
+/* Where the frame's content lives: the frames memfd, or the base memfd
+ * for a base frame. */
+void kframe_loc(const struct kdom *d, uint32_t f, int *fd, uint64_t *off);
+
+/* ---- base_frame.c: base pages as frames of the one content store */
+static inline uint32_t kbframe_of(const struct kdom *d, uint64_t pfn)
+{
+	return d->base_frame && pfn < d->base_npages && d->base_frame[pfn] ?
+	       d->base_frame[pfn] - 1 : UINT32_MAX;
+}
+void kbframe_publish(struct ksm *k, struct kdom *d, uint64_t pfn,
+		     uint64_t hash, unsigned slot, int node);
+uint32_t kstore_find(struct ksm *k, struct kdom *d, unsigned slot,
+		     uint64_t hash, const uint8_t *bytes, unsigned npg);
 
 /* ---- merge_base.c */
 int kbase_init(struct ksm *k, struct kdom *d);
@@ -345,6 +380,13 @@ const uint8_t *kbase_ptr(const struct kdom *d, uint64_t pfn);
 struct kpage;
 bool kbase_writable(struct ksm *k, struct kdom *d, uint64_t pfn,
 		    const struct kpage *mine, unsigned nmine);
+bool kbase_page_elsewhere(const struct ksm_vm *vm, uint32_t r, uint32_t idx,
+			  hv_pstate_t st);
+bool kbase_reads_zero(struct kdom *d, uint64_t pfn);
+uint64_t kbase_zero_mask(struct kdom *d, uint64_t p0, unsigned n);
+unsigned kbase_readers(struct ksm *k, struct kdom *d, uint64_t pfn,
+		       const struct kpage *mine, unsigned nmine,
+		       struct kpage *out, unsigned max);
 unsigned kbase_group(struct ksm *k, const struct ksm_vm *vm, uint64_t pfn,
 		     struct kpage *out, unsigned max,
 		     bool (*match)(struct ksm *k, const struct kpage *p,
@@ -356,6 +398,8 @@ void kbase_ref(struct kdom *d, uint64_t pfn);
 void kbase_drop_unused(struct ksm *k, struct kdom *d, uint64_t pfn);
 void kbase_unref(struct ksm *k, struct kdom *d, uint64_t pfn,
 		 const struct ksm_vm *leaving);
+void kbase_left(struct ksm *k, struct kdom *d, uint64_t pfn,
+		const struct ksm_vm *leaving);
 
 /* ---- zero.c */
 bool kzero_discardable(const struct ksm_vm *vm, uint32_t r, uint32_t idx);
@@ -394,6 +438,8 @@ void kunshare_page_state(struct ksm *k, struct ksm_vm *vm, uint32_t r,
 
 /* ---- unshare.c: releases queued by ksm_page_released() */
 void krel_drain(struct ksm *k);
+bool krel_pending(struct ksm *k);
+bool krel_queued(struct ksm *k, struct ksm_vm *vm, uint64_t gpa);
 void krel_purge_vm(struct ksm *k, struct ksm_vm *vm);
 static inline uint32_t kown_of(hv_pstate_t st)
 {
@@ -409,15 +455,25 @@ void kscan_absorb(struct ksm *k, struct kdom *d, unsigned slot,
 void kstats_fill(struct ksm *k, const struct kctr *c, struct kpause *p,
 		 struct ksm_stats *st);
 
-/* ---- kernel_engine.c */
-int kengine_create(struct ksm *k, char *err, size_t errlen);
-void kengine_destroy(struct ksm *k);
-int kengine_add_vm(struct ksm *k, struct ksm_vm *vm);
-void kengine_remove_vm(struct ksm *k, struct ksm_vm *vm);
-int kengine_start(struct ksm *k);
-void kengine_stop(struct ksm *k);
-int kengine_scan_pass(struct ksm *k);
-int kengine_apply_tunables(struct ksm *k);
-void kengine_stats(struct ksm *k, struct ksm_stats *st);
+/* ---- the engines: dense (dense_engine.c) and kernel (kernel_engine.c).
+ * add_vm, remove_vm and start run under ksm->lock; stop and scan_pass
+ * take it themselves. */
+struct kengine_ops {
+	const char *name;
+	int (*create)(struct ksm *k, char *err, size_t errlen);
+	void (*destroy)(struct ksm *k);
+	int (*add_vm)(struct ksm *k, struct ksm_vm *vm, unsigned domain,
+		      int base_fd, uint64_t gpa_end, char *err, size_t errlen);
+	void (*remove_vm)(struct ksm *k, struct ksm_vm *vm);
+	int (*start)(struct ksm *k);
+	void (*stop)(struct ksm *k);
+	int (*scan_pass)(struct ksm *k);
+	int (*apply_tunables)(struct ksm *k);   /* NULL: nothing outside */
+	void (*stats)(struct ksm *k, struct ksm_stats *st);
+	int (*self_check)(struct ksm *k, char *err, size_t errlen);
+};
+extern const struct kengine_ops kengine_dense, kengine_kernel;
+void kdense_stats(struct ksm *k, struct ksm_stats *st);
+int kdense_self_check(struct ksm *k, char *err, size_t errlen);
 
 #endif

@@ -69,6 +69,21 @@ static int lock_take(struct kengine *ke)
 	return 0;
 }
 
+bool ksm_kernel_engine_busy(void)
+{
+	static const char *const locks[] = { KSM_LOCK, KSM_LOCK_FALLBACK };
+	bool busy = false;
+	/* both: lock_take uses the fallback where /run/lock cannot be opened */
+	for (int i = 0; i < 2 && !busy; i++) {
+		int fd = open(locks[i], O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			continue;   /* never made: nobody holds it */
+		busy = flock(fd, LOCK_EX | LOCK_NB) != 0;
+		close(fd);   /* releases it if it was ours to take */
+	}
+	return busy;
+}
+
 static void lock_drop(struct kengine *ke)
 {
 	if (ke->lock_fd >= 0)
@@ -173,7 +188,9 @@ static double ksmd_cpu_seconds(int pid)
 	return (double)(ut + stt) / (double)sysconf(_SC_CLK_TCK);
 }
 
-int kengine_create(struct ksm *k, char *err, size_t errlen)
+static void kengine_stop(struct ksm *k);
+
+static int kengine_create(struct ksm *k, char *err, size_t errlen)
 {
 	char buf[32];
 
@@ -190,26 +207,34 @@ int kengine_create(struct ksm *k, char *err, size_t errlen)
 	return 0;
 }
 
-void kengine_destroy(struct ksm *k)
+static void kengine_destroy(struct ksm *k)
 {
 	kengine_stop(k);
 	free(k->ke);
 	k->ke = NULL;
 }
 
-int kengine_add_vm(struct ksm *k, struct ksm_vm *vm)
+static int kengine_add_vm(struct ksm *k, struct ksm_vm *vm, unsigned domain,
+			  int base_fd, uint64_t gpa_end, char *err,
+			  size_t errlen)
 {
 	uint32_t r;
 
 	(void)k;
+	(void)domain;   /* Linux KSM has no domains: one per host */
+	(void)base_fd;
+	(void)gpa_end;
 	for (r = 0; r < vm->nranges; r++)
-		if (madvise(vm->r[r].hva, vm->r[r].len, MADV_MERGEABLE) != 0)
+		if (madvise(vm->r[r].hva, vm->r[r].len, MADV_MERGEABLE) != 0) {
+			snprintf(err, errlen, "ksm: MADV_MERGEABLE on vm '%s': %s",
+				 vm->name, strerror(errno));
 			return -errno;
+		}
 	return 0;
 }
 
 /* The VM is stopped: unmerging would only allocate its pages again. */
-void kengine_remove_vm(struct ksm *k, struct ksm_vm *vm)
+static void kengine_remove_vm(struct ksm *k, struct ksm_vm *vm)
 {
 	(void)k;
 	(void)vm;
@@ -217,7 +242,7 @@ void kengine_remove_vm(struct ksm *k, struct ksm_vm *vm)
 
 /* Under k->lock.  Errors from values the kernel refuses while pages are
  * merged (max_page_sharing, merge_across_nodes) are reported. */
-int kengine_apply_tunables(struct ksm *k)
+static int kengine_apply_tunables(struct ksm *k)
 {
 	char v[32];
 	uint64_t pts;
@@ -249,7 +274,7 @@ int kengine_apply_tunables(struct ksm *k)
 	return ret;
 }
 
-int kengine_start(struct ksm *k)
+static int kengine_start(struct ksm *k)
 {
 	struct kengine *ke = k->ke;
 	unsigned i;
@@ -276,7 +301,7 @@ int kengine_start(struct ksm *k)
 	return ret;
 }
 
-void kengine_stop(struct ksm *k)
+static void kengine_stop(struct ksm *k)
 {
 	struct kengine *ke = k->ke;
 	unsigned i;
@@ -295,7 +320,7 @@ void kengine_stop(struct ksm *k)
 }
 
 /* Waits for ksmd's next full scan (its pass), up to 60 s. */
-int kengine_scan_pass(struct ksm *k)
+static int kengine_scan_pass(struct ksm *k)
 {
 	uint64_t start = sys_u64("full_scans"), t0 = ksm_now_ns();
 	char run[8];
@@ -311,7 +336,7 @@ int kengine_scan_pass(struct ksm *k)
 	return 0;
 }
 
-void kengine_stats(struct ksm *k, struct ksm_stats *st)
+static void kengine_stats(struct ksm *k, struct ksm_stats *st)
 {
 	uint64_t shared = sys_u64("pages_shared");
 	uint64_t sharing = sys_u64("pages_sharing");
@@ -338,3 +363,35 @@ void kengine_stats(struct ksm *k, struct ksm_stats *st)
 	}
 	st->bytes_saved = (sharing + st->zero_pages) * KSM_PAGE;
 }
+
+/* ksm_stop: always writes run=0, even if never started. */
+static void kernel_stop(struct ksm *k)
+{
+	klock(k);
+	kengine_stop(k);
+	k->running = false;
+	kunlock(k);
+}
+
+/* The kernel keeps its own invariants. */
+static int kernel_self_check(struct ksm *k, char *err, size_t errlen)
+{
+	(void)k;
+	(void)err;
+	(void)errlen;
+	return 0;
+}
+
+const struct kengine_ops kengine_kernel = {
+	.name = "kernel",
+	.create = kengine_create,
+	.destroy = kengine_destroy,
+	.add_vm = kengine_add_vm,
+	.remove_vm = kengine_remove_vm,
+	.start = kengine_start,
+	.stop = kernel_stop,
+	.scan_pass = kengine_scan_pass,
+	.apply_tunables = kengine_apply_tunables,
+	.stats = kengine_stats,
+	.self_check = kernel_self_check,
+};

@@ -1,11 +1,12 @@
 /*
- * ksm.c - the engine's lifecycle: create/destroy, VM registration, the
- * scanner thread, and the tunables.
+ * ksm.c - what both engines share: create/destroy, VM registration (the
+ * per-page arrays), start/stop/pass dispatched to the engine's ops
+ * (dense_engine.c, kernel_engine.c), the tunables, and klock().
  *
- * Locking: ksm->lock is held by every writer: a scan pass (released only
- * while a throttled pass sleeps, after flushing its batch), add/remove,
- * set_tunable and the self-check.  The scanner waits on ksm->cv, so
- * ksm_stop wakes it at once.
+ * Locking: ksm->lock is held by every writer: a scan pass (released while
+ * a throttled pass sleeps, after flushing its batch, and handed to klock()
+ * waiters at its throttle points), add/remove, set_tunable and the
+ * self-check.  The scanner waits on ksm->cv, so ksm_stop wakes it at once.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,62 +33,10 @@ void ksm_config_default(struct ksm_config *cfg)
 
 const char *ksm_engine_name(const struct ksm *k)
 {
-	return k->cfg.engine == KSM_ENGINE_KERNEL ? "kernel" : "dense";
+	return k->eng->name;
 }
 
 /* ------------------------------------------------------------ tunables */
-
-struct tunable {
-	const char *name;
-	uint64_t min, max;
-};
-
-static const struct tunable tunables[] = {
-	{ "pages_per_sec", 0, UINT64_MAX / 1000000000ULL },
-	{ "cpu_percent", 0, 100 },
-	{ "batch_pages", 2, 4096 },
-	{ "volatile_passes", 0, 255 },
-	{ "max_sharers", 2, HV_PS_FRAME_MAX },
-	{ "merge_across_nodes", 0, 1 },
-	{ "sleep_ms", 0, 60000 },
-	{ "dirty_ms", 0, 60000 },
-};
-#define NTUNABLES (sizeof(tunables) / sizeof(tunables[0]))
-
-const char *const *ksm_tunable_names(void)
-{
-	static const char *names[NTUNABLES + 1];
-	unsigned i;
-
-	for (i = 0; i < NTUNABLES; i++)
-		names[i] = tunables[i].name;
-	names[NTUNABLES] = NULL;
-	return names;
-}
-
-static uint64_t tunable_get(const struct ksm *k, unsigned i)
-{
-	switch (i) {
-	case 0: return k->cfg.pages_per_sec;
-	case 1: return k->cfg.cpu_percent;
-	case 2: return k->cfg.batch_pages;
-	case 3: return k->cfg.volatile_passes;
-	case 4: return k->cfg.max_sharers;
-	case 5: return k->cfg.merge_across_nodes;
-	case 6: return k->cfg.sleep_ms;
-	default: return __atomic_load_n(&k->cfg.dirty_ms, __ATOMIC_RELAXED);
-	}
-}
-
-static int find_tunable(const char *name)
-{
-	unsigned i;
-
-	for (i = 0; i < NTUNABLES; i++)
-		if (name && strcmp(name, tunables[i].name) == 0)
-			return (int)i;
-	return -1;
-}
 
 /* Rebuilds every domain's tables for a new slot count.  Only allowed
  * with nothing merged (like Linux's merge_across_nodes): candidates are
@@ -121,7 +70,7 @@ static int change_slots(struct ksm *k, bool across, char *err, size_t errlen)
 	}
 	for (vm = k->vms; vm; vm = vm->next)
 		for (r = 0; r < vm->nranges; r++) {
-			struct kvm_range *rg = &vm->r[r];
+			struct ksmvm_range *rg = &vm->r[r];
 			uint64_t i;
 
 			for (i = 0; i < rg->npages; i++) {
@@ -132,17 +81,129 @@ static int change_slots(struct ksm *k, bool across, char *err, size_t errlen)
 	return 0;
 }
 
+/* Setters and getters, under ksm->lock.  Values the scanner reads
+ * without the lock are stored relaxed. */
+#define RELAXED_SETTER(field, type)					\
+	static int set_##field(struct ksm *k, uint64_t v, char *err,	\
+			       size_t errlen)				\
+	{								\
+		(void)err;						\
+		(void)errlen;						\
+		__atomic_store_n(&k->cfg.field, (type)v, __ATOMIC_RELAXED); \
+		return 0;						\
+	}
+RELAXED_SETTER(pages_per_sec, uint64_t)
+RELAXED_SETTER(cpu_percent, unsigned)
+RELAXED_SETTER(volatile_passes, unsigned)
+RELAXED_SETTER(dirty_ms, unsigned)
+
+static int set_batch_pages(struct ksm *k, uint64_t v, char *err,
+			   size_t errlen)
+{
+	if (k->cfg.engine == KSM_ENGINE_DENSE && v != k->cfg.batch_pages &&
+	    kbatch_resize(k, (unsigned)v) != 0) {
+		snprintf(err, errlen, "ksm: batch_pages: out of memory");
+		return -ENOMEM;
+	}
+	k->cfg.batch_pages = (unsigned)v;
+	return 0;
+}
+
+static int set_max_sharers(struct ksm *k, uint64_t v, char *err,
+			   size_t errlen)
+{
+	(void)err;
+	(void)errlen;
+	k->cfg.max_sharers = (unsigned)v;
+	return 0;
+}
+
+static int set_merge_across_nodes(struct ksm *k, uint64_t v, char *err,
+				  size_t errlen)
+{
+	if ((bool)v == k->cfg.merge_across_nodes)
+		return 0;
+	if (k->cfg.engine == KSM_ENGINE_DENSE)
+		return change_slots(k, v != 0, err, errlen);
+	k->cfg.merge_across_nodes = v != 0;
+	return 0;
+}
+
+static int set_sleep_ms(struct ksm *k, uint64_t v, char *err, size_t errlen)
+{
+	(void)err;
+	(void)errlen;
+	k->cfg.sleep_ms = (unsigned)v;
+	pthread_cond_broadcast(&k->cv);   /* a sleeping scanner sees it now */
+	return 0;
+}
+
+#define GETTER(field)							\
+	static uint64_t get_##field(const struct ksm *k)		\
+	{								\
+		return __atomic_load_n(&k->cfg.field, __ATOMIC_RELAXED); \
+	}
+GETTER(pages_per_sec)
+GETTER(cpu_percent)
+GETTER(batch_pages)
+GETTER(volatile_passes)
+GETTER(max_sharers)
+GETTER(merge_across_nodes)
+GETTER(sleep_ms)
+GETTER(dirty_ms)
+
+struct tunable {
+	const char *name;
+	uint64_t min, max;
+	uint64_t (*get)(const struct ksm *k);
+	int (*set)(struct ksm *k, uint64_t v, char *err, size_t errlen);
+};
+
+#define TUNABLE(field, lo, hi) { #field, lo, hi, get_##field, set_##field }
+static const struct tunable tunables[] = {
+	TUNABLE(pages_per_sec, 0, UINT64_MAX / 1000000000ULL),
+	TUNABLE(cpu_percent, 0, 100),
+	TUNABLE(batch_pages, 2, 4096),
+	TUNABLE(volatile_passes, 0, 255),
+	TUNABLE(max_sharers, 2, HV_PS_FRAME_MAX),
+	TUNABLE(merge_across_nodes, 0, 1),
+	TUNABLE(sleep_ms, 0, 60000),
+	TUNABLE(dirty_ms, 0, 60000),
+};
+#define NTUNABLES (sizeof(tunables) / sizeof(tunables[0]))
+
+const char *const *ksm_tunable_names(void)
+{
+	static const char *names[NTUNABLES + 1];
+	unsigned i;
+
+	for (i = 0; i < NTUNABLES; i++)
+		names[i] = tunables[i].name;
+	names[NTUNABLES] = NULL;
+	return names;
+}
+
+static const struct tunable *find_tunable(const char *name)
+{
+	unsigned i;
+
+	for (i = 0; i < NTUNABLES; i++)
+		if (name && strcmp(name, tunables[i].name) == 0)
+			return &tunables[i];
+	return NULL;
+}
+
 int ksm_set_tunable(struct ksm *k, const char *name, const char *value,
 		    char *err, size_t errlen)
 {
+	const struct tunable *t = find_tunable(name);
 	unsigned long long v;
 	char *end;
-	int i, ret = 0;
+	int ret;
 
 	if (errlen)
 		err[0] = 0;
-	i = find_tunable(name);
-	if (i < 0) {
+	if (!t) {
 		snprintf(err, errlen, "ksm: unknown tunable '%s'",
 			 name ? name : "(null)");
 		return -ENOENT;
@@ -150,70 +211,33 @@ int ksm_set_tunable(struct ksm *k, const char *name, const char *value,
 	errno = 0;
 	v = value ? strtoull(value, &end, 10) : 0;
 	if (!value || !*value || *end || errno || value[0] == '-' ||
-	    v < tunables[i].min || v > tunables[i].max) {
+	    v < t->min || v > t->max) {
 		snprintf(err, errlen, "ksm: %s must be an integer in [%llu, %llu], "
-			 "not '%s'", name, (unsigned long long)tunables[i].min,
-			 (unsigned long long)tunables[i].max,
-			 value ? value : "(null)");
+			 "not '%s'", name, (unsigned long long)t->min,
+			 (unsigned long long)t->max, value ? value : "(null)");
 		return -EINVAL;
 	}
-	pthread_mutex_lock(&k->lock);
+	klock(k);
 	ksm_rcu_online();
-	switch (i) {
-	case 0: __atomic_store_n(&k->cfg.pages_per_sec, v, __ATOMIC_RELAXED);
-		break;
-	case 1: __atomic_store_n(&k->cfg.cpu_percent, (unsigned)v,
-				 __ATOMIC_RELAXED);
-		break;
-	case 2: if (k->cfg.engine == KSM_ENGINE_DENSE &&
-		    v != k->cfg.batch_pages) {
-			ret = kbatch_resize(k, (unsigned)v);
-			if (ret) {
-				snprintf(err, errlen, "ksm: batch_pages: out of "
-					 "memory");
-				break;
-			}
-		}
-		k->cfg.batch_pages = (unsigned)v;
-		break;
-	case 3: __atomic_store_n(&k->cfg.volatile_passes, (unsigned)v,
-				 __ATOMIC_RELAXED);
-		break;
-	case 4: k->cfg.max_sharers = (unsigned)v;
-		break;
-	case 5: if ((bool)v != k->cfg.merge_across_nodes) {
-			if (k->cfg.engine == KSM_ENGINE_DENSE)
-				ret = change_slots(k, v != 0, err, errlen);
-			else
-				k->cfg.merge_across_nodes = v != 0;
-		}
-		break;
-	case 6: k->cfg.sleep_ms = (unsigned)v;
-		pthread_cond_broadcast(&k->cv);
-		break;
-	default: __atomic_store_n(&k->cfg.dirty_ms, (unsigned)v,
-				  __ATOMIC_RELAXED);
-		break;
-	}
-	if (!ret && k->cfg.engine == KSM_ENGINE_KERNEL) {
-		ret = kengine_apply_tunables(k);
+	ret = t->set(k, v, err, errlen);
+	if (!ret && k->eng->apply_tunables) {
+		ret = k->eng->apply_tunables(k);
 		if (ret)
 			snprintf(err, errlen, "ksm: /sys/kernel/mm/ksm refused "
 				 "%s=%s: %s", name, value, strerror(-ret));
 	}
 	ksm_rcu_offline();
-	pthread_mutex_unlock(&k->lock);
+	kunlock(k);
 	return ret;
 }
 
 int ksm_get_tunable(struct ksm *k, const char *name, char *buf, size_t len)
 {
-	int i = find_tunable(name);
+	const struct tunable *t = find_tunable(name);
 
-	if (i < 0)
+	if (!t)
 		return -ENOENT;
-	snprintf(buf, len, "%llu",
-		 (unsigned long long)tunable_get(k, (unsigned)i));
+	snprintf(buf, len, "%llu", (unsigned long long)t->get(k));
 	return 0;
 }
 
@@ -259,6 +283,7 @@ int ksm_create(const struct ksm_config *cfg, struct ksm **out, char *err,
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&k->cv, &ca);
+	pthread_cond_init(&k->handoff, &ca);
 	pthread_condattr_destroy(&ca);
 	k->next_vm_id = 1;
 	k->real_nodes = numa_available() < 0 ? 1 :
@@ -271,10 +296,9 @@ int ksm_create(const struct ksm_config *cfg, struct ksm **out, char *err,
 		goto fail;
 	}
 	k->zero_hash = ksm_hash_page(k, ksm_zero_page);
-	if (cfg->engine == KSM_ENGINE_KERNEL)
-		ret = kengine_create(k, err, errlen);
-	else if ((ret = kbatch_init(k)) != 0)
-		snprintf(err, errlen, "ksm: out of memory for batches");
+	k->eng = cfg->engine == KSM_ENGINE_KERNEL ? &kengine_kernel :
+						     &kengine_dense;
+	ret = k->eng->create(k, err, errlen);
 	if (ret)
 		goto fail;
 	*out = k;
@@ -300,13 +324,12 @@ void ksm_destroy(struct ksm *k)
 	ktab_reclaim(k);
 	ksm_rcu_offline();
 	pthread_mutex_unlock(&k->lock);
-	if (k->ke)
-		kengine_destroy(k);
-	kbatch_free(k);
+	k->eng->destroy(k);
 	close(k->pagemap_fd);
 	free(k->rel);
 	pthread_mutex_destroy(&k->rel_mu);
 	pthread_cond_destroy(&k->cv);
+	pthread_cond_destroy(&k->handoff);
 	pthread_mutex_destroy(&k->pause.mu);
 	pthread_rwlock_destroy(&k->list_lock);
 	pthread_mutex_destroy(&k->lock);
@@ -323,7 +346,7 @@ static int vm_alloc_ranges(struct ksm_vm *vm, const struct hv_ram_range *rr,
 		return -ENOMEM;
 	vm->nranges = n;
 	for (i = 0; i < n; i++) {
-		struct kvm_range *rg = &vm->r[i];
+		struct ksmvm_range *rg = &vm->r[i];
 		uint64_t np = rr[i].len / KSM_PAGE, w;
 
 		if ((rr[i].gpa | rr[i].len | (uintptr_t)rr[i].hva) %
@@ -355,53 +378,6 @@ static int vm_alloc_ranges(struct ksm_vm *vm, const struct hv_ram_range *rr,
 	return 0;
 }
 
-/* Pages already in a shared state when the VM arrives: only ZERO, and
- * BASE on the domain's base, can be taken over. */
-static int vm_adopt_states(struct ksm *k, struct ksm_vm *vm, char *err,
-			   size_t errlen)
-{
-	uint32_t r;
-	uint64_t i, pfn;
-
-	for (r = 0; r < vm->nranges; r++)
-		for (i = 0; i < vm->r[r].npages; i++) {
-			hv_pstate_t st;
-
-			pfn = kpage_gpa(vm, r, (uint32_t)i) / KSM_PAGE;
-			if (pfn >= vm->map_npages) {
-				snprintf(err, errlen, "ksm: vm '%s': page-state map "
-					 "(%llu pages) does not cover its RAM",
-					 vm->name,
-					 (unsigned long long)vm->map_npages);
-				return -EINVAL;
-			}
-			st = kmap_get(vm, pfn);
-			switch (hv_ps_state(st)) {
-			case HV_PAGE_ZERO:
-				CTR_ADD(vm->c.zero_pages, 1);
-				vm->r[r].own[i] = kown_of(st);
-				break;
-			case HV_PAGE_BASE:
-				if (vm->uses_base) {
-					vm->r[r].own[i] = kown_of(st);
-					kbase_ref(vm->dom, pfn);
-					CTR_ADD(vm->c.pages_sharing, 1);
-					CTR_ADD(vm->c.base_pages, 1);
-					break;
-				}
-				/* fall through */
-			case HV_PAGE_FRAME:
-				snprintf(err, errlen, "ksm: vm '%s' gpa %#llx is "
-					 "already shared through frames ksm does "
-					 "not own", vm->name,
-					 (unsigned long long)(pfn * KSM_PAGE));
-				return -EEXIST;
-			}
-		}
-	(void)k;
-	return 0;
-}
-
 int ksm_add_vm(struct ksm *k, const struct ksm_vm_ops *ops, void *ctx,
 	       unsigned domain, struct ksm_vm **out, char *err, size_t errlen)
 {
@@ -409,7 +385,6 @@ int ksm_add_vm(struct ksm *k, const struct ksm_vm_ops *ops, void *ctx,
 	struct ksm_vm *vm, **pp;
 	uint64_t gpa_end = 0;
 	unsigned n, i;
-	struct stat st;
 	int ret, base_fd;
 
 	if (errlen)
@@ -436,7 +411,7 @@ int ksm_add_vm(struct ksm *k, const struct ksm_vm_ops *ops, void *ctx,
 	if (!rr || !n || !vm->map) {
 		snprintf(err, errlen, "ksm: vm '%s' has no RAM ranges or map",
 			 vm->name);
-		kvm_put(k, vm);
+		ksmvm_put(k, vm);
 		return -EINVAL;
 	}
 	ret = vm_alloc_ranges(vm, rr, n);
@@ -444,7 +419,7 @@ int ksm_add_vm(struct ksm *k, const struct ksm_vm_ops *ops, void *ctx,
 		snprintf(err, errlen, "ksm: vm '%s': %s", vm->name,
 			 ret == -EINVAL ? "RAM range not page aligned"
 					: "out of memory");
-		kvm_put(k, vm);
+		ksmvm_put(k, vm);
 		return ret;
 	}
 	for (i = 0; i < n; i++)
@@ -452,32 +427,9 @@ int ksm_add_vm(struct ksm *k, const struct ksm_vm_ops *ops, void *ctx,
 			gpa_end = rr[i].gpa + rr[i].len;
 	base_fd = ops->base_memfd(ctx);
 
-	pthread_mutex_lock(&k->lock);
+	klock(k);
 	ksm_rcu_online();
-	if (k->cfg.engine == KSM_ENGINE_KERNEL) {
-		ret = kengine_add_vm(k, vm);
-		if (ret)
-			snprintf(err, errlen, "ksm: MADV_MERGEABLE on vm '%s': %s",
-				 vm->name, strerror(-ret));
-	} else {
-		vm->dom = kdom_get(k, domain, base_fd, gpa_end, err, errlen);
-		if (!vm->dom) {
-			ret = -ENOMEM;
-		} else {
-			vm->read_pass = vm->prev_read_pass = UINT32_MAX;
-			vm->anon = base_fd < 0;
-			vm->uses_base = base_fd >= 0 && fstat(base_fd, &st) == 0 &&
-					st.st_dev == vm->dom->base_dev &&
-					st.st_ino == vm->dom->base_ino;
-			ret = vm_adopt_states(k, vm, err, errlen);
-			if (!ret && ops->dirty_enable &&
-			    (ret = ops->dirty_enable(ctx, true)) != 0)
-				snprintf(err, errlen, "ksm: vm '%s': dirty log: %s",
-					 vm->name, strerror(-ret));
-			if (ret)
-				kdom_put(k, vm->dom);
-		}
-	}
+	ret = k->eng->add_vm(k, vm, domain, base_fd, gpa_end, err, errlen);
 	if (!ret) {
 		vm->id = k->next_vm_id++;
 		pthread_rwlock_wrlock(&k->list_lock);
@@ -487,9 +439,9 @@ int ksm_add_vm(struct ksm *k, const struct ksm_vm_ops *ops, void *ctx,
 		pthread_rwlock_unlock(&k->list_lock);
 	}
 	ksm_rcu_offline();
-	pthread_mutex_unlock(&k->lock);
+	kunlock(k);
 	if (ret) {
-		kvm_put(k, vm);
+		ksmvm_put(k, vm);
 		return ret;
 	}
 	*out = vm;
@@ -499,8 +451,6 @@ int ksm_add_vm(struct ksm *k, const struct ksm_vm_ops *ops, void *ctx,
 static void vm_remove_locked(struct ksm *k, struct ksm_vm *vm)
 {
 	struct ksm_vm **pp;
-	uint32_t r;
-	uint64_t i;
 
 	pthread_rwlock_wrlock(&k->list_lock);
 	for (pp = &k->vms; *pp && *pp != vm; pp = &(*pp)->next)
@@ -509,129 +459,59 @@ static void vm_remove_locked(struct ksm *k, struct ksm_vm *vm)
 		*pp = vm->next;
 	pthread_rwlock_unlock(&k->list_lock);
 	vm->dead = true;
-	if (k->cfg.engine == KSM_ENGINE_KERNEL) {
-		kengine_remove_vm(k, vm);
-	} else if (vm->dom) {
-		krel_purge_vm(k, vm);
-		kcand_del_vm(k, vm);
-		for (r = 0; r < vm->nranges; r++)
-			for (i = 0; i < vm->r[r].npages; i++) {
-				uint64_t pfn = kpage_gpa(vm, r, (uint32_t)i) /
-					       KSM_PAGE;
-
-				if (vm->r[r].own[i])
-					kunshare_page_state(k, vm, r, (uint32_t)i,
-							    kmap_get(vm, pfn), true);
-			}
-		if (vm->ops->dirty_enable && !k->destroying)
-			vm->ops->dirty_enable(vm->ctx, false);
-		kdom_put(k, vm->dom);
-		vm->dom = NULL;
-	}
-	kvm_put(k, vm);
+	k->eng->remove_vm(k, vm);
+	ksmvm_put(k, vm);
 }
 
 void ksm_remove_vm(struct ksm *k, struct ksm_vm *vm)
 {
 	if (!vm)
 		return;
-	pthread_mutex_lock(&k->lock);
+	klock(k);
 	ksm_rcu_online();
 	vm_remove_locked(k, vm);
 	ksm_rcu_offline();
-	pthread_mutex_unlock(&k->lock);
+	kunlock(k);
 }
 
 /* ------------------------------------------------------------- scanner */
 
-int ksm_scan_pass(struct ksm *k)
+/* ksm->lock for a caller other than the scanner (self-check, tunables,
+ * VMs coming and going, stop): a pass can hold the lock for seconds, so
+ * the scanner lets waiters in at its next throttle point (scan.c) and
+ * waits on handoff until they are done. */
+void klock(struct ksm *k)
 {
-	int ret;
-
-	if (k->cfg.engine == KSM_ENGINE_KERNEL)
-		return kengine_scan_pass(k);
+	__atomic_add_fetch(&k->lock_waiters, 1, __ATOMIC_SEQ_CST);
 	pthread_mutex_lock(&k->lock);
-	ksm_rcu_online();
-	ret = kscan_pass(k, false);
-	ksm_rcu_offline();
-	pthread_mutex_unlock(&k->lock);
-	return ret;
+	__atomic_sub_fetch(&k->lock_waiters, 1, __ATOMIC_SEQ_CST);
 }
 
-static void *scanner(void *arg)
+void kunlock(struct ksm *k)
 {
-	struct ksm *k = arg;
-	struct timespec ts;
-	uint64_t ms;
-
-	pthread_setname_np(pthread_self(), "densevm-ksm");   /* for top, perf */
-	pthread_mutex_lock(&k->lock);
-	ksm_rcu_online();
-	while (!k->stop_req) {
-		kscan_pass(k, true);
-		if (k->stop_req)
-			break;
-		ms = k->cfg.sleep_ms;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += (time_t)(ms / 1000);
-		/* sleep_ms=0 still waits 100 us with the lock released: back
-		 * to back passes would starve every other writer (self-check,
-		 * tunables, ksm_stop itself), as mutexes are not fair */
-		ts.tv_nsec += ms ? (long)(ms % 1000) * 1000000L : 100000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		ksm_rcu_offline();
-		pthread_cond_timedwait(&k->cv, &k->lock, &ts);
-		ksm_rcu_online();
-	}
-	ksm_rcu_offline();
+	pthread_cond_broadcast(&k->handoff);
 	pthread_mutex_unlock(&k->lock);
-	return NULL;
+}
+
+int ksm_scan_pass(struct ksm *k)
+{
+	return k->eng->scan_pass(k);
 }
 
 int ksm_start(struct ksm *k)
 {
 	int ret = 0;
 
-	pthread_mutex_lock(&k->lock);
-	if (k->running) {
-		pthread_mutex_unlock(&k->lock);
-		return 0;
-	}
-	if (k->cfg.engine == KSM_ENGINE_KERNEL) {
-		ret = kengine_start(k);
+	klock(k);
+	if (!k->running) {
+		ret = k->eng->start(k);
 		k->running = ret == 0;
-		pthread_mutex_unlock(&k->lock);
-		return ret;
 	}
-	k->stop_req = false;
-	k->thr_t0_ns = 0;   /* a fresh throttle window */
-	ret = -pthread_create(&k->thr, NULL, scanner, k);
-	k->running = ret == 0;
-	pthread_mutex_unlock(&k->lock);
+	kunlock(k);
 	return ret;
 }
 
 void ksm_stop(struct ksm *k)
 {
-	pthread_mutex_lock(&k->lock);
-	if (k->cfg.engine == KSM_ENGINE_KERNEL) {
-		kengine_stop(k);   /* always: run=0 even if never started */
-		k->running = false;
-		pthread_mutex_unlock(&k->lock);
-		return;
-	}
-	if (!k->running) {
-		pthread_mutex_unlock(&k->lock);
-		return;
-	}
-	k->stop_req = true;
-	pthread_cond_broadcast(&k->cv);
-	pthread_mutex_unlock(&k->lock);
-	pthread_join(k->thr, NULL);
-	pthread_mutex_lock(&k->lock);
-	k->running = false;
-	pthread_mutex_unlock(&k->lock);
+	k->eng->stop(k);
 }

@@ -33,6 +33,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <jansson.h>
 #include "hv.h"
 
 struct ksm;
@@ -161,6 +162,11 @@ int ksm_scan_pass(struct ksm *ksm);
  * process's kernel engine owns /sys/kernel/mm/ksm (a host-wide lock). */
 int ksm_start(struct ksm *ksm);
 void ksm_stop(struct ksm *ksm);
+/* True while some kernel engine (another densevm, a test, this process's
+ * own) holds the host-wide lock on /sys/kernel/mm/ksm, so that a kernel
+ * ksm_start would get -EBUSY now.  A probe, not a reservation: the lock
+ * may be taken the moment after it says false.  Creates no lock file. */
+bool ksm_kernel_engine_busy(void);
 
 /* Names as in struct ksm_config; values in decimal ("0"/"1" for bools).
  * Returns 0, -ENOENT for an unknown name, -EINVAL for a bad value, -EBUSY
@@ -209,10 +215,9 @@ struct ksm_stats {
 
 void ksm_stats(struct ksm *ksm, struct ksm_stats *global);
 void ksm_vm_stats(struct ksm_vm *vm, struct ksm_stats *st);
-/* {"engine":..,"global":{..},"vms":[{"name":..,"domain":..,..}],
- *  "tunables":{..}} into buf; returns the length it needs (snprintf-like:
- * the output is complete when the result is < len). */
-size_t ksm_stats_json(struct ksm *ksm, char *buf, size_t len);
+/* {"engine":..,"global":{..},"vms":[{"name":..,"domain":..,"stats":..}],
+ *  "tunables":{..}}, a new reference (NULL only when out of memory). */
+json_t *ksm_stats_json(struct ksm *ksm);
 /* Frame and base refcounts against every VM's page-state map, the
  * frames memfd's allocated blocks against the live frames, and the
  * counters.  Returns 0, or -EUCLEAN with the first inconsistency in err. */

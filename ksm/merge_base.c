@@ -21,6 +21,7 @@
  * it is punched back to a hole.
  */
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -200,6 +201,115 @@ int kpm_cached(struct ksm *k, struct ksm_vm *vm, uint32_t r, uint32_t idx,
 	}
 }
 
+/* A page at g that does not read base[g] whatever it holds: ksm mapped a
+ * frame over it (a copy-on-write copy of one included), or hv-core says
+ * anonymous memory maps it (zeros mapped over it, or a balloon's).  A
+ * frame over g is never base[g]'s own base frame: while that one lives,
+ * base[g] is neither written nor punched. */
+bool kbase_page_elsewhere(const struct ksm_vm *vm, uint32_t r, uint32_t idx,
+			  hv_pstate_t st)
+{
+	if (hv_ps_flags(st) & HV_PF_BUSY)
+		return false;
+	if (vm->r[r].pflags[idx] & KP_REMAPPED)
+		return true;
+	/* only ksm maps base back over anonymous memory, under its lock */
+	return vm->ops->anon_backed &&
+	       vm->ops->anon_backed(vm->ctx, kpage_gpa(vm, r, idx));
+}
+
+/* base[g] reads zeros: a hole, or an allocated page of zeros ("not
+ * data" is never trusted alone; only an allocated page is read, since a
+ * read fault on a hole would allocate it). */
+bool kbase_reads_zero(struct kdom *d, uint64_t pfn)
+{
+	off_t at = (off_t)(pfn * KSM_PAGE), pos;
+
+	if (kbase_has_data(d, pfn))
+		return false;
+	pos = lseek(d->base_fd, at, SEEK_DATA);
+	if (pos < 0)
+		return errno == ENXIO;   /* no data from here on */
+	if (pos != at)
+		return true;             /* a hole at g */
+	return pfn < d->base_map_pages &&
+	       ksm_page_is_zero(d->base_map + pfn * KSM_PAGE);
+}
+
+/* Bit i: base page p0 + i reads zeros (see kbase_reads_zero), n <= 64. */
+uint64_t kbase_zero_mask(struct kdom *d, uint64_t p0, unsigned n)
+{
+	uint64_t mask = 0, p, end = p0 + n;
+	off_t pos = (off_t)(p0 * KSM_PAGE), dat, hole;
+
+	while ((uint64_t)pos < end * KSM_PAGE) {
+		dat = lseek(d->base_fd, pos, SEEK_DATA);
+		if (dat < 0 || (uint64_t)dat >= end * KSM_PAGE)
+			dat = (off_t)(end * KSM_PAGE);   /* holes to the end */
+		for (p = (uint64_t)pos / KSM_PAGE; p < (uint64_t)dat / KSM_PAGE; p++)
+			mask |= 1ULL << (p - p0);
+		if ((uint64_t)dat >= end * KSM_PAGE)
+			break;
+		hole = lseek(d->base_fd, dat, SEEK_HOLE);
+		if (hole < 0 || (uint64_t)hole > end * KSM_PAGE)
+			hole = (off_t)(end * KSM_PAGE);
+		for (p = (uint64_t)dat / KSM_PAGE;
+		     p < ((uint64_t)hole + KSM_PAGE - 1) / KSM_PAGE && p < end; p++)
+			if (p < d->base_map_pages &&
+			    ksm_page_is_zero(d->base_map + p * KSM_PAGE))
+				mask |= 1ULL << (p - p0);
+		pos = hole > dat ? hole : dat + KSM_PAGE;
+	}
+	for (p = p0; p < end; p++)
+		if (kbase_has_data(d, p))
+			mask &= ~(1ULL << (p - p0));
+	return mask;
+}
+
+/* The pages at g that read base[g] only because their VM never wrote g
+ * (a hole, or the page cache's zero page): mapping zeros over them keeps
+ * what they read and lets base[g] take new content (batch.c).  Returns how
+ * many went into out, or UINT_MAX when another page at g reads base[g]
+ * some other way (or is someone else's now), or out is too small. */
+unsigned kbase_readers(struct ksm *k, struct kdom *d, uint64_t pfn,
+		       const struct kpage *mine, unsigned nmine,
+		       struct kpage *out, unsigned max)
+{
+	struct ksm_vm *vm;
+	uint32_t r, idx;
+	hv_pstate_t st;
+	unsigned i, n = 0;
+	uint64_t e;
+
+	for (vm = k->vms; vm; vm = vm->next) {
+		if (vm->dom != d || !vm->uses_base || vm->dead ||
+		    !ksmvm_locate(vm, pfn * KSM_PAGE, &r, &idx))
+			continue;
+		for (i = 0; i < nmine && (mine[i].vm != vm || mine[i].r != r ||
+					  mine[i].idx != idx); i++)
+			;
+		if (i < nmine)
+			continue;
+		st = kmap_get(vm, pfn);
+		if (kbase_page_elsewhere(vm, r, idx, st))
+			continue;
+		if (hv_ps_state(st) != HV_PAGE_PRIVATE ||
+		    (hv_ps_flags(st) & (HV_PF_BUSY | HV_PF_DEVICE)) ||
+		    !vm->ops->zero ||
+		    kpm_cached(k, vm, r, idx, &e, true) != 0)
+			return UINT_MAX;
+		if (kpm_private(e))
+			continue;
+		if (n == max)
+			return UINT_MAX;
+		out[n++] = (struct kpage){ vm, r, idx };
+	}
+	return n;
+}
+
+/* No VM of the domain reads base[g] through its mapping at g: each page
+ * there is the VM's own anonymous copy, or maps something else
+ * (kbase_page_elsewhere). */
 static bool base_unread(struct ksm *k, struct kdom *d, uint64_t pfn,
 			const struct ksm_vm *leaving,
 			const struct kpage *mine, unsigned nmine)
@@ -213,12 +323,14 @@ static bool base_unread(struct ksm *k, struct kdom *d, uint64_t pfn,
 	for (vm = k->vms; vm; vm = vm->next) {
 		if (vm->dom != d || !vm->uses_base || vm == leaving || vm->dead)
 			continue;
-		if (!kvm_locate(vm, pfn * KSM_PAGE, &r, &idx))
+		if (!ksmvm_locate(vm, pfn * KSM_PAGE, &r, &idx))
 			continue;
 		/* The state map first: a page the balloon took since the
 		 * pagemap was read is no longer PRIVATE, and one it is
 		 * taking now is BUSY (only the caller's own pages may be). */
 		st = kmap_get(vm, pfn);
+		if (kbase_page_elsewhere(vm, r, idx, st))
+			continue;
 		for (i = 0; i < nmine && (mine[i].vm != vm || mine[i].r != r ||
 					  mine[i].idx != idx); i++)
 			;
@@ -267,7 +379,7 @@ unsigned kbase_group(struct ksm *k, const struct ksm_vm *vm, uint64_t pfn,
 
 	for (p = k->vms; p && n < max; p = p->next) {
 		if (p == vm || p->dom != vm->dom || !p->uses_base || p->dead ||
-		    !kvm_locate(p, pfn * KSM_PAGE, &r, &idx))
+		    !ksmvm_locate(p, pfn * KSM_PAGE, &r, &idx))
 			continue;
 		st = kmap_get(p, pfn);
 		if (hv_ps_state(st) != HV_PAGE_PRIVATE ||
@@ -289,11 +401,13 @@ unsigned kbase_group(struct ksm *k, const struct ksm_vm *vm, uint64_t pfn,
 	return n;
 }
 
-/* May base[g] take new content?  No users, and nobody reads it. */
+/* May base[g] take new content?  No users (no BASE page at g, and no
+ * page elsewhere mapping it through its base frame), and nobody reads it. */
 bool kbase_writable(struct ksm *k, struct kdom *d, uint64_t pfn,
 		    const struct kpage *mine, unsigned nmine)
 {
-	if (d->base_fd < 0 || pfn >= d->base_npages || d->base_refs[pfn])
+	if (d->base_fd < 0 || pfn >= d->base_npages || d->base_refs[pfn] ||
+	    kbframe_of(d, pfn) != UINT32_MAX)
 		return false;
 	return base_unread(k, d, pfn, NULL, mine, nmine);
 }
@@ -312,15 +426,20 @@ int kbase_write(struct kdom *d, uint64_t pfn, const void *buf,
 
 void kbase_ref(struct kdom *d, uint64_t pfn)
 {
-	if (d->base_refs[pfn]++ == 0)
+	if (d->base_refs[pfn]++ == 0) {
 		d->base_used++;
+		if (kbframe_of(d, pfn) != UINT32_MAX)
+			d->bframes_alone--;
+	}
 }
 
-/* Punches base[g] when it has no users and nobody reads it. */
+/* Punches base[g] when it has no users and nobody reads it.  A base
+ * frame is a user: pages at other GPAs map base[g] through it. */
 static void base_punch(struct ksm *k, struct kdom *d, uint64_t pfn,
 		       const struct ksm_vm *leaving)
 {
-	if (k->destroying || !base_unread(k, d, pfn, leaving, NULL, 0))
+	if (k->destroying || kbframe_of(d, pfn) != UINT32_MAX ||
+	    !base_unread(k, d, pfn, leaving, NULL, 0))
 		return;
 	if (fallocate(d->base_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 		      (off_t)(pfn * KSM_PAGE), KSM_PAGE) == 0) {
@@ -339,18 +458,41 @@ void kbase_drop_unused(struct ksm *k, struct kdom *d, uint64_t pfn)
 
 /* A page left state BASE at g.  The last one punches base[g] back to a
  * hole, unless some VM still reads it (a page never written since base[g]
- * got data: only possible with a pre-populated base). */
+ * got data: only possible with a pre-populated base) or pages at other
+ * GPAs map it through its base frame. */
 void kbase_unref(struct ksm *k, struct kdom *d, uint64_t pfn,
 		 const struct ksm_vm *leaving)
 {
-	struct ksm_vm *vm;
-	uint32_t r, idx;
+	uint32_t f;
 
 	if (pfn >= d->base_npages || d->base_refs[pfn] == 0)
 		return;
 	if (--d->base_refs[pfn])
 		return;
 	d->base_used--;
+	if ((f = kbframe_of(d, pfn)) != UINT32_MAX) {
+		if (d->frames[f].refs) {
+			d->bframes_alone++;
+			return;
+		}
+		if (d->frames[f].sn)
+			ktab_del(k, d->stable[d->frames[f].slot],
+				 d->frames[f].sn);
+		d->frames_used--;
+		kframe_release(d, f);
+	}
+	kbase_left(k, d, pfn, leaving);
+}
+
+/* base[g] holds nothing the store names any more (no BASE page at g, no
+ * base frame): punch it, and have the pages that waited for it examined
+ * again. */
+void kbase_left(struct ksm *k, struct kdom *d, uint64_t pfn,
+		const struct ksm_vm *leaving)
+{
+	struct ksm_vm *vm;
+	uint32_t r, idx;
+
 	base_punch(k, d, pfn, leaving);
 	if (d->base_flags[pfn] & KB_DATA)
 		return;
@@ -358,7 +500,7 @@ void kbase_unref(struct ksm *k, struct kdom *d, uint64_t pfn,
 	 * base_busy_wait) are examined again */
 	for (vm = k->vms; vm; vm = vm->next)
 		if (vm->dom == d && vm->uses_base && !vm->dead &&
-		    kvm_locate(vm, pfn * KSM_PAGE, &r, &idx) &&
+		    ksmvm_locate(vm, pfn * KSM_PAGE, &r, &idx) &&
 		    (vm->r[r].pflags[idx] & KP_IN_CAND))
 			kbit_set(vm->r[r].todo, idx);
 }

@@ -5,7 +5,9 @@
  * kernel copy-on-writes a guest write).  Invariants, checked by
  * ksm_self_check():
  *   - a LIVE frame has refs > 0, refs == the number of pages in state
- *     FRAME naming it over every VM of the domain, and one stable node;
+ *     FRAME naming it over every VM of the domain, and one stable node
+ *     (a base frame, base_frame.c, may have refs == 0 while pages at its
+ *     own GPA share base[g]);
  *   - a FREE frame is a hole in the memfd (punched when it lost its last
  *     user) and no page names it;
  *   - a PENDING frame exists only inside a batch flush.
@@ -74,13 +76,19 @@ found:
 	return f;
 }
 
-/* Back to FREE and a hole: nobody maps it. */
+/* Back to FREE and a hole: nobody maps it.  A base frame's page of the
+ * frames memfd was never written; base[g] is the caller's (kbase_left). */
 void kframe_release(struct kdom *d, uint32_t f)
 {
 	struct kframe *fr = &d->frames[f];
 
-	fallocate(d->frames_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-		  (off_t)f * KSM_PAGE, KSM_PAGE);
+	if (fr->bpfn) {
+		d->base_frame[fr->bpfn - 1] = 0;
+		d->bframes--;
+	} else {
+		fallocate(d->frames_fd, FALLOC_FL_PUNCH_HOLE |
+			  FALLOC_FL_KEEP_SIZE, (off_t)f * KSM_PAGE, KSM_PAGE);
+	}
 	memset(fr, 0, sizeof(*fr));
 	d->frames_nonfree--;
 	if (f + 1 == d->hwm) {
@@ -104,6 +112,14 @@ int kframe_write(struct ksm *k, struct kdom *d, uint32_t f, const void *buf,
 
 int kframe_read(struct kdom *d, uint32_t f, void *buf)
 {
+	const uint8_t *p;
+
+	if (d->frames[f].bpfn) {
+		if (!(p = kbase_ptr(d, d->frames[f].bpfn - 1)))
+			return -EIO;
+		memcpy(buf, p, KSM_PAGE);
+		return 0;
+	}
 	return pread(d->frames_fd, buf, KSM_PAGE, (off_t)f * KSM_PAGE) ==
 	       KSM_PAGE ? 0 : -EIO;
 }
@@ -143,18 +159,39 @@ void kframe_ref(struct kdom *d, uint32_t f)
 	d->frames[f].refs++;
 }
 
-/* A page stopped naming the frame; the last one frees it. */
+/* A page stopped naming the frame; the last one frees it.  A base frame
+ * lives on while pages at its own GPA share base[g] (base_refs). */
 void kframe_unref(struct ksm *k, struct kdom *d, uint32_t f)
 {
 	struct kframe *fr;
+	uint64_t g = UINT64_MAX;
 
 	if (f >= d->hwm || d->frames[f].used != KF_LIVE)
 		return;
 	fr = &d->frames[f];
 	if (--fr->refs)
 		return;
+	if (fr->bpfn) {
+		g = fr->bpfn - 1;
+		if (d->base_refs[g])
+			return;
+		d->bframes_alone--;
+	}
 	if (fr->sn)
 		ktab_del(k, d->stable[fr->slot], fr->sn);
 	d->frames_used--;
 	kframe_release(d, f);
+	if (g != UINT64_MAX)
+		kbase_left(k, d, g, NULL);
+}
+
+void kframe_loc(const struct kdom *d, uint32_t f, int *fd, uint64_t *off)
+{
+	if (d->frames[f].bpfn) {
+		*fd = d->base_fd;
+		*off = (d->frames[f].bpfn - 1) * KSM_PAGE;
+	} else {
+		*fd = d->frames_fd;
+		*off = (uint64_t)f * KSM_PAGE;
+	}
 }

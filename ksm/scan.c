@@ -9,13 +9,18 @@
  * nothing) are not read at all, which also keeps a scan from allocating
  * base memfd pages by faulting holes in.
  *
- * Classification of a hashed page, first match wins:
- *   zero and discardable            -> ZERO op
- *   base[g] holds this content      -> JOIN_BASE
- *   a stable frame holds it         -> JOIN_FRAME
- *   a candidate page holds it       -> NEW_BASE (same GPA, both on the
- *                                      domain's base) or NEW_FRAME
- *   else                            -> becomes a candidate
+ * Classification of a page, first match wins (one function per stage):
+ *   1. zero                          -> ZERO op (discard), or ZERO_MAP
+ *                                       where a discard would not read 0
+ *   2. base[g] holds this content    -> JOIN_BASE (with the equal pages
+ *                                       of the other VMs at g)
+ *   3. other VMs hold it at g        -> NEW_BASE for all of them
+ *   (the page is hashed here, if stage 2 did not)
+ *   4. the store holds it (a frame,  -> JOIN_FRAME
+ *      or a base page at another GPA)
+ *   5. a candidate page holds it     -> NEW_BASE (same GPA, both on the
+ *                                       domain's base) or NEW_FRAME;
+ *                                       else it becomes a candidate
  * Every match is a byte comparison (unpaused here, paused again in the
  * batch); a hash match with different bytes counts as a collision.
  */
@@ -111,124 +116,177 @@ static uint64_t hash_now(struct ksm *k, struct ksm_vm *vm, uint32_t r,
 	return h;
 }
 
-static void classify(struct ksm *k, struct ksm_vm *vm, uint32_t r,
-		     uint32_t idx, int node)
+/* One page's classification: what the stages share. */
+struct kcls {
+	struct ksm *k;
+	struct ksm_vm *vm;
+	struct kdom *d;
+	uint32_t r, idx;
+	const uint8_t *hva;
+	uint64_t pfn;
+	int node;
+	unsigned slot, gmax;      /* gmax: pages one op may take */
+	struct kpage pg[KSM_GROUP_MAX];
+	uint8_t *ref;             /* the op's reference buffer */
+	uint64_t h;
+	bool hashed;              /* h is the page's hash */
+};
+
+/* A stage either ends the page's classification (an op is queued, or the
+ * page waits: it changed, or it became a candidate) or passes it on. */
+enum kstage { KS_NEXT, KS_DONE };
+
+/* 1. A zero page: discarded where that reads zero, else mapped over with
+ * zeros; never kept as shared content. */
+static enum kstage stage_zero(struct kcls *c)
 {
-	struct kdom *d = vm->dom;
-	const uint8_t *hva = kpage_hva(vm, r, idx), *base;
-	uint64_t pfn = kpage_gpa(vm, r, idx) / KSM_PAGE, bh, h;
-	unsigned slot = knuma_slot_of(k, node), walked;
-	struct kpage pg[KSM_GROUP_MAX] = { { vm, r, idx } };
-	unsigned gmax = k->cfg.max_sharers < KSM_GROUP_MAX ?
-			k->cfg.max_sharers : KSM_GROUP_MAX, ng, room;
+	struct ksm *k = c->k;
+	struct ksm_vm *vm = c->vm;
+	unsigned ng;
+
+	if (!ksm_page_is_zero(c->hva))
+		return KS_NEXT;
+	vm->r[c->r].hash[c->idx] = k->zero_hash;
+	if (kzero_discardable(vm, c->r, c->idx)) {
+		ng = vm->uses_base ? kbase_group(k, vm, c->pfn, c->pg + 1,
+				c->gmax - 1, group_zero, NULL) : 0;
+		CTR_ADD(k->c.pages_compared, ng);
+		kbatch_commit(k, KOP_ZERO, k->zero_hash, 0, c->slot, c->node,
+			      c->pg, 1 + ng);
+		return KS_DONE;
+	}
+	/* base[g] holds data, or a frame lies under */
+	if (vm->uses_base && vm->ops->zero) {
+		kbatch_commit(k, KOP_ZERO_MAP, k->zero_hash, 0, c->slot,
+			      c->node, c->pg, 1);
+		return KS_DONE;
+	}
+	c->h = k->zero_hash;
+	c->hashed = true;
+	return KS_NEXT;
+}
+
+/* 2. base[g] holds these bytes: join it, with every VM's equal page at g
+ * (decided on a sample; the paused batch compares in full and a miss
+ * there sets nofast). */
+static enum kstage stage_base(struct kcls *c)
+{
+	struct ksm *k = c->k;
+	struct ksm_vm *vm = c->vm;
+	const uint8_t *base;
 	struct group_ref gr;
+	uint64_t bh;
+	unsigned ng;
+
+	if (c->hashed || !vm->uses_base || !(base = kbase_ptr(c->d, c->pfn)) ||
+	    kbase_hash(k, c->d, c->pfn, &bh) != 0)
+		return KS_NEXT;
+	if (same_gpa_equal(c->hva, base, kbit_test(vm->r[c->r].nofast, c->idx))) {
+		vm->r[c->r].hash[c->idx] = bh;
+		gr = (struct group_ref){ base, false };
+		ng = kbase_group(k, vm, c->pfn, c->pg + 1, c->gmax - 1,
+				 group_equal, &gr);
+		CTR_ADD(k->c.pages_compared, 1 + ng);
+		kbatch_commit(k, KOP_JOIN_BASE, bh, 0, c->slot, c->node, c->pg,
+			      1 + ng);
+		return KS_DONE;
+	}
+	c->h = hash_now(k, vm, c->r, c->idx);
+	c->hashed = true;
+	if (c->h == bh) {
+		if (!still_hashes_to(k, c->hva, c->h)) {
+			kbit_set(vm->r[c->r].todo, c->idx);
+			return KS_DONE;
+		}
+		count_collision(k, vm);
+	}
+	return KS_NEXT;
+}
+
+/* 3. Other VMs hold equal pages at g and base[g] is a hole: a new base
+ * page for all of them; the batch hashes the copy and compares every
+ * page with it, paused. */
+static enum kstage stage_peers(struct kcls *c)
+{
+	struct ksm *k = c->k;
+	struct ksm_vm *vm = c->vm;
+	struct group_ref gr = { c->hva, kbit_test(vm->r[c->r].nofast, c->idx) };
+	unsigned ng;
+
+	if (c->hashed || !vm->uses_base || kbase_has_data(c->d, c->pfn) ||
+	    !peer_worth(vm))
+		return KS_NEXT;
+	ng = kbase_group(k, vm, c->pfn, c->pg + 1, c->gmax - 1, group_equal,
+			 &gr);
+	if (!ng)
+		return KS_NEXT;
+	vm->peer_miss = 0;
+	memcpy(c->ref, c->hva, KSM_PAGE);
+	CTR_ADD(k->c.pages_compared, 1 + ng);
+	kbatch_commit(k, KOP_NEW_BASE, 0, 0, c->slot, c->node, c->pg, 1 + ng);
+	return KS_DONE;
+}
+
+/* 4. The domain's store holds the bytes (a frame, or a base page named in
+ * the store): join it. */
+static enum kstage stage_stable(struct kcls *c)
+{
+	struct ksm *k = c->k;
+	struct kdom *d = c->d;
 	struct cds_lfht_iter it;
 	struct knode *n;
-	uint8_t *ref;
+	unsigned walked = 0;
 
-	room = kbatch_ensure_room(k, KSM_GROUP_MAX);
-	if (gmax > room)
-		gmax = room;
-	if (!gmax)
-		gmax = 1;
-	ref = kbatch_reserve(k);
-
-	/* Zero and same-GPA pages are recognized by comparing, which stops
-	 * at the first differing byte; only the rest need a hash.  For a
-	 * same-GPA match a sample decides (the batch compares in full,
-	 * paused, and a miss there sets nofast): a page is read once, under
-	 * the pause, instead of twice. */
-	if (ksm_page_is_zero(hva)) {
-		if (kzero_discardable(vm, r, idx)) {
-			vm->r[r].hash[idx] = k->zero_hash;
-			ng = vm->uses_base ? kbase_group(k, vm, pfn, pg + 1,
-					gmax - 1, group_zero, NULL) : 0;
-			CTR_ADD(k->c.pages_compared, ng);
-			kbatch_commit(k, KOP_ZERO, k->zero_hash, 0, slot, node,
-				      pg, 1 + ng);
-			return;
-		}
-		/* base[g] holds data, or a frame lies under: map zeros over
-		 * it rather than keep zeros as shared content */
-		if (vm->uses_base && vm->ops->zero) {
-			vm->r[r].hash[idx] = k->zero_hash;
-			kbatch_commit(k, KOP_ZERO_MAP, k->zero_hash, 0, slot,
-				      node, pg, 1);
-			return;
-		}
-		h = k->zero_hash;
-		goto hashed;
-	}
-	if (vm->uses_base && (base = kbase_ptr(d, pfn)) &&
-	    kbase_hash(k, d, pfn, &bh) == 0) {
-		if (same_gpa_equal(hva, base, kbit_test(vm->r[r].nofast, idx))) {
-			vm->r[r].hash[idx] = bh;
-			gr = (struct group_ref){ base, false };
-			ng = kbase_group(k, vm, pfn, pg + 1, gmax - 1,
-					 group_equal, &gr);
-			CTR_ADD(k->c.pages_compared, 1 + ng);
-			kbatch_commit(k, KOP_JOIN_BASE, bh, 0, slot, node, pg,
-				      1 + ng);
-			return;
-		}
-		h = hash_now(k, vm, r, idx);
-		if (h == bh) {
-			if (!still_hashes_to(k, hva, h)) {
-				kbit_set(vm->r[r].todo, idx);
-				return;
-			}
-			count_collision(k, vm);
-		}
-		goto hashed;
-	}
-	gr = (struct group_ref){ hva, kbit_test(vm->r[r].nofast, idx) };
-	if (vm->uses_base && !kbase_has_data(d, pfn) && peer_worth(vm) &&
-	    (ng = kbase_group(k, vm, pfn, pg + 1, gmax - 1, group_equal,
-			      &gr))) {
-		vm->peer_miss = 0;
-		/* a new base page for all of them; the batch hashes the copy
-		 * and compares every page with it, paused */
-		memcpy(ref, hva, KSM_PAGE);
-		CTR_ADD(k->c.pages_compared, 1 + ng);
-		kbatch_commit(k, KOP_NEW_BASE, 0, 0, slot, node, pg, 1 + ng);
-		return;
-	}
-	h = hash_now(k, vm, r, idx);
-hashed:
-	vm->r[r].hash[idx] = h;
-	walked = 0;
-	for (n = d->frames_used ? ktab_first(d->stable[slot], h, &it) : NULL;
+	for (n = d->frames_used ? ktab_first(d->stable[c->slot], c->h, &it) :
+				  NULL;
 	     n && walked < KSM_WALK_MAX;
-	     n = ktab_next(d->stable[slot], &it), walked++) {
+	     n = ktab_next(d->stable[c->slot], &it), walked++) {
 		struct kframe *fr = &d->frames[n->frame];
 
 		if (fr->used != KF_LIVE ||
 		    fr->refs + fr->pending >= k->cfg.max_sharers)
 			continue;
-		if (kframe_read(d, n->frame, ref) != 0)
+		if (kframe_read(d, n->frame, c->ref) != 0)
 			continue;
-		if (memcmp(hva, ref, KSM_PAGE) == 0) {
-			kbatch_commit(k, KOP_JOIN_FRAME, h, n->frame, slot,
-				      node, pg, 1);
-			return;
+		if (memcmp(c->hva, c->ref, KSM_PAGE) == 0) {
+			kbatch_commit(k, KOP_JOIN_FRAME, c->h, n->frame, c->slot,
+				      c->node, c->pg, 1);
+			return KS_DONE;
 		}
-		if (!still_hashes_to(k, hva, h)) {
-			kbit_set(vm->r[r].todo, idx);
-			return;
+		if (!still_hashes_to(k, c->hva, c->h)) {
+			kbit_set(c->vm->r[c->r].todo, c->idx);
+			return KS_DONE;
 		}
-		count_collision(k, vm);
+		count_collision(k, c->vm);
 	}
-	if (kbatch_pending_new(k, h)) {
+	return KS_NEXT;
+}
+
+/* 5. A candidate holds the bytes: a new base page (same GPA, both on the
+ * domain's base) or a new frame for the two; else the page becomes a
+ * candidate. */
+static enum kstage stage_candidates(struct kcls *c)
+{
+	struct ksm *k = c->k;
+	struct ksm_vm *vm = c->vm;
+	struct kdom *d = c->d;
+	uint32_t r = c->r, idx = c->idx;
+	struct cds_lfht_iter it;
+	struct knode *n;
+	unsigned walked = 0;
+
+	if (kbatch_pending_new(k, c->h)) {
 		/* equal content is about to become shared: wait for it */
-		kcand_add(k, d, slot, h, vm, r, idx);
-		return;
+		kcand_add(k, d, c->slot, c->h, vm, r, idx);
+		return KS_DONE;
 	}
-	walked = 0;
-	for (n = ktab_first(d->cand[slot], h, &it); n && walked < KSM_WALK_MAX;
-	     n = ktab_next(d->cand[slot], &it), walked++) {
+	for (n = ktab_first(d->cand[c->slot], c->h, &it);
+	     n && walked < KSM_WALK_MAX;
+	     n = ktab_next(d->cand[c->slot], &it), walked++) {
 		struct ksm_vm *cvm = n->vm;
 		const uint8_t *chva;
 		hv_pstate_t cst;
+		bool same_gpa;
 
 		if (cvm == vm && n->r == r && n->idx == idx)
 			continue;
@@ -239,46 +297,80 @@ hashed:
 			kcand_del(k, d, n);
 			continue;
 		}
-		if (memcmp(hva, chva, KSM_PAGE) != 0) {
+		if (memcmp(c->hva, chva, KSM_PAGE) != 0) {
 			if (!still_hashes_to(k, chva, n->hash)) {
 				/* the candidate changed: rehash it later */
 				kbit_set(cvm->r[n->r].todo, n->idx);
 				kcand_del(k, d, n);
 				continue;
 			}
-			if (!still_hashes_to(k, hva, h)) {
+			if (!still_hashes_to(k, c->hva, c->h)) {
 				kbit_set(vm->r[r].todo, idx);
-				return;
+				return KS_DONE;
 			}
 			count_collision(k, vm);
 			continue;
 		}
-		if (vm->uses_base && cvm->uses_base &&
-		    kpage_gpa(cvm, n->r, n->idx) == pfn * KSM_PAGE &&
-		    base_busy_wait(k, vm, r, idx, pfn)) {
+		same_gpa = vm->uses_base && cvm->uses_base &&
+			   kpage_gpa(cvm, n->r, n->idx) == c->pfn * KSM_PAGE;
+		if (same_gpa && base_busy_wait(k, vm, r, idx, c->pfn)) {
 			/* other VMs still share the old base[g]: they are
 			 * likely to follow, and then base[g] takes the new
-			 * content for all, with no frame and no VMA */
+			 * content for all, with no frame and no VMA; as a
+			 * candidate meanwhile, kbase_unref() finds it */
 			kbit_set(vm->r[r].todo, idx);
 			break;
 		}
-		memcpy(ref, hva, KSM_PAGE);
-		pg[1] = (struct kpage){ cvm, n->r, n->idx };
+		memcpy(c->ref, c->hva, KSM_PAGE);
+		c->pg[1] = (struct kpage){ cvm, n->r, n->idx };
 		kcand_del(k, d, n);
-		if (vm->uses_base && cvm->uses_base &&
-		    kpage_gpa(cvm, pg[1].r, pg[1].idx) == pfn * KSM_PAGE)
-			kbatch_commit(k, KOP_NEW_BASE, h, 0, slot, node, pg, 2);
-		else
-			kbatch_commit(k, KOP_NEW_FRAME, h, 0, slot, node, pg, 2);
-		return;
+		kbatch_commit(k, same_gpa ? KOP_NEW_BASE : KOP_NEW_FRAME, c->h,
+			      0, c->slot, c->node, c->pg, 2);
+		return KS_DONE;
 	}
-	kcand_add(k, d, slot, h, vm, r, idx);
+	kcand_add(k, d, c->slot, c->h, vm, r, idx);
+	return KS_DONE;
 }
 
-/* New shared content with this hash exists (a frame, or base[base_pfn]):
- * candidates holding the same bytes join it.  Equal candidates that cannot
- * (the frame is full, or another GPA than the base page) pair into one
- * new frame, whose own flush absorbs the rest. */
+/* The stages in the order of the head comment.  Zero and same-GPA pages
+ * are recognized by comparing, which stops at the first differing byte;
+ * only the rest need a hash. */
+static void classify(struct ksm *k, struct ksm_vm *vm, uint32_t r,
+		     uint32_t idx, int node)
+{
+	struct kcls c = {
+		.k = k, .vm = vm, .d = vm->dom, .r = r, .idx = idx,
+		.hva = kpage_hva(vm, r, idx),
+		.pfn = kpage_gpa(vm, r, idx) / KSM_PAGE, .node = node,
+		.slot = knuma_slot_of(k, node),
+		.pg = { { vm, r, idx } },
+	};
+	unsigned room;
+
+	c.gmax = k->cfg.max_sharers < KSM_GROUP_MAX ? k->cfg.max_sharers :
+						      KSM_GROUP_MAX;
+	room = kbatch_ensure_room(k, KSM_GROUP_MAX);
+	if (c.gmax > room)
+		c.gmax = room;
+	if (!c.gmax)
+		c.gmax = 1;
+	c.ref = kbatch_reserve(k);
+	if (stage_zero(&c) == KS_DONE || stage_base(&c) == KS_DONE ||
+	    stage_peers(&c) == KS_DONE)
+		return;
+	if (!c.hashed)
+		c.h = hash_now(k, vm, r, idx);
+	vm->r[r].hash[idx] = c.h;
+	if (stage_stable(&c) == KS_DONE)
+		return;
+	stage_candidates(&c);
+}
+
+/* New shared content with this hash exists (a frame, or base[base_pfn]
+ * and its base frame): candidates holding the same bytes join it, at
+ * base_pfn through the base memfd, elsewhere through the frame.  Equal
+ * candidates that cannot (the frame is full, or base[base_pfn] is not in
+ * the store) pair into one new frame, whose own flush absorbs the rest. */
 void kscan_absorb(struct ksm *k, struct kdom *d, unsigned slot,
 		  uint64_t hash, uint32_t frame, uint64_t base_pfn)
 {
@@ -304,7 +396,7 @@ void kscan_absorb(struct ksm *k, struct kdom *d, unsigned slot,
 		}
 		kbatch_ensure_room(k, 2);
 		ref = kbatch_reserve(k);
-		if (frame == UINT32_MAX) {
+		if (base_pfn != UINT64_MAX) {
 			const uint8_t *base = kbase_ptr(d, base_pfn);
 
 			if (cvm->uses_base && base &&
@@ -315,7 +407,10 @@ void kscan_absorb(struct ksm *k, struct kdom *d, unsigned slot,
 					      pg, 1);
 				continue;
 			}
-		} else {
+		}
+		if (frame != UINT32_MAX) {
+			/* a frame, or base[base_pfn] named in the store:
+			 * equal pages at other GPAs map it */
 			fr = &d->frames[frame];
 			if (fr->used == KF_LIVE &&
 			    fr->refs + fr->pending < k->cfg.max_sharers) {
@@ -352,15 +447,33 @@ void kscan_absorb(struct ksm *k, struct kdom *d, unsigned slot,
  * meanwhile, or ksm_stop() was called. */
 static bool throttle(struct ksm *k, struct ksm_vm *vm)
 {
-	uint64_t now = ksm_now_ns(), cpu = ksm_thread_cpu_ns();
-	uint64_t elapsed = now - k->thr_t0_ns, need = 0, target;
+	uint64_t now, cpu, elapsed, need = 0, target;
 	/* pages examined: hashed, or matched to base[g] by comparison */
 	uint64_t hashed = CTR_GET(k->c.pages_hashed) +
 			  CTR_GET(k->c.pages_compared) - k->thr_hashed0;
 	uint64_t rate = __atomic_load_n(&k->cfg.pages_per_sec,
 					__ATOMIC_RELAXED);
 	unsigned pct = __atomic_load_n(&k->cfg.cpu_percent, __ATOMIC_RELAXED);
-	struct timespec ts;
+
+	/* someone waits for the lock (klock): let them in now, not at the
+	 * end of the pass, which can be seconds away */
+	if (__atomic_load_n(&k->lock_waiters, __ATOMIC_SEQ_CST)) {
+		kbatch_drain(k);
+		CTR_ADD(k->c.cpu_ns, ksm_thread_cpu_ns() - k->cpu_mark_ns);
+		ksm_rcu_offline();
+		while (__atomic_load_n(&k->lock_waiters, __ATOMIC_SEQ_CST) &&
+		       !k->stop_req)
+			kcond_wait_ns(&k->handoff, &k->lock, 10000000ULL);
+		ksm_rcu_online();
+		k->cpu_mark_ns = ksm_thread_cpu_ns();
+		if (vm->dead || k->stop_req) {
+			kbatch_drain(k);
+			return false;
+		}
+	}
+	now = ksm_now_ns();
+	cpu = ksm_thread_cpu_ns();
+	elapsed = now - k->thr_t0_ns;
 
 	if (rate) {
 		target = hashed * 1000000000ULL / rate;
@@ -391,15 +504,8 @@ static bool throttle(struct ksm *k, struct ksm_vm *vm)
 		need = 1000000000ULL;
 	kbatch_drain(k);
 	CTR_ADD(k->c.cpu_ns, ksm_thread_cpu_ns() - k->cpu_mark_ns);
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += (time_t)(need / 1000000000ULL);
-	ts.tv_nsec += (long)(need % 1000000000ULL);
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
 	ksm_rcu_offline();
-	pthread_cond_timedwait(&k->cv, &k->lock, &ts);
+	kcond_wait_ns(&k->cv, &k->lock, need);
 	ksm_rcu_online();
 	k->cpu_mark_ns = ksm_thread_cpu_ns();
 	return !vm->dead && !k->stop_req;
@@ -434,7 +540,7 @@ static void scan_vm(struct ksm *k, struct ksm_vm *vm, bool throttled)
 		vm->prev_read_pass = vm->read_pass;
 		vm->read_pass = (uint32_t)k->pass;
 		for (r = 0; r < vm->nranges; r++) {
-			struct kvm_range *rg = &vm->r[r];
+			struct ksmvm_range *rg = &vm->r[r];
 
 			memset(rg->dirty, 0, rg->nwords * sizeof(uint64_t));
 			if (vm->ops->dirty_fetch(vm->ctx, r, rg->dirty) == 0)
@@ -442,7 +548,7 @@ static void scan_vm(struct ksm *k, struct ksm_vm *vm, bool throttled)
 		}
 	}
 	for (r = 0; r < vm->nranges; r++) {
-		struct kvm_range *rg = &vm->r[r];
+		struct ksmvm_range *rg = &vm->r[r];
 
 		for (w = 0; w < rg->nwords; w++) {
 			if (!rg->todo[w])
@@ -538,7 +644,7 @@ int kscan_pass(struct ksm *k, bool throttled)
 		last = vm->id;
 		vm->refs++;
 		scan_vm(k, vm, throttled);
-		kvm_put(k, vm);
+		ksmvm_put(k, vm);
 		ksm_rcu_quiescent();
 	}
 	for (struct kdom *d = k->doms; d; d = d->next)

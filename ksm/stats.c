@@ -6,8 +6,9 @@
  * `densevm stat` does not wait for a pass.  Gauges (pages_sharing,
  * zero_pages, ...) live per VM and are summed for the global view.
  */
-#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "internal.h"
 
@@ -44,14 +45,15 @@ void ksm_vm_stats(struct ksm_vm *vm, struct ksm_stats *st)
 
 void ksm_stats(struct ksm *k, struct ksm_stats *g)
 {
+	memset(g, 0, sizeof(*g));
+	k->eng->stats(k, g);
+}
+
+void kdense_stats(struct ksm *k, struct ksm_stats *g)
+{
 	struct ksm_vm *vm;
 	struct kdom *d;
 
-	memset(g, 0, sizeof(*g));
-	if (k->cfg.engine == KSM_ENGINE_KERNEL) {
-		kengine_stats(k, g);
-		return;
-	}
 	kstats_fill(k, &k->c, &k->pause, g);
 	/* gauges: per VM, summed */
 	g->pages_sharing = g->base_pages = g->zero_pages = 0;
@@ -63,9 +65,14 @@ void ksm_stats(struct ksm *k, struct ksm_stats *g)
 		g->zero_pages += CTR_GET(vm->c.zero_pages);
 		g->volatile_pages += CTR_GET(vm->c.volatile_pages);
 	}
+	/* stored contents: frames-memfd frames, base pages in use at their
+	 * GPA, and base pages only other GPAs map (a base frame counts
+	 * once, as its base page) */
 	for (d = k->doms; d; d = d->next)
-		g->frames += __atomic_load_n(&d->frames_used, __ATOMIC_RELAXED) +
-			     __atomic_load_n(&d->base_used, __ATOMIC_RELAXED);
+		g->frames += __atomic_load_n(&d->frames_used, __ATOMIC_RELAXED) -
+			     __atomic_load_n(&d->bframes, __ATOMIC_RELAXED) +
+			     __atomic_load_n(&d->base_used, __ATOMIC_RELAXED) +
+			     __atomic_load_n(&d->bframes_alone, __ATOMIC_RELAXED);
 	pthread_rwlock_unlock(&k->list_lock);
 	g->bytes_saved = (g->pages_sharing > g->frames ?
 			  g->pages_sharing - g->frames : 0) * KSM_PAGE +
@@ -74,107 +81,58 @@ void ksm_stats(struct ksm *k, struct ksm_stats *g)
 
 /* ---------------------------------------------------------------- JSON */
 
-struct jbuf {
-	char *p;
-	size_t len, n;
+/* The fields of struct ksm_stats, turned into JSON in one place. */
+#define F(name, global) { #name, offsetof(struct ksm_stats, name), global }
+static const struct { const char *name; size_t off; bool global; } fields[] = {
+	F(frames, true), F(pages_sharing, false), F(base_pages, false),
+	F(zero_pages, false), F(volatile_pages, false), F(full_scans, false),
+	F(pages_hashed, false), F(pages_compared, false), F(merges, false),
+	F(unmerges, false), F(collisions, false), F(merge_races, false),
+	F(map_failures, false), F(base_zero_reclaimed, true),
+	F(bytes_saved, false), F(pauses, false), F(pause_p50_ns, false),
+	F(pause_p99_ns, false), F(pause_max_ns, false),
 };
+#undef F
 
-__attribute__((format(printf, 2, 3)))
-static void jp(struct jbuf *j, const char *fmt, ...)
+static json_t *jstats(const struct ksm_stats *s, bool global)
 {
-	va_list ap;
-	int r;
+	json_t *o = json_object();
 
-	va_start(ap, fmt);
-	r = vsnprintf(j->n < j->len ? j->p + j->n : NULL,
-		      j->n < j->len ? j->len - j->n : 0, fmt, ap);
-	va_end(ap);
-	if (r > 0)
-		j->n += (size_t)r;
-}
-
-/* A JSON string: quotes, backslashes and control bytes escaped. */
-static void jstr(struct jbuf *j, const char *s)
-{
-	jp(j, "\"");
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\')
-			jp(j, "\\%c", c);
-		else if (c < 0x20)
-			jp(j, "\\u%04x", c);
-		else
-			jp(j, "%c", c);
-	}
-	jp(j, "\"");
-}
-
-static void jstats(struct jbuf *j, const struct ksm_stats *s, bool global)
-{
-	jp(j, "{");
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		if (global || !fields[i].global)
+			json_object_set_new(o, fields[i].name, json_integer(
+				(json_int_t)*(const uint64_t *)
+				((const char *)s + fields[i].off)));
 	if (global)
-		jp(j, "\"frames\":%llu,", (unsigned long long)s->frames);
-	jp(j, "\"pages_sharing\":%llu,\"base_pages\":%llu,\"zero_pages\":%llu,"
-	   "\"volatile_pages\":%llu,\"full_scans\":%llu,\"pages_hashed\":%llu,"
-	   "\"pages_compared\":%llu,"
-	   "\"merges\":%llu,\"unmerges\":%llu,\"collisions\":%llu,"
-	   "\"merge_races\":%llu,\"map_failures\":%llu,",
-	   (unsigned long long)s->pages_sharing,
-	   (unsigned long long)s->base_pages,
-	   (unsigned long long)s->zero_pages,
-	   (unsigned long long)s->volatile_pages,
-	   (unsigned long long)s->full_scans,
-	   (unsigned long long)s->pages_hashed,
-	   (unsigned long long)s->pages_compared,
-	   (unsigned long long)s->merges, (unsigned long long)s->unmerges,
-	   (unsigned long long)s->collisions,
-	   (unsigned long long)s->merge_races,
-	   (unsigned long long)s->map_failures);
-	if (global)
-		jp(j, "\"cpu_seconds\":%.6f,\"base_zero_reclaimed\":%llu,",
-		   s->cpu_seconds,
-		   (unsigned long long)s->base_zero_reclaimed);
-	jp(j, "\"bytes_saved\":%llu,\"pauses\":%llu,\"pause_p50_ns\":%llu,"
-	   "\"pause_p99_ns\":%llu,\"pause_max_ns\":%llu}",
-	   (unsigned long long)s->bytes_saved, (unsigned long long)s->pauses,
-	   (unsigned long long)s->pause_p50_ns,
-	   (unsigned long long)s->pause_p99_ns,
-	   (unsigned long long)s->pause_max_ns);
+		json_object_set_new(o, "cpu_seconds", json_real(s->cpu_seconds));
+	return o;
 }
 
-size_t ksm_stats_json(struct ksm *k, char *buf, size_t len)
+json_t *ksm_stats_json(struct ksm *k)
 {
-	struct jbuf j = { buf, len, 0 };
 	const char *const *names = ksm_tunable_names();
+	json_t *o = json_object(), *vms = json_array(), *tun = json_object();
 	struct ksm_stats s;
 	struct ksm_vm *vm;
 	char v[32];
-	bool first = true;
-	unsigned i;
 
-	if (len)
-		buf[0] = 0;
 	ksm_stats(k, &s);
-	jp(&j, "{\"engine\":\"%s\",\"global\":", ksm_engine_name(k));
-	jstats(&j, &s, true);
-	jp(&j, ",\"vms\":[");
+	json_object_set_new(o, "engine", json_string(ksm_engine_name(k)));
+	json_object_set_new(o, "global", jstats(&s, true));
 	pthread_rwlock_rdlock(&k->list_lock);
 	for (vm = k->vms; vm; vm = vm->next) {
 		ksm_vm_stats(vm, &s);
-		jp(&j, "%s{\"name\":", first ? "" : ",");
-		jstr(&j, vm->name);
-		jp(&j, ",\"domain\":%u,\"stats\":", vm->dom ? vm->dom->id : 0);
-		jstats(&j, &s, false);
-		jp(&j, "}");
-		first = false;
+		json_array_append_new(vms, json_pack("{s:s, s:i, s:o}", "name",
+			vm->name, "domain", (json_int_t)(vm->dom ? vm->dom->id : 0),
+			"stats", jstats(&s, false)));
 	}
 	pthread_rwlock_unlock(&k->list_lock);
-	jp(&j, "],\"tunables\":{");
-	for (i = 0; names[i]; i++) {
+	json_object_set_new(o, "vms", vms);
+	for (unsigned i = 0; names[i]; i++) {
 		ksm_get_tunable(k, names[i], v, sizeof(v));
-		jp(&j, "%s\"%s\":%s", i ? "," : "", names[i], v);
+		json_object_set_new(tun, names[i],
+				    json_integer(strtoll(v, NULL, 10)));
 	}
-	jp(&j, "}}");
-	return j.n;
+	json_object_set_new(o, "tunables", tun);
+	return o;
 }

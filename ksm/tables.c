@@ -57,6 +57,21 @@ static void rcu_key_init(void)
 }
 
 /* Nests: the thread goes offline at the outermost ksm_rcu_offline(). */
+/* Waits on cv (a CLOCK_MONOTONIC condition) for at most ns. */
+void kcond_wait_ns(pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t ns)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += (time_t)(ns / 1000000000ULL);
+	ts.tv_nsec += (long)(ns % 1000000000ULL);
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(cv, mu, &ts);
+}
+
 void ksm_rcu_online(void)
 {
 	if (!rcu_registered) {
@@ -210,7 +225,7 @@ void kcand_add(struct ksm *k, struct kdom *d, unsigned slot, uint64_t hash,
 
 void kcand_del(struct ksm *k, struct kdom *d, struct knode *n)
 {
-	struct kvm_range *rg = &n->vm->r[n->r];
+	struct ksmvm_range *rg = &n->vm->r[n->r];
 
 	rg->pflags[n->idx] &= KP_REMAPPED;
 	ktab_del(k, d->cand[n->slot], n);
@@ -220,7 +235,7 @@ void kcand_del(struct ksm *k, struct kdom *d, struct knode *n)
 void kcand_del_page(struct ksm *k, struct ksm_vm *vm, uint32_t r,
 		    uint32_t idx)
 {
-	struct kvm_range *rg = &vm->r[r];
+	struct ksmvm_range *rg = &vm->r[r];
 	struct cds_lfht_iter it;
 	struct knode *n;
 	unsigned slot;

@@ -33,7 +33,7 @@ int kpm_read(struct ksm *k, const uint8_t *hva, unsigned n, uint64_t *out)
 void kunshare_page_state(struct ksm *k, struct ksm_vm *vm, uint32_t r,
 			 uint32_t idx, hv_pstate_t st, bool reset_map)
 {
-	struct kvm_range *rg = &vm->r[r];
+	struct ksmvm_range *rg = &vm->r[r];
 	uint64_t pfn = kpage_gpa(vm, r, idx) / KSM_PAGE;
 	uint32_t own = rg->own[idx];
 	hv_pstate_t cur = st;
@@ -99,7 +99,7 @@ void ksm_page_released(void *ctx, uint64_t gpa, hv_pstate_t old)
 	uint8_t *hva;
 
 	(void)old;
-	if (k->cfg.engine != KSM_ENGINE_DENSE || !kvm_locate(vm, gpa, &r, &idx))
+	if (k->cfg.engine != KSM_ENGINE_DENSE || !ksmvm_locate(vm, gpa, &r, &idx))
 		return;
 	hva = kpage_hva(vm, r, idx);
 	if (kpm_read(k, hva, 1, &e) == 0 && !kpm_private(e))
@@ -144,7 +144,7 @@ void krel_drain(struct ksm *k)
 	for (i = 0; i < n; i++) {
 		struct ksm_vm *vm = list[i].vm;
 
-		if (!kvm_locate(vm, list[i].gpa, &r, &idx))
+		if (!ksmvm_locate(vm, list[i].gpa, &r, &idx))
 			continue;
 		kunshare_page_state(k, vm, r, idx, 0, false);
 		/* the page is not remapped any more if its base came back */
@@ -153,6 +153,29 @@ void krel_drain(struct ksm *k)
 		kbit_set(vm->r[r].todo, idx);
 	}
 	free(list);
+}
+
+/* Is a release of this page queued (not drained yet)? */
+bool krel_queued(struct ksm *k, struct ksm_vm *vm, uint64_t gpa)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&k->rel_mu);
+	for (unsigned i = 0; i < k->nrel && !found; i++)
+		found = k->rel[i].vm == vm && k->rel[i].gpa == gpa;
+	pthread_mutex_unlock(&k->rel_mu);
+	return found;
+}
+
+/* Releases queued since the last drain? */
+bool krel_pending(struct ksm *k)
+{
+	bool any;
+
+	pthread_mutex_lock(&k->rel_mu);
+	any = k->nrel != 0;
+	pthread_mutex_unlock(&k->rel_mu);
+	return any;
 }
 
 /* Under k->lock, before a VM goes away: its queued releases apply now. */
@@ -173,7 +196,7 @@ static bool shared_state(hv_pstate_t st)
 void kunshare_range(struct ksm *k, struct ksm_vm *vm, uint32_t r,
 		    const uint64_t *dirty)
 {
-	struct kvm_range *rg = &vm->r[r];
+	struct ksmvm_range *rg = &vm->r[r];
 	uint64_t pm[64];
 	uint64_t w, bits, idx, pfn;
 	unsigned i, n;

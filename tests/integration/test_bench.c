@@ -88,6 +88,7 @@ static void two_arms(void **state)
 {
 	(void)state;
 	SKIP_WITHOUT_KVM();
+	SKIP_IN_SAN_BUILD("a 24 s bench run of two arms");
 	if (!cgroup_ok())
 		skip();
 	char out[256], p[512];

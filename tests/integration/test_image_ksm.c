@@ -36,7 +36,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -106,7 +105,8 @@ static long long jget(json_t *o, const char *a, const char *b)
 	return v ? json_integer_value(v) : -1;
 }
 
-/* The 4 images: captured if the default set is there, else synthetic. */
+/* The 4 images: captured if the default set is there, else synthetic
+ * (256 MiB each; 64 MiB in the light sanitizer build, testvm.h). */
 static void pick_images(char paths[NVM][1000], bool *captured)
 {
 	char dir[800];
@@ -116,7 +116,8 @@ static void pick_images(char paths[NVM][1000], bool *captured)
 		char man[1100];
 		snprintf(paths[i], 1000, "%.980s/boot%d", dir, i);
 		snprintf(man, sizeof(man), "%.990s/manifest.json", paths[i]);
-		if (access(man, F_OK) || getenv("DENSEVM_TEST_SYNTH_IMAGES"))
+		if (access(man, F_OK) || getenv("DENSEVM_TEST_SYNTH_IMAGES") ||
+		    test_san_light())
 			*captured = false;
 	}
 	if (*captured)
@@ -126,7 +127,8 @@ static void pick_images(char paths[NVM][1000], bool *captured)
 	for (int i = 0; i < NVM; i++) {
 		struct image_synth p;
 		char err[300];
-		image_synth_default(&p, 256 * MIB, 101 + i);
+		image_synth_default(&p, (test_san_light() ? 64 : 256) * MIB,
+				    101 + i);
 		snprintf(paths[i], 1000, "%s/syn%d", g_tmp, i);
 		if (image_synth_write(paths[i], "syn", &p, err, sizeof(err)))
 			fail_msg("synth: %s", err);
@@ -134,22 +136,11 @@ static void pick_images(char paths[NVM][1000], bool *captured)
 }
 
 /* Another densevm's kernel engine (a bench, a second `make test`) holds
- * kernel KSM: ksm/kernel_engine.c's flock.  Waits up to `seconds` for it. */
+ * kernel KSM.  Waits up to `seconds` for it. */
 static bool kernel_ksm_free(int seconds)
 {
-	static const char *const locks[] = {
-		"/run/lock/densevm-ksm-kernel.lock", "/tmp/densevm-ksm-kernel.lock" };
 	for (int i = 0; i < seconds * 2; i++) {
-		bool busy = false;
-		for (int l = 0; l < 2; l++) {
-			int fd = open(locks[l], O_RDWR | O_CLOEXEC);
-			if (fd < 0)
-				continue;
-			if (flock(fd, LOCK_EX | LOCK_NB))
-				busy = true;
-			close(fd);   /* releases it */
-		}
-		if (!busy)
+		if (!ksm_kernel_engine_busy())
 			return true;
 		usleep(500000);
 	}
@@ -167,6 +158,85 @@ static bool lost_kernel_ksm(void)
 	if (of)
 		fclose(of);
 	return lost;
+}
+
+/* The run's files, named for `tag` and this process. */
+static void run_files(const char *tag)
+{
+	int pid = (int)getpid();
+	snprintf(g_sock, sizeof(g_sock), "/tmp/densevm-%s-%d.sock", tag, pid);
+	snprintf(g_conf, sizeof(g_conf), "/tmp/densevm-%s-%d.conf", tag, pid);
+	snprintf(g_json, sizeof(g_json), "/tmp/densevm-%s-%d.json", tag, pid);
+	snprintf(g_out, sizeof(g_out), "/tmp/densevm-%s-%d.out", tag, pid);
+}
+
+/* `densevm run` on g_conf, its output in g_out; waits for its socket. */
+static void spawn_run(void)
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 1, g_out, O_WRONLY | O_CREAT | O_TRUNC,
+					 0644);
+	posix_spawn_file_actions_adddup2(&fa, 1, 2);
+	char *argv[] = { (char *)test_densevm_path(), "run", "--ctl", g_sock,
+			 "--config", g_conf, "--json", g_json, NULL };
+	assert_int_equal(posix_spawn(&g_pid, argv[0], &fa, NULL, argv, environ), 0);
+	posix_spawn_file_actions_destroy(&fa);
+	for (int i = 0; i < 200 && access(g_sock, F_OK); i++)
+		usleep(50000);
+	assert_int_equal(access(g_sock, F_OK), 0);
+}
+
+/* Waits up to 120 s for the run to end, then checks what it says: each of
+ * its nvm guests verified every page against the host's checksums
+ * ("image: done ... mismatches=0"), no MISMATCH or FAILED line, each
+ * image loaded above the guest's own low pages, exit 0, and in the JSON
+ * report every VM exited having counted pages (results 8 and 9). */
+static void collect(int nvm)
+{
+	int status;
+	for (int i = 0; i < 1200 && waitpid(g_pid, &status, WNOHANG) == 0; i++)
+		usleep(100000);
+	pid_t p = g_pid;
+	g_pid = -1;
+	if (waitpid(p, &status, WNOHANG) == 0) {
+		kill(p, SIGKILL);
+		waitpid(p, &status, 0);
+		fail_msg("densevm run did not end");
+	}
+	FILE *of = fopen(g_out, "r");
+	char line[1024];
+	int done = 0, bad = 0;
+	while (of && fgets(line, sizeof(line), of)) {
+		bool mismatch = strstr(line, "MISMATCH") || strstr(line, "FAILED");
+		bad += mismatch;
+		if (mismatch || strstr(line, "ram_image") || getenv("TEST_VERBOSE"))
+			print_message("%s", line);
+		if (strstr(line, "image: done") && strstr(line, "mismatches=0"))
+			done++;
+		if (strstr(line, "ram_image"))
+			assert_non_null(strstr(line, "skipped [0, "));
+	}
+	if (of)
+		fclose(of);
+	if (bad)
+		fail_msg("%d lines of mismatch", bad);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(done, nvm);
+	json_error_t je;
+	json_t *rep = json_load_file(g_json, 0, &je);
+	assert_non_null(rep);
+	json_t *v;
+	size_t i;
+	json_array_foreach(json_object_get(rep, "vms"), i, v) {
+		assert_string_equal(json_string_value(json_object_get(v, "status")),
+				    "exited");
+		json_t *res = json_object_get(v, "results");
+		assert_true(json_integer_value(json_object_get(res, "9")) > 0);
+		assert_true(json_integer_value(json_object_get(res, "8")) > 0);
+	}
+	json_decref(rep);
 }
 
 static void run_case(const char *engine, int hold, int churn_s)
@@ -202,10 +272,7 @@ static void run_case(const char *engine, int hold, int churn_s)
 	for (int i = 0; i < NVM; i++)
 		image_close(ims[i]);
 
-	snprintf(g_sock, sizeof(g_sock), "/tmp/densevm-imgksm-%d.sock", (int)getpid());
-	snprintf(g_conf, sizeof(g_conf), "/tmp/densevm-imgksm-%d.conf", (int)getpid());
-	snprintf(g_json, sizeof(g_json), "/tmp/densevm-imgksm-%d.json", (int)getpid());
-	snprintf(g_out, sizeof(g_out), "/tmp/densevm-imgksm-%d.out", (int)getpid());
+	run_files("imgksm");
 	FILE *f = fopen(g_conf, "w");
 	assert_non_null(f);
 	fprintf(f, "[run]\ntimeout = 180\n\n[ksm]\nengine = %s\nsleep_ms = 20\n%s",
@@ -217,19 +284,7 @@ static void run_case(const char *engine, int hold, int churn_s)
 			i + 1);
 	fclose(f);
 	g_old_map_count = ksm_sysctl_read("/proc/sys/vm/max_map_count");
-
-	posix_spawn_file_actions_t fa;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 1, g_out, O_WRONLY | O_CREAT | O_TRUNC,
-					 0644);
-	posix_spawn_file_actions_adddup2(&fa, 1, 2);
-	char *argv[] = { (char *)test_densevm_path(), "run", "--ctl", g_sock,
-			 "--config", g_conf, "--json", g_json, NULL };
-	assert_int_equal(posix_spawn(&g_pid, argv[0], &fa, NULL, argv, environ), 0);
-	posix_spawn_file_actions_destroy(&fa);
-	for (int i = 0; i < 200 && access(g_sock, F_OK); i++)
-		usleep(50000);
-	assert_int_equal(access(g_sock, F_OK), 0);
+	spawn_run();
 
 	/* hold: sample until the saving is stable for 2 s */
 	uint64_t t0 = hv_now_ns();
@@ -291,52 +346,21 @@ static void run_case(const char *engine, int hold, int churn_s)
 		      jget(json_object_get(chk, "ksm"), "global", "unmerges"));
 	json_decref(chk);
 
-	int status;
-	for (int i = 0; i < 600 && waitpid(g_pid, &status, WNOHANG) == 0; i++)
-		usleep(100000);
-	pid_t p = g_pid;
-	g_pid = -1;
-	if (waitpid(p, &status, WNOHANG) == 0) {
-		kill(p, SIGKILL);
-		waitpid(p, &status, 0);
-		fail_msg("densevm run did not end");
-	}
-	FILE *of = fopen(g_out, "r");
-	char line[1024];
-	int done = 0;
-	while (of && fgets(line, sizeof(line), of)) {
-		if (strstr(line, "MISMATCH") || strstr(line, "FAILED") ||
-		    strstr(line, "ram_image") || getenv("TEST_VERBOSE"))
-			print_message("%s", line);
-		if (strstr(line, "image: done") && strstr(line, "mismatches=0"))
-			done++;
-		if (strstr(line, "ram_image"))
-			assert_non_null(strstr(line, "skipped [0, "));
-	}
-	if (of)
-		fclose(of);
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
-	assert_int_equal(done, NVM);
-	json_error_t je;
-	json_t *rep = json_load_file(g_json, 0, &je);
-	assert_non_null(rep);
-	json_t *v;
-	size_t i;
-	json_array_foreach(json_object_get(rep, "vms"), i, v) {
-		assert_string_equal(json_string_value(json_object_get(v, "status")),
-				    "exited");
-		json_t *res = json_object_get(v, "results");
-		assert_true(json_integer_value(json_object_get(res, "9")) > 0);
-		assert_true(json_integer_value(json_object_get(res, "8")) > 0);
-	}
-	json_decref(rep);
+	collect(NVM);
 }
 
 static void images_under_dense_ksm(void **state)
 {
 	(void)state;
 	SKIP_WITHOUT_KVM();
+	if (test_san_light()) {
+		print_message("sanitizer build: 4 synthetic 64 MiB images, hold 6 s, "
+			      "churn 3 s (the plain build: 256 MiB or the captured "
+			      "set, %d s and %d s; DENSEVM_TEST_FULL=1 here)\n",
+			      HOLD_S, CHURN_S);
+		run_case("dense", 6, 3);
+		return;
+	}
 	run_case("dense", HOLD_S, CHURN_S);
 }
 
@@ -346,6 +370,7 @@ static void images_under_kernel_ksm(void **state)
 {
 	(void)state;
 	SKIP_WITHOUT_KVM();
+	SKIP_IN_SAN_BUILD("a kernel KSM comparison");
 	if (access("/sys/kernel/mm/ksm/run", W_OK)) {
 		print_message("[  SKIPPED ] %s: needs a writable /sys/kernel/mm/ksm\n",
 			      __func__);
@@ -370,7 +395,8 @@ static void images_under_kernel_ksm(void **state)
  * base[g]: the guest's write of zeros is lost and it reads content it no
  * longer has (hv-core once took ksm's dup of the base memfd for another
  * file, so a restored page looked off-base and its zero was discarded).
- * Every guest verifies every page against the host's checksums.
+ * Every guest verifies every page against the host's checksums.  The
+ * light sanitizer build (testvm.h) runs 128 MiB clones for 10 s.
  */
 static void clones_rewritten_under_dense_ksm(void **state)
 {
@@ -378,7 +404,12 @@ static void clones_rewritten_under_dense_ksm(void **state)
 	SKIP_WITHOUT_KVM();
 	char err[300], path[160];
 	struct image_synth p;
-	image_synth_default(&p, 256 * MIB, 7);
+	bool light = test_san_light();
+	unsigned mib = light ? 128 : 256, secs = light ? 10 : 20;
+	if (light)
+		print_message("sanitizer build: 2 clones of 128 MiB, 10 s (the plain "
+			      "build: 256 MiB, 20 s; DENSEVM_TEST_FULL=1 here)\n");
+	image_synth_default(&p, mib * MIB, 7);
 	p.cache_pct = 10;
 	p.repeat_pct = 30;
 	p.private_pct = 10;
@@ -387,28 +418,16 @@ static void clones_rewritten_under_dense_ksm(void **state)
 	snprintf(path, sizeof(path), "%s/clone", g_tmp);
 	if (image_synth_write(path, "clone", &p, err, sizeof(err)))
 		fail_msg("synth: %s", err);
-	snprintf(g_conf, sizeof(g_conf), "/tmp/densevm-imgclone-%d.conf", (int)getpid());
-	snprintf(g_json, sizeof(g_json), "/tmp/densevm-imgclone-%d.json", (int)getpid());
-	snprintf(g_out, sizeof(g_out), "/tmp/densevm-imgclone-%d.out", (int)getpid());
+	run_files("imgclone");
 	FILE *f = fopen(g_conf, "w");
 	assert_non_null(f);
 	fprintf(f, "[run]\ntimeout = 120\n\n[ksm]\nengine = dense\nsleep_ms = 20\n");
 	for (int i = 0; i < 2; i++)
-		fprintf(f, "\n[vm clone%d]\nmem = 264M\nram_image = %s\nworkload = "
-			"image hold=2 churn=8 seconds=20 seed=%d\n", i, path, i + 5);
+		fprintf(f, "\n[vm clone%d]\nmem = %uM\nram_image = %s\nworkload = "
+			"image hold=2 churn=8 seconds=%u seed=%d\n", i, mib + 8, path,
+			secs, i + 5);
 	fclose(f);
-	snprintf(g_sock, sizeof(g_sock), "/tmp/densevm-imgclone-%d.sock", (int)getpid());
-	char *argv[] = { (char *)test_densevm_path(), "run", "--ctl", g_sock,
-			 "--config", g_conf, "--json", g_json, NULL };
-	posix_spawn_file_actions_t fa;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 1, g_out, O_WRONLY | O_CREAT | O_TRUNC,
-					 0644);
-	posix_spawn_file_actions_adddup2(&fa, 1, 2);
-	assert_int_equal(posix_spawn(&g_pid, argv[0], &fa, NULL, argv, environ), 0);
-	posix_spawn_file_actions_destroy(&fa);
-	for (int i = 0; i < 200 && access(g_sock, F_OK); i++)
-		usleep(50000);
+	spawn_run();
 	/* the churn really unshares merged pages: ksm's books late in it */
 	long long merges = 0, unmerges = 0;
 	for (int i = 0; i < 60; i++) {
@@ -420,28 +439,9 @@ static void clones_rewritten_under_dense_ksm(void **state)
 		unmerges = jget(json_object_get(o, "ksm"), "global", "unmerges");
 		json_decref(o);
 	}
-	int status;
-	assert_int_equal(waitpid(g_pid, &status, 0), g_pid);
-	g_pid = -1;
-	FILE *of = fopen(g_out, "r");
-	char line[1024];
-	int done = 0, bad = 0;
-	while (of && fgets(line, sizeof(line), of)) {
-		if (strstr(line, "MISMATCH") || strstr(line, "FAILED")) {
-			print_message("%s", line);
-			bad++;
-		}
-		if (strstr(line, "image: done") && strstr(line, "mismatches=0"))
-			done++;
-	}
-	if (of)
-		fclose(of);
-	print_message("2 clones, 20 s of churn: %lld merges, %lld unmerges by "
-		      "15 s, %d lines of mismatch\n", merges, unmerges, bad);
-	assert_int_equal(bad, 0);
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
-	assert_int_equal(done, 2);
+	print_message("2 clones, %u s of churn: %lld merges, %lld unmerges by "
+		      "15 s\n", secs, merges, unmerges);
+	collect(2);
 	assert_true(unmerges > 10000);
 }
 

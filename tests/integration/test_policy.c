@@ -173,20 +173,6 @@ static void wait_managed(unsigned n)
 	fail_msg("the policy did not manage %u VMs within 10 s", n);
 }
 
-static int64_t oom_kills(void)
-{
-	char p[600], line[128];
-	long long v = -1;
-	snprintf(p, sizeof(p), "%s/memory.oom_control", cg_dir());
-	FILE *f = fopen(p, "r");
-	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "oom_kill %lld", &v) == 1)
-			break;
-	if (f)
-		fclose(f);
-	return v;
-}
-
 static const char squeeze_conf[] =
 	"[policy]\nperiod_ms = 250\nhost_budget = 8G\nlog = %s\n"
 	"[balloon]\nstats_period_ms = 200\n"
@@ -258,10 +244,7 @@ static void squeeze(void **state)
 	}
 	json_decref(p);
 	/* the kernel limit can follow the budget down now */
-	char lim[600];
-	snprintf(lim, sizeof(lim), "%s/memory.limit_in_bytes", cg_dir());
-	snprintf(b, sizeof(b), "%llu", (unsigned long long)b1);
-	assert_int_equal(write_str(lim, b), 0);
+	assert_int_equal(cg_set_limit(b1), 0);
 
 	/* the grower reaches 88 MiB under the hard limit; everyone exits 0 */
 	char *out;
@@ -284,7 +267,7 @@ static void squeeze(void **state)
 		fclose(f);
 	assert_true(grew);
 	assert_true(dirty_ok);
-	assert_int_equal(oom_kills(), 0);
+	assert_int_equal(cg_oom_kills(), 0);
 	/* the run's decision log, replayed with its config: the same decisions
 	 * (the budget it was given at run time is an input, in the log) */
 	char *rp[] = { "densevm", "policy", "replay", g_plog, "--config", g_conf,
@@ -301,8 +284,7 @@ static void squeeze(void **state)
 	json_decref(sum);
 	free(out);
 	unlink(g_plog);
-	snprintf(b, sizeof(b), "-1");
-	write_str(lim, b);
+	cg_set_limit(0);
 	unlink(g_conf);
 	unlink(g_log);
 	cg_leave();
@@ -474,9 +456,7 @@ static int teardown(void **state)
 		g_pid = 0;
 	}
 	if (cg_dir()[0]) {
-		char lim[600];
-		snprintf(lim, sizeof(lim), "%s/memory.limit_in_bytes", cg_dir());
-		write_str(lim, "-1");
+		cg_set_limit(0);
 		cg_leave();
 	}
 	return 0;

@@ -1,17 +1,13 @@
 /*
- * cgroup.c - a child memory cgroup (v1) for tests that weigh memory, and
- * the file helpers it needs (see cgroup.h).
+ * cgroup.c - a child memory cgroup (v1) for tests that weigh memory (see
+ * cgroup.h); the control files are util/cgroup.c's.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include "cgroup.h"
 
-static char g_cg[512], g_cg_parent[512];
+static struct memcg g_cg, g_parent;
 
 /* The memory cgroup v1 directory this process is in, or "" without one. */
 static void cg_current(char *dir, size_t len)
@@ -31,46 +27,19 @@ static void cg_current(char *dir, size_t len)
 		fclose(f);
 }
 
-int write_str(const char *path, const char *s)
-{
-	int fd = open(path, O_WRONLY);
-	if (fd < 0)
-		return -errno;
-	ssize_t n = write(fd, s, strlen(s));
-	int e = errno;
-	close(fd);
-	return n == (ssize_t)strlen(s) ? 0 : -e;
-}
-
-int64_t read_i64(const char *path)
-{
-	char buf[64] = "";
-	int fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return -1;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	return n > 0 ? strtoll(buf, NULL, 10) : -1;
-}
-
-/* A fresh child memory cgroup with this process in it; false when
- * cgroup v1 memory is not writable here. */
 bool cg_enter(const char *tag)
 {
-	char path[600], pid[32];
+	char name[128];
 
-	cg_current(g_cg_parent, sizeof(g_cg_parent));
-	if (!g_cg_parent[0])
+	g_parent.v = 1;
+	cg_current(g_parent.dir, sizeof(g_parent.dir));
+	if (!g_parent.dir[0])
 		return false;
-	snprintf(g_cg, sizeof(g_cg), "%s/densevm-%s-%d", g_cg_parent, tag,
-		 (int)getpid());
-	rmdir(g_cg);
-	if (mkdir(g_cg, 0755) < 0)
+	snprintf(name, sizeof(name), "densevm-%s-%d", tag, (int)getpid());
+	if (memcg_make(&g_cg, &g_parent, name))
 		return false;
-	snprintf(path, sizeof(path), "%s/cgroup.procs", g_cg);
-	snprintf(pid, sizeof(pid), "%d", (int)getpid());
-	if (write_str(path, pid)) {
-		rmdir(g_cg);
+	if (memcg_join(&g_cg, 0)) {
+		memcg_remove(&g_cg);
 		return false;
 	}
 	return true;
@@ -78,27 +47,20 @@ bool cg_enter(const char *tag)
 
 const char *cg_dir(void)
 {
-	return g_cg;
+	return g_cg.dir;
 }
 
 int64_t cg_usage(void)
 {
-	char path[600];
-	snprintf(path, sizeof(path), "%s/memory.usage_in_bytes", g_cg);
-	return read_i64(path);
+	return memcg_usage(&g_cg);
 }
 
 void cg_leave(void)
 {
-	char path[600], pid[32];
-
-	snprintf(path, sizeof(path), "%s/cgroup.procs", g_cg_parent);
-	snprintf(pid, sizeof(pid), "%d", (int)getpid());
-	write_str(path, pid);
-	/* charges left behind (freed lazily) keep it busy for a moment */
-	for (int i = 0; i < 50 && rmdir(g_cg) < 0 && errno == EBUSY; i++)
-		usleep(100000);
-	g_cg[0] = 0;
+	if (!g_cg.dir[0])
+		return;
+	memcg_join(&g_parent, 0);
+	memcg_remove(&g_cg);
 }
 
 /* Page memory charged to the cgroup (anonymous + page cache, memfds
@@ -111,16 +73,15 @@ int64_t cg_pages(void)
 
 int64_t cg_stat(const char *key)
 {
-	char path[600], line[128], name[64];
-	long long v;
-	snprintf(path, sizeof(path), "%s/memory.stat", g_cg);
-	FILE *f = fopen(path, "r");
-	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "%63s %lld", name, &v) == 2 && !strcmp(name, key)) {
-			fclose(f);
-			return v;
-		}
-	if (f)
-		fclose(f);
-	return 0;
+	return memcg_stat(&g_cg, key);
+}
+
+int cg_set_limit(uint64_t limit)
+{
+	return memcg_set_limit(&g_cg, limit);
+}
+
+uint64_t cg_oom_kills(void)
+{
+	return memcg_oom_kills(&g_cg);
 }

@@ -11,6 +11,10 @@
 #include <setjmp.h>
 #include <stdio.h>
 #include <cmocka.h>
+#include <dirent.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include "ksm/ksm.h"
 #include "ksm/ksm_fake.h"
 
@@ -90,6 +94,54 @@ static inline void expect_pattern(struct ksm_fake_vm *vm, uint64_t gpa,
 
 	ksm_fake_pattern(buf, seed);
 	assert_memory_equal(ksm_fake_hva(vm, gpa), buf, PG);
+}
+
+static inline unsigned state(struct ksm_fake_vm *vm, uint64_t gpa)
+{
+	return hv_ps_state(ksm_fake_page_state(vm, gpa));
+}
+
+/* Allocated bytes of every ksm frames memfd of this process. */
+static inline long long frames_blocks_bytes(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	long long total = 0;
+
+	assert_non_null(d);
+	while ((de = readdir(d))) {
+		char path[300], link[256];
+		struct stat st;
+		ssize_t n;
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%s", de->d_name);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n <= 0)
+			continue;
+		link[n] = 0;
+		if (strstr(link, "densevm-ksm-frames") && stat(path, &st) == 0)
+			total += (long long)st.st_blocks * 512;
+	}
+	closedir(d);
+	return total;
+}
+
+static inline long long fd_blocks_bytes(int fd)
+{
+	struct stat st;
+
+	assert_int_equal(fstat(fd, &st), 0);
+	return (long long)st.st_blocks * 512;
+}
+
+/* The engine, then its VMs and their base memfd. */
+static inline void destroy_all(struct ksm *k, struct ksm_fake_vm **v, unsigned n,
+			int base)
+{
+	ksm_destroy(k);
+	for (unsigned j = 0; j < n; j++)
+		ksm_fake_vm_destroy(v[j]);
+	close(base);
 }
 
 #endif

@@ -35,6 +35,16 @@ const char *test_guest_path(void)
 	return p;
 }
 
+bool test_san_light(void)
+{
+#ifdef __SANITIZE_ADDRESS__
+	const char *e = getenv("DENSEVM_TEST_FULL");
+	return !(e && *e && strcmp(e, "0"));
+#else
+	return false;
+#endif
+}
+
 const char *test_densevm_path(void)
 {
 	static char p[PATH_MAX + 32];

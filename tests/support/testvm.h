@@ -7,6 +7,7 @@
 #define DENSEVM_TESTVM_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -19,6 +20,25 @@
 		char e_[256];                                                \
 		if (!hv_kvm_available() || hv_init(e_, sizeof(e_)) < 0) {   \
 			print_message("[  SKIPPED ] %s: needs /dev/kvm\n", __func__); \
+			skip();                                              \
+		}                                                            \
+	} while (0)
+
+/* make test runs every test twice, plainly and then built with ASan and
+ * UBSan (make SAN=1), where a VM's memory traffic costs several times as
+ * much.  The sanitizer build runs the heaviest cases (kernel KSM
+ * comparisons, fills of 4 x 512 MiB) smaller or not at all, and says so;
+ * the plain build keeps every assertion.  DENSEVM_TEST_FULL=1 runs them
+ * in full in the sanitizer build too. */
+bool test_san_light(void);
+/* Skips the case in the light sanitizer build with a line saying why. */
+#define SKIP_IN_SAN_BUILD(why)                                               \
+	do {                                                                 \
+		if (test_san_light()) {                                      \
+			print_message("[  SKIPPED ] %s: %s; skipped in the " \
+				      "sanitizer build (the plain build runs " \
+				      "it; DENSEVM_TEST_FULL=1 runs it here)\n", \
+				      __func__, why);                        \
 			skip();                                              \
 		}                                                            \
 	} while (0)

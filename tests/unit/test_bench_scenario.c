@@ -239,6 +239,59 @@ static void phases(void **state)
 	free(p);
 }
 
+/* The reader is the run config's (cli/ini_file.c): a UTF-8 BOM is
+ * skipped, a repeated section names both lines, a long comment is
+ * harmless and a long key line is refused at its own line. */
+static void ini_reader(void **state)
+{
+	(void)state;
+	static struct bench_scenario sc;
+	char err[600], want[700];
+	char *p = tmpfile_with("\xEF\xBB\xBF[scenario]\nname = bom\n"
+			       "[group g]\nworkload = idle\n");
+	if (bench_scenario_load(p, &sc, err, sizeof(err)))
+		fail_msg("a scenario with a BOM: %s", err);
+	assert_string_equal(sc.name, "bom");
+	assert_int_equal(sc.ngroups, 1);
+	unlink(p);
+	free(p);
+
+	p = tmpfile_with("[scenario]\nname = a\n[group g]\nworkload = idle\n"
+			 "; again\n\n[group g]\ncount = 2\n");
+	assert_int_not_equal(bench_scenario_load(p, &sc, err, sizeof(err)), 0);
+	snprintf(want, sizeof(want), "%s:7: [group g] repeats %s:3", p, p);
+	assert_string_equal(err, want);
+	unlink(p);
+	free(p);
+
+	char text[1024], pad[400];
+	memset(pad, '.', sizeof(pad) - 1);
+	pad[sizeof(pad) - 1] = 0;
+	snprintf(text, sizeof(text), "# %s\n[scenario]\nname = a\n[group g]\n"
+		 "workload = idle\n", pad);
+	p = tmpfile_with(text);
+	if (bench_scenario_load(p, &sc, err, sizeof(err)))
+		fail_msg("a long comment: %s", err);
+	unlink(p);
+	free(p);
+	/* 199 characters and the newline: the longest line inih takes */
+	snprintf(text, sizeof(text), "[scenario]\nname = a\ndescription = "
+		 "%.185s\n[group g]\nworkload = idle\n", pad);
+	p = tmpfile_with(text);
+	if (bench_scenario_load(p, &sc, err, sizeof(err)))
+		fail_msg("a 199-character line: %s", err);
+	unlink(p);
+	free(p);
+	snprintf(text, sizeof(text), "[scenario]\nname = a\n[group g]\n"
+		 "workload = idle %s\n", pad);
+	p = tmpfile_with(text);
+	assert_int_not_equal(bench_scenario_load(p, &sc, err, sizeof(err)), 0);
+	snprintf(want, sizeof(want), "%s:4: line longer than 199 characters", p);
+	assert_string_equal(err, want);
+	unlink(p);
+	free(p);
+}
+
 static void arms(void **state)
 {
 	(void)state;
@@ -300,6 +353,7 @@ int main(void)
 		cmocka_unit_test(keys),
 		cmocka_unit_test(errors),
 		cmocka_unit_test(phases),
+		cmocka_unit_test(ini_reader),
 		cmocka_unit_test(arms),
 		cmocka_unit_test(binary),
 	};

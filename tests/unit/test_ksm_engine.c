@@ -33,11 +33,6 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static unsigned state(struct ksm_fake_vm *vm, uint64_t gpa)
-{
-	return hv_ps_state(ksm_fake_page_state(vm, gpa));
-}
-
 /* ---------------------------------------------- dirty-log guided scans */
 
 /* dirty_ms: the log is read at most that often, so a write between two
@@ -253,9 +248,8 @@ static void test_stats_json_and_scanner_thread(void **state_)
 	struct ksm *k = mk(NULL);
 	struct ksm_fake_vm *a = vm_new("vm \"q\"", -1, 64),
 			   *b = vm_new("b", -1, 64);
-	char json[8192], err[64];
+	char err[64];
 	struct ksm_stats st;
-	size_t n;
 	int i;
 
 	(void)state_;
@@ -276,17 +270,31 @@ static void test_stats_json_and_scanner_thread(void **state_)
 	assert_int_equal(st.pages_sharing, 32);
 	assert_true(st.pauses >= 1);
 	assert_true(st.pause_p99_ns >= st.pause_p50_ns);
-	n = ksm_stats_json(k, json, sizeof(json));
-	assert_true(n > 0 && n < sizeof(json));
-	assert_int_equal(strlen(json), n);
-	assert_non_null(strstr(json, "\"engine\":\"dense\""));
-	assert_non_null(strstr(json, "\"pages_sharing\":32"));
-	assert_non_null(strstr(json, "\"name\":\"vm \\\"q\\\"\""));
-	assert_non_null(strstr(json, "\"pause_p99_ns\""));
-	assert_non_null(strstr(json, "\"tunables\":{\"pages_per_sec\":0"));
-	/* too small a buffer: the needed length, a terminated prefix */
-	assert_int_equal(ksm_stats_json(k, json, 10), n);
-	assert_int_equal(strlen(json), 9);
+	json_t *j = ksm_stats_json(k);
+	assert_non_null(j);
+	assert_string_equal(json_string_value(json_object_get(j, "engine")),
+			    "dense");
+	json_t *g = json_object_get(j, "global");
+	assert_int_equal(json_integer_value(json_object_get(g, "pages_sharing")),
+			 32);
+	assert_int_equal(json_integer_value(json_object_get(g, "pause_p99_ns")),
+			 st.pause_p99_ns);
+	assert_true(json_is_real(json_object_get(g, "cpu_seconds")));
+	json_t *v0 = json_array_get(json_object_get(j, "vms"), 0);
+	assert_string_equal(json_string_value(json_object_get(v0, "name")),
+			    "vm \"q\"");
+	/* per-VM figures have no global-only fields */
+	assert_null(json_object_get(json_object_get(v0, "stats"), "frames"));
+	assert_int_equal(json_integer_value(json_object_get(
+		json_object_get(j, "tunables"), "pages_per_sec")), 0);
+	/* it serializes to valid JSON, quotes in the name escaped */
+	char *text = json_dumps(j, JSON_COMPACT);
+	assert_non_null(strstr(text, "\"name\":\"vm \\\"q\\\"\""));
+	json_t *back = json_loads(text, 0, NULL);
+	assert_non_null(back);
+	json_decref(back);
+	free(text);
+	json_decref(j);
 	check(k);
 	ksm_destroy(k);
 	ksm_fake_vm_destroy(a);

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -49,7 +50,7 @@ static void test_kernel_engine(void **state_)
 	struct ksm_config cfg;
 	struct ksm_stats st;
 	struct ksm *k;
-	char err[256], run[16], pts0[32], pts[32], json[4096];
+	char err[256], run[16], pts0[32], pts[32];
 	uint64_t i;
 	int tries;
 
@@ -88,6 +89,8 @@ static void test_kernel_engine(void **state_)
 		ksm_fake_vm_destroy(b);
 		skip();
 	}
+	/* the probe other runs wait on sees our engine's lock */
+	assert_true(ksm_kernel_engine_busy());
 	assert_int_equal(sysfs_read("run", run, sizeof(run)), 0);
 	assert_string_equal(run, "1");
 	assert_int_equal(sysfs_read("pages_to_scan", pts, sizeof(pts)), 0);
@@ -98,7 +101,9 @@ static void test_kernel_engine(void **state_)
 		if (st.pages_sharing >= 2000)
 			break;
 	}
-	ksm_stats_json(k, json, sizeof(json));
+	json_t *j = ksm_stats_json(k);
+	char *json = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
 	ksm_stop(k);
 	printf("[ kernel ] %s\n", json);
 	assert_true(st.pages_sharing >= 2000);
@@ -108,6 +113,7 @@ static void test_kernel_engine(void **state_)
 	assert_int_equal(sysfs_read("pages_to_scan", pts, sizeof(pts)), 0);
 	assert_string_equal(pts, pts0);        /* restored */
 	assert_non_null(strstr(json, "\"engine\":\"kernel\""));
+	free(json);
 	/* contents intact after the kernel's merging */
 	for (i = 0; i < 1024; i += 97)
 		assert_memory_equal(ksm_fake_hva(a, i * PG),
