@@ -1,11 +1,14 @@
 /*
  * bench.h - `densevm bench`, the dense-consolidation benchmark: its
- * scenario files (bench_scenario.c), the memory cgroup each arm runs in
- * (bench_cgroup.c), one arm's run and timeline (bench_arm.c), the summary,
+ * scenario files (bench_scenario.c) and their workload phases
+ * (bench_phase.c), the memory cgroup each arm runs in (bench_cgroup.c), one
+ * arm's run and timeline (bench_arm.c), the guests' throughput
+ * (bench_tput.c), the host's cost per VM (bench_cost.c), the summary,
  * tables and plots (bench_report.c) and the command (cmd_bench.c).
  *
  * A scenario is a fleet of VM groups under a host budget (a memory cgroup
- * limit) for a duration, with phases that move the budget at time offsets.
+ * limit) for a duration, with phases at time offsets that move the budget,
+ * start groups, turn their workloads idle or active, or make them grow.
  * An arm is one way of reclaiming memory (none, kernel-ksm, kernel+mom,
  * dense, policy, dense+policy); each arm runs the whole scenario through a
  * real `densevm run` in a fresh memory cgroup.
@@ -16,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <jansson.h>
 #include "util/cgroup.h"
 
@@ -33,8 +37,12 @@ struct bench_group {
 	bool active;                /* its throughput is measured */
 	double start;               /* seconds before its first VM starts */
 	double arrive_every;        /* seconds between its VMs' starts */
+	unsigned start_phase;       /* 1 + the phase that starts it; 0 = none */
 	int line;
 };
+
+/* What a phase does to groups (bench_phase.c), besides the budget. */
+enum bench_act { ACT_START, ACT_IDLE, ACT_ACTIVATE, ACT_GROW, ACT_COUNT };
 
 struct bench_phase {
 	char name[40];
@@ -43,6 +51,10 @@ struct bench_phase {
 	uint64_t budget;            /* the new cgroup limit; 0 = none */
 	bool budget_rel;            /* budget_pct is a fraction of the old one */
 	double budget_pct;
+	bool budget_set;            /* the phase has a budget key */
+	char groups[ACT_COUNT][256];   /* the keys' group lists, as written */
+	int act_line[ACT_COUNT];       /* their lines; 0 = key absent */
+	uint32_t act_mask[ACT_COUNT];  /* the groups, after the load */
 	int line;
 };
 
@@ -55,6 +67,7 @@ struct bench_scenario {
 	double sample_hz;
 	double steady_tail;         /* steady usage: median of this last fraction */
 	bool density;               /* report VMs that arrived before a failure */
+	bool host_cost;             /* measure the host's cost per VM */
 	struct bench_group group[BENCH_MAX_GROUPS];
 	unsigned ngroups;
 	struct bench_phase phase[BENCH_MAX_PHASES];
@@ -68,11 +81,48 @@ int bench_scenario_load(const char *path, struct bench_scenario *sc,
 /* When VM k of group g starts (seconds from the run's start). */
 double bench_vm_start(const struct bench_scenario *sc, unsigned g, unsigned k,
 		      bool quick);
+/* ------------------------------------------- phases (bench_phase.c) */
+
+/* A phase's group keys (start, idle, activate, grow = GROUP...): 1 taken,
+ * 0 not one of them, -1 bad (msg says why). */
+int bench_phase_key(struct bench_phase *p, const char *key, const char *val,
+		    int line, char *msg, size_t msglen);
+/* After the file is read: group names to masks, and the checks that need
+ * the whole file (the group exists, its workload takes the action, a group
+ * starts once).  "FILE:LINE: why" in err; 0 or -EINVAL. */
+int bench_phase_resolve(struct bench_scenario *sc, char *err, size_t errlen);
+/* When group g's first VM starts (its own start, or its start phase). */
+double bench_group_start(const struct bench_scenario *sc, unsigned g,
+			 bool quick);
+/* The guest's schedule for group g, " sched=MS:ACT,..." from the phases'
+ * idle/activate/grow (ms from the run's start), or "". */
+void bench_phase_sched(const struct bench_scenario *sc, unsigned g, bool quick,
+		       char *buf, size_t len);
+
 /* Guest RAM of the whole fleet, bytes. */
 uint64_t bench_scenario_ram(const struct bench_scenario *sc);
 /* The duration and a phase's offset for a run (quick or not). */
 double bench_duration(const struct bench_scenario *sc, bool quick);
 double bench_phase_at(const struct bench_scenario *sc, unsigned i, bool quick);
+
+/* ------------------------------------- throughput (bench_tput.c) */
+
+#define BENCH_REPORT_MS 500   /* the active guests' report_ms */
+
+struct bench_tput;
+/* The group VM name belongs to (GROUP, or GROUPk with k in *k), or -1. */
+int bench_vm_group(const struct bench_scenario *sc, const char *vm,
+		   unsigned *k);
+bool bench_tput_wanted(const struct bench_scenario *sc);   /* an active group */
+struct bench_tput *bench_tput_new(const struct bench_scenario *sc, bool quick);
+void bench_tput_free(struct bench_tput *t);
+/* A `results` reply of the control socket. */
+void bench_tput_update(struct bench_tput *t, json_t *reply);
+/* Per group, pages per second (checked and rewritten) at host time now. */
+void bench_tput_rates(const struct bench_tput *t, uint64_t now_ns,
+		      double rate[BENCH_MAX_GROUPS]);
+/* The active VMs' last totals over their run time up to end_s, summed. */
+double bench_tput_total(const struct bench_tput *t, double end_s);
 
 /* ------------------------------------------------------------ arms */
 
@@ -102,6 +152,27 @@ uint64_t bench_cg_oom_kills(const struct bench_cg *cg);
 int bench_cg_join(const struct bench_cg *cg);
 void bench_cg_remove(struct bench_cg *cg);
 
+/* ---------------------------------- host cost per VM (bench_cost.c) */
+
+/* With [scenario] host_cost = 1, once, at BENCH_COST_AT of the run: what
+ * the host pays per VM beyond its guest RAM. */
+#define BENCH_COST_AT 0.6
+struct bench_cost {
+	bool measured;
+	unsigned vms, started;       /* VMs, and those that made a hypercall */
+	double usage, resident;      /* cgroup usage, guest RAM resident; bytes */
+	double beyond_per_vm;        /* (usage - resident) / vms, bytes */
+	unsigned threads;            /* of the densevm process */
+	double fleet_start_s;        /* spawn to the last VM's first hypercall */
+	double boot_ms_p50, boot_ms_max;   /* VM start to its first hypercall */
+	double t;                    /* when measured, s from the start */
+};
+void bench_cost_measure(const char *sock, pid_t pid, double usage,
+			double spawn_s, double t, struct bench_cost *c);
+/* DIR/host-cost-ARM-REP.json and a line on stderr. */
+void bench_cost_write(const char *dir, const char *af, int rep,
+		      const struct bench_cost *c);
+
 /* ------------------------------------------------------- one arm run */
 
 struct bench_sample {
@@ -110,6 +181,7 @@ struct bench_sample {
 	uint64_t base_pages, sharing_pages, zero_pages, saved, ballooned;
 	double ksm_cpu, policy_cpu, proc_cpu, psi_some10;
 	uint64_t pauses, vmas, oom_kills;
+	double tput[BENCH_MAX_GROUPS];   /* pages/s per group (active ones) */
 };
 
 struct bench_result {
@@ -121,7 +193,7 @@ struct bench_result {
 	size_t ns, cap;
 	/* figures */
 	double peak, steady, ratio, t_steady, reclaim_cpu, proc_cpu, saved_gib;
-	double throughput;          /* active groups' rewrites per second */
+	double throughput;          /* active groups' pages rewritten per second */
 	double throughput_pct;      /* of none's in the same rep; -1 = n/a */
 	unsigned oom_kills, alloc_fail, mismatches, crashed, vms_ok, vms;
 	bool budget_missed;         /* a budget phase could not be applied */
@@ -130,6 +202,7 @@ struct bench_result {
 	double fit_ram;             /* their guest RAM, bytes */
 	bool fits;
 	int exit_status;
+	struct bench_cost cost;     /* with host_cost */
 };
 
 struct bench_opts {
@@ -147,6 +220,11 @@ int bench_arm_run(const struct bench_opts *o, enum bench_arm_id arm, int rep,
 /* The figures from r's timeline and guest results (bench_arm.c). */
 void bench_result_figures(const struct bench_opts *o, struct bench_result *r);
 json_t *bench_timeline_json(const struct bench_result *r);
+
+/* One request to a run's control socket; the reply, or NULL (1 s
+ * timeout).  bench_arm.c. */
+json_t *bench_ctl_req(const char *sock, const char *cmd, const char *a1,
+		      const char *a2, const char *a3);
 
 /* ----------------------------------------------------------- report */
 

@@ -4,9 +4,11 @@
  * cgroup whose limit is the scenario's budget, samples it at sample_hz
  * (cgroup usage and limit, OOM kills, ksm's savings by source and CPU
  * through the control socket, the policy's CPU and balloons, the process's
- * CPU, PSI, pauses, VMAs) into DIR/timeline-ARM-REP.csv|json, applies the
- * phases (budget moves) at their offsets, stops the run at the end, and
- * reads the guests' results (throughput of `dirty`, mismatches, allocation
+ * CPU, PSI, pauses, VMAs, the active groups' throughput from the guests'
+ * reports, bench_tput.c) into DIR/timeline-ARM-REP.csv|json, applies the
+ * budget phases at their offsets (the workload phases are the guests' own
+ * schedule, given in their args with the run's start as epoch), stops the
+ * run at the end, and reads the guests' results (mismatches, allocation
  * failures, crashes) from its output and JSON report.
  */
 #include <errno.h>
@@ -55,9 +57,8 @@ static bool arm_policy(enum bench_arm_id a)
 	return a == ARM_KERNEL_MOM || a == ARM_POLICY || a == ARM_DENSE_POLICY;
 }
 
-/* One request to the control socket; the reply, or NULL (1 s timeout). */
-static json_t *ctl_req(const char *sock, const char *cmd, const char *a1,
-		       const char *a2, const char *a3)
+json_t *bench_ctl_req(const char *sock, const char *cmd, const char *a1,
+		      const char *a2, const char *a3)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
@@ -143,7 +144,7 @@ static double psi_some10(void)
 }
 
 static int write_config(const struct bench_opts *o, enum bench_arm_id arm,
-			const char *conf, const char *plog)
+			const char *conf, const char *plog, uint64_t epoch_ns)
 {
 	const struct bench_scenario *sc = o->sc;
 	FILE *f = fopen(conf, "we");
@@ -169,10 +170,20 @@ static int write_config(const struct bench_opts *o, enum bench_arm_id arm,
 			"scan_max = 1000000\n" : "");
 	for (unsigned i = 0; i < sc->ngroups; i++) {
 		const struct bench_group *g = &sc->group[i];
-		const char *wl = o->quick && g->quick_workload[0] ? g->quick_workload :
-				 g->workload;
+		const char *wl0 = o->quick && g->quick_workload[0] ? g->quick_workload :
+				  g->workload;
+		/* the schedule's time 0 is the bench's, for every VM alike; the
+		 * active groups report their work */
+		char wl[600], sched[300];
+		bench_phase_sched(sc, i, o->quick, sched, sizeof(sched));
+		snprintf(wl, sizeof(wl), "%s epoch=%llu%s", wl0,
+			 (unsigned long long)epoch_ns, sched);
+		if (g->active)
+			snprintf(wl + strlen(wl), sizeof(wl) - strlen(wl),
+				 " report_ms=%d", BENCH_REPORT_MS);
 		/* staggered starts: one section per VM, named as count names them */
-		bool each = g->start > 0 || g->arrive_every > 0;
+		bool each = bench_group_start(sc, i, o->quick) > 0 ||
+			    g->arrive_every > 0;
 		for (unsigned k = 0; k < (each ? g->count : 1); k++) {
 			if (!each)
 				fprintf(f, "[vm %s]\ncount = %u\nworkload = %s\n", g->name,
@@ -252,6 +263,7 @@ struct ctl_poll {
 	double period;
 	volatile bool stop;
 	struct bench_sample last;   /* only the ctl fields */
+	struct bench_tput *tput;    /* NULL: no active group */
 };
 
 static void *ctl_poll_main(void *arg)
@@ -261,7 +273,7 @@ static void *ctl_poll_main(void *arg)
 		double t = now_s();
 		struct bench_sample s = { 0 };
 		if (arm_ksm(c->arm)) {
-			json_t *k = ctl_req(c->sock, "ksm", NULL, NULL, NULL);
+			json_t *k = bench_ctl_req(c->sock, "ksm", NULL, NULL, NULL);
 			json_t *g = json_object_get(k, "global");
 			s.base_pages = jint(g, "base_pages");
 			s.sharing_pages = jint(g, "pages_sharing");
@@ -275,7 +287,7 @@ static void *ctl_poll_main(void *arg)
 			json_decref(k);
 		}
 		if (arm_policy(c->arm)) {
-			json_t *p = ctl_req(c->sock, "policy", NULL, NULL, NULL);
+			json_t *p = bench_ctl_req(c->sock, "policy", NULL, NULL, NULL);
 			if (p) {
 				s.policy_cpu = json_number_value(json_object_get(p, "cpu_seconds"));
 				json_t *vms = json_object_get(p, "vms"), *v;
@@ -288,9 +300,14 @@ static void *ctl_poll_main(void *arg)
 			}
 			json_decref(p);
 		}
+		json_t *res = c->tput ? bench_ctl_req(c->sock, "results", NULL, NULL, NULL)
+				      : NULL;
 		pthread_mutex_lock(&c->lock);
 		c->last = s;
+		if (res)
+			bench_tput_update(c->tput, res);
 		pthread_mutex_unlock(&c->lock);
+		json_decref(res);
 		double sl = c->period - (now_s() - t);
 		if (sl > 0)
 			usleep((useconds_t)(sl * 1e6));
@@ -303,6 +320,8 @@ static void sample(struct ctl_poll *cp, const struct bench_cg *cg, pid_t pid,
 {
 	pthread_mutex_lock(&cp->lock);
 	*s = cp->last;
+	if (cp->tput)
+		bench_tput_rates(cp->tput, (uint64_t)(now_s() * 1e9), s->tput);
 	pthread_mutex_unlock(&cp->lock);
 	s->t = t;
 	s->usage = bench_cg_usage(cg);
@@ -312,8 +331,8 @@ static void sample(struct ctl_poll *cp, const struct bench_cg *cg, pid_t pid,
 	s->psi_some10 = psi_some10();
 }
 
-static int write_timeline(const char *dir, const char *af, int rep,
-			  const struct bench_result *r)
+static int write_timeline(const struct bench_scenario *sc, const char *dir,
+			  const char *af, int rep, const struct bench_result *r)
 {
 	char p[512];
 	snprintf(p, sizeof(p), "%s/timeline-%s-%d.csv", dir, af, rep);
@@ -322,11 +341,15 @@ static int write_timeline(const char *dir, const char *af, int rep,
 		return -errno;
 	fprintf(f, "t_s,usage_mib,limit_mib,same_gpa_mib,cross_gpa_mib,zero_mib,"
 		"saved_mib,ballooned_mib,ksm_cpu_s,policy_cpu_s,proc_cpu_s,"
-		"psi_some10,pauses,vmas,oom_kills\n");
+		"psi_some10,pauses,vmas,oom_kills,active_kpps");
+	for (unsigned g = 0; g < sc->ngroups; g++)
+		if (sc->group[g].active)
+			fprintf(f, ",kpps_%s", sc->group[g].name);
+	fputc('\n', f);
 	for (size_t i = 0; i < r->ns; i++) {
 		const struct bench_sample *s = &r->s[i];
 		fprintf(f, "%.3f,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,%.2f,%.4f,%.4f,%.3f,"
-			"%.2f,%llu,%llu,%llu\n", s->t, s->usage / MiB, s->limit / MiB,
+			"%.2f,%llu,%llu,%llu", s->t, s->usage / MiB, s->limit / MiB,
 			s->base_pages * 4096.0 / MiB,
 			(s->sharing_pages > s->base_pages ? s->sharing_pages - s->base_pages : 0) *
 			4096.0 / MiB,
@@ -334,10 +357,27 @@ static int write_timeline(const char *dir, const char *af, int rep,
 			s->ballooned / MiB, s->ksm_cpu, s->policy_cpu, s->proc_cpu,
 			s->psi_some10, (unsigned long long)s->pauses,
 			(unsigned long long)s->vmas, (unsigned long long)s->oom_kills);
+		double all = 0;
+		for (unsigned g = 0; g < sc->ngroups; g++)
+			all += sc->group[g].active ? s->tput[g] : 0;
+		fprintf(f, ",%.3f", all / 1000);
+		for (unsigned g = 0; g < sc->ngroups; g++)
+			if (sc->group[g].active)
+				fprintf(f, ",%.3f", s->tput[g] / 1000);
+		fputc('\n', f);
 	}
 	fclose(f);
 	snprintf(p, sizeof(p), "%s/timeline-%s-%d.json", dir, af, rep);
 	json_t *j = bench_timeline_json(r);
+	json_t *smp = json_object_get(j, "samples");
+	for (size_t i = 0; i < r->ns; i++) {
+		json_t *tp = json_object();
+		for (unsigned g = 0; g < sc->ngroups; g++)
+			if (sc->group[g].active)
+				json_object_set_new(tp, sc->group[g].name,
+						    json_real(r->s[i].tput[g]));
+		json_object_set_new(json_array_get(smp, i), "tput_pps", tp);
+	}
 	int rc = json_dump_file(j, p, JSON_COMPACT) ? -EIO : 0;
 	json_decref(j);
 	return rc;
@@ -366,75 +406,16 @@ json_t *bench_timeline_json(const struct bench_result *r)
 			 r->rep, "samples", a);
 }
 
-/* The group a VM name belongs to: GROUP or GROUPk. */
-static int group_of(const struct bench_scenario *sc, const char *vm)
-{
-	for (unsigned i = 0; i < sc->ngroups; i++) {
-		size_t n = strlen(sc->group[i].name);
-		if (strncmp(vm, sc->group[i].name, n))
-			continue;
-		const char *t = vm + n;
-		while (*t >= '0' && *t <= '9')
-			t++;
-		if (!*t && (sc->group[i].count > 1 ? vm[n] != 0 : vm[n] == 0))
-			return (int)i;
-	}
-	return -1;
-}
-
-/* Throughput and mismatches from the run's output: per active VM, its
- * last `dirty: t=Ss rewrites=N` progress line (printed every ~5 s), as
- * rewrites per second over max(S, its host run time - 5 s): a VM that
- * reported on schedule gets its own rate, one that stalled is charged for
- * the stall beyond one report interval. */
-static void read_output(const struct bench_opts *o, const char *out,
-			struct bench_result *r)
+/* Mismatches from the run's output: the guests' MISMATCH lines. */
+static void read_output(const char *out, struct bench_result *r)
 {
 	FILE *f = fopen(out, "re");
 	char line[2048];
-	enum { MAXV = 1024 };
-	static struct { char vm[64]; double rw, ts; int g; unsigned k; } last[MAXV];
-	unsigned nl = 0;
-	while (f && fgets(line, sizeof(line), f)) {
+	while (f && fgets(line, sizeof(line), f))
 		if (strstr(line, "MISMATCH"))
 			r->mismatches++;
-		char vm[64];
-		unsigned long long ms, pages, rw, ts;
-		double secs = -1;
-		if (sscanf(line, "[%63[^]]] dirty: done ms=%llu pages=%llu rewrites=%llu",
-			   vm, &ms, &pages, &rw) == 4 && ms)
-			secs = (double)ms / 1000;
-		else if (sscanf(line, "[%63[^]]] dirty: t=%llus rewrites=%llu", vm, &ts,
-				&rw) == 3 && ts)
-			secs = (double)ts;
-		if (secs < 0)
-			continue;
-		int g = group_of(o->sc, vm);
-		if (g < 0 || !o->sc->group[g].active)
-			continue;
-		unsigned k = 0;
-		while (k < nl && strcmp(last[k].vm, vm))
-			k++;
-		if (k == nl && nl < MAXV) {
-			snprintf(last[nl].vm, sizeof(last[0].vm), "%s", vm);
-			last[nl].g = g;
-			last[nl].k = (unsigned)strtoul(vm + strlen(o->sc->group[g].name),
-						       NULL, 10);
-			nl++;
-		}
-		if (k < nl) {
-			last[k].rw = (double)rw;
-			last[k].ts = secs;
-		}
-	}
 	if (f)
 		fclose(f);
-	double end = r->ns ? r->s[r->ns - 1].t : 0;
-	for (unsigned k = 0; k < nl; k++) {
-		double run = end - bench_vm_start(o->sc, (unsigned)last[k].g, last[k].k,
-						  o->quick);
-		r->throughput += last[k].rw / fmax(last[k].ts, run - 5);
-	}
 }
 
 /* VM outcomes from the JSON report (absent: the process died). */
@@ -509,7 +490,9 @@ int bench_arm_run(const struct bench_opts *o, enum bench_arm_id arm, int rep,
 			 "/sys/kernel/mm/ksm/run is not writable (%s)", strerror(errno));
 		return 0;
 	}
-	if (write_config(o, arm, conf, plog)) {
+	/* the run's time 0, and the guests' epoch: the schedule is theirs */
+	double t0 = now_s();
+	if (write_config(o, arm, conf, plog, (uint64_t)(t0 * 1e9))) {
 		snprintf(r->skipped, sizeof(r->skipped), "cannot write %.150s", conf);
 		return 0;
 	}
@@ -539,7 +522,8 @@ int bench_arm_run(const struct bench_opts *o, enum bench_arm_id arm, int rep,
 		if (kf)
 			fclose(kf);
 	}
-	double d = bench_duration(sc, o->quick), t0 = now_s();
+	double d = bench_duration(sc, o->quick);
+	double spawn_t = now_s();
 	pid_t pid = spawn_run(o, &cg, conf, sock, out, report);
 	if (pid < 0) {
 		snprintf(r->skipped, sizeof(r->skipped), "cannot start %.150s", o->densevm);
@@ -549,14 +533,16 @@ int bench_arm_run(const struct bench_opts *o, enum bench_arm_id arm, int rep,
 	r->ran = true;
 	struct ctl_poll cp = { .sock = sock, .arm = arm, .period = 1.0 / sc->sample_hz };
 	pthread_mutex_init(&cp.lock, NULL);
-	bool polling = (arm_ksm(arm) || arm_policy(arm)) &&
+	if (bench_tput_wanted(sc))
+		cp.tput = bench_tput_new(sc, o->quick);
+	bool polling = (arm_ksm(arm) || arm_policy(arm) || cp.tput) &&
 		       !pthread_create(&cp.th, NULL, ctl_poll_main, &cp);
 	double period = 1.0 / sc->sample_hz, next = t0, last_line = -5;
 	unsigned ph = 0;
 	const char *phase = "start";
 	uint64_t budget = sc->budget, pending = 0;
 	int st = 0;
-	bool exited = false;
+	bool exited = false, cost_tried = false;
 	for (;;) {
 		double t = now_s() - t0;
 		if (t >= d)
@@ -568,6 +554,8 @@ int bench_arm_run(const struct bench_opts *o, enum bench_arm_id arm, int rep,
 		while (ph < sc->nphases && t >= bench_phase_at(sc, ph, o->quick)) {
 			const struct bench_phase *p = &sc->phase[ph++];
 			phase = p->name;
+			if (!p->budget_set)
+				continue;   /* a workload phase: the guests' own */
 			pending = p->budget_rel ? (uint64_t)((double)budget * p->budget_pct / 100)
 						: p->budget;
 			pending = pending ? pending : UINT64_MAX;   /* none */
@@ -575,7 +563,7 @@ int bench_arm_run(const struct bench_opts *o, enum bench_arm_id arm, int rep,
 				char b[32];
 				snprintf(b, sizeof(b), "%llu", pending == UINT64_MAX ? 0ull :
 					 (unsigned long long)pending);
-				json_decref(ctl_req(sock, "policy", "set", "host_budget",
+				json_decref(bench_ctl_req(sock, "policy", "set", "host_budget",
 						    pending == UINT64_MAX ? "auto" : b));
 			}
 		}
@@ -586,6 +574,11 @@ int bench_arm_run(const struct bench_opts *o, enum bench_arm_id arm, int rep,
 				budget = pending == UINT64_MAX ? 0 : pending;
 				pending = 0;
 			}
+		}
+		if (sc->host_cost && !cost_tried && t >= BENCH_COST_AT * d) {
+			cost_tried = true;
+			bench_cost_measure(sock, pid, (double)bench_cg_usage(&cg), spawn_t,
+					   t, &r->cost);
 		}
 		struct bench_sample s;
 		sample(&cp, &cg, pid, t, &s);
@@ -649,16 +642,22 @@ int bench_arm_run(const struct bench_opts *o, enum bench_arm_id arm, int rep,
 		free(r->s);
 		r->s = NULL;
 		r->ns = r->cap = 0;
+		bench_tput_free(cp.tput);
 		bench_cg_remove(&cg);
 		unlink(sock);
 		return 0;
 	}
-	read_output(o, out, r);
+	read_output(out, r);
+	if (cp.tput)
+		r->throughput = bench_tput_total(cp.tput, r->ns ? r->s[r->ns - 1].t : 0);
+	bench_tput_free(cp.tput);
 	read_report(report, r);
+	if (sc->host_cost)
+		bench_cost_write(o->out, af, rep, &r->cost);
 	bench_cg_remove(&cg);
 	unlink(sock);
 	bench_result_figures(o, r);
-	return write_timeline(o->out, af, rep, r);
+	return write_timeline(sc, o->out, af, rep, r);
 }
 
 static int cmp_u64(const void *a, const void *b)

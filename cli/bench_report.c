@@ -6,7 +6,8 @@
  * `none` in the same repetition, and the failure counts; as a terminal
  * table, DIR/summary.md and DIR/summary.json.  And the gnuplot plots of
  * usage against the budget over time per arm (DIR/usage.png|svg), of
- * the savings by source (DIR/savings.png|svg) and, for a density
+ * the savings by source (DIR/savings.png|svg), of the active VMs'
+ * throughput per arm (DIR/throughput.png|svg) and, for a density
  * scenario, the VMs per arm (DIR/density.png|svg).
  */
 #include <errno.h>
@@ -231,7 +232,8 @@ int bench_report(const struct bench_opts *o, struct bench_result *res,
 		"median usage over the last %.0f%% of the run; to steady: the first "
 		"time after which usage stays within 5%% (at least 32 MiB) of it.  "
 		"Overcommit: guest RAM (%.0f MiB) / steady usage.\n\n"
-		"![usage](usage.png)\n\n![savings](savings.png)\n",
+		"![usage](usage.png)\n\n![savings](savings.png)\n\n"
+		"![throughput](throughput.png)\n",
 		o->sc->steady_tail * 100, ram);
 	fclose(md);
 	json_t *runs = json_array();
@@ -291,6 +293,19 @@ int bench_write_budget(const struct bench_opts *o)
 	}
 	fprintf(f, "%.3f,%.2f\n", bench_duration(sc, o->quick), b / MiB);
 	return fclose(f) ? -EIO : 0;
+}
+
+/* Whether a timeline CSV has the throughput column (active_kpps). */
+static bool csv_has_tput(const char *path)
+{
+	char head[512] = "";
+	FILE *f = fopen(path, "re");
+	if (f) {
+		if (!fgets(head, sizeof(head), f))
+			head[0] = 0;
+		fclose(f);
+	}
+	return strstr(head, ",active_kpps") != NULL;
 }
 
 static bool have_gnuplot(void)
@@ -375,18 +390,32 @@ int bench_plot(const char *dir)
 				"1:4 skip 1 with filledcurves x1 lc rgb '#d62728' title "
 				"'same-GPA merged'\n", titles[i], files[i]);
 		fprintf(f, "unset multiplot\nset key outside right top font ',11'\n");
+		/* throughput of the active groups (column 16, when the
+		 * timelines have it: older results folders do not) */
+		if (csv_has_tput(files[0])) {
+			fprintf(f, "set terminal %s\nset output '%s/throughput.%s'\n"
+				"set title 'throughput of the active VMs, per arm (pages "
+				"checked and rewritten; first repetition that ran)'\n"
+				"set ylabel 'thousand 4 KiB pages per second'\n"
+				"set yrange [0:*]\nplot ", term[t][0], dir, term[t][1]);
+			for (int i = 0; i < n; i++)
+				fprintf(f, "%s'%s' using 1:16 skip 1 with lines lw 2 title "
+					"'%s'", i ? ", " : "", files[i], titles[i]);
+			fputc('\n', f);
+		}
 		char dc[600];
 		snprintf(dc, sizeof(dc), "%s/density.csv", dir);
 		if (!access(dc, R_OK))
 			fprintf(f, "set terminal %s\nset output '%s/density.%s'\n"
 				"set title 'VMs that fit before the first failure (median, "
 				"min-max over repetitions)'\nset ylabel 'VMs'\n"
-				"set xlabel 'arm'\nset yrange [0:*]\nset style fill solid 0.6\n"
+				"set xlabel 'arm'\nset yrange [0:*]\nset offsets 0,0,1,0\n"
+				"set style fill solid 0.6\n"
 				"set boxwidth 0.6\nunset key\nplot '%s' using 0:2:xtic(1) "
 				"with boxes lc rgb '#1f77b4', '' using 0:2:3:4 with "
 				"yerrorbars lc rgb 'black' pt 0, '' using 0:($2/2):"
 				"(sprintf('%%g', $2)) with labels\nset key\nset xlabel "
-				"'time since start (s)'\nset style fill empty\n",
+				"'time since start (s)'\nset style fill empty\nset offsets 0,0,0,0\n",
 				term[t][0], dir, term[t][1], dc);
 	}
 	fclose(f);

@@ -3,11 +3,11 @@
  * the same parser and FILE:LINE errors as the run config in config.c):
  *
  *   [scenario]     name, description, budget, duration, quick_duration,
- *                  sample_hz, steady_tail, density
+ *                  sample_hz, steady_tail, density, host_cost
  *   [group NAME]   count, mem, workload, quick_workload, shares, min, max,
  *                  active, start, arrive_every
  *   [phase NAME]   at, quick_at, budget (a size, or a % of the budget
- *                  before it)
+ *                  before it); start, idle, activate, grow (bench_phase.c)
  *
  * Unknown sections and keys are errors, and so is a repeated section.
  * The reading, line numbers and header checks are ini_file.c's; this file
@@ -33,6 +33,7 @@ struct sc_ctx {
 	char section[64];
 	struct bench_group *g;
 	struct bench_phase *p;
+	const struct ini_file *f;   /* its line: the key's, for bench_phase.c */
 	char msg[400];
 };
 
@@ -153,6 +154,13 @@ static int scenario_key(struct sc_ctx *c, const char *k, const char *v)
 			return -1;
 		}
 		sc->density = *v == '1';
+	} else if (!strcmp(k, "host_cost")) {
+		if (strcmp(v, "0") && strcmp(v, "1")) {
+			snprintf(c->msg, sizeof(c->msg), "[scenario] host_cost: '%s' "
+				 "must be 0 or 1", v);
+			return -1;
+		}
+		sc->host_cost = *v == '1';
 	} else if (!strcmp(k, "steady_tail")) {
 		if (num(v, 0.05, 0.9, &x))
 			goto bad_num;
@@ -160,7 +168,7 @@ static int scenario_key(struct sc_ctx *c, const char *k, const char *v)
 	} else {
 		snprintf(c->msg, sizeof(c->msg), "[scenario] unknown key '%s' (known: "
 			 "name description budget duration quick_duration sample_hz "
-			 "steady_tail density)", k);
+			 "steady_tail density host_cost)", k);
 		return -1;
 	}
 	return 0;
@@ -239,6 +247,10 @@ static int phase_key(struct sc_ctx *c, const char *k, const char *v)
 {
 	struct bench_phase *p = c->p;
 	double x;
+	int act = bench_phase_key(p, k, v, c->f->line, c->msg,
+				  sizeof(c->msg));
+	if (act)
+		return act < 0 ? -1 : 0;
 	if (!strcmp(k, "at") || !strcmp(k, "quick_at")) {
 		if (num(v, 0, 3600, &x)) {
 			snprintf(c->msg, sizeof(c->msg), "[%s] %s: '%s' must be seconds "
@@ -248,6 +260,7 @@ static int phase_key(struct sc_ctx *c, const char *k, const char *v)
 		*(!strcmp(k, "at") ? &p->at : &p->quick_at) = x;
 	} else if (!strcmp(k, "budget")) {
 		size_t n = strlen(v);
+		p->budget_set = true;
 		if (n > 1 && v[n - 1] == '%') {
 			char b[32];
 			snprintf(b, sizeof(b), "%.*s", (int)(n - 1), v);
@@ -261,15 +274,9 @@ static int phase_key(struct sc_ctx *c, const char *k, const char *v)
 			return 0;
 		}
 		return size_key(c, k, v, &p->budget, true);
-	} else if (!strcmp(k, "start") || !strcmp(k, "idle") ||
-		   !strcmp(k, "activate") || !strcmp(k, "grow")) {
-		snprintf(c->msg, sizeof(c->msg), "[%s] %s: workload phases are not "
-			 "implemented yet (budget moves are; a group starts later "
-			 "with its own start and arrive_every)", c->section, k);
-		return -1;
 	} else {
 		snprintf(c->msg, sizeof(c->msg), "[%s] unknown key '%s' (known: at "
-			 "quick_at budget)", c->section, k);
+			 "quick_at budget start idle activate grow)", c->section, k);
 		return -1;
 	}
 	return 0;
@@ -305,6 +312,7 @@ int bench_scenario_load(const char *path, struct bench_scenario *sc,
 	sc->steady_tail = 0.25;
 	struct ini_file f = { .path = path, .user = &c, .section = on_section,
 			      .key = on_key };
+	c.f = &f;
 	int rc = ini_file_parse(&f, err, errlen);
 	bool have_sc = ini_file_section_line(&f, "scenario") > 0;
 	ini_file_free(&f);
@@ -369,15 +377,16 @@ int bench_scenario_load(const char *path, struct bench_scenario *sc,
 			return -EINVAL;
 		}
 	}
-	return 0;
+	return bench_phase_resolve(sc, err, errlen);
 }
 
 double bench_vm_start(const struct bench_scenario *sc, unsigned g, unsigned k,
 		      bool quick)
 {
 	const struct bench_group *gr = &sc->group[g];
-	double t = gr->start + gr->arrive_every * k;
-	return quick ? t * sc->quick_duration / sc->duration : t;
+	double every = gr->arrive_every * k;
+	return bench_group_start(sc, g, quick) +
+	       (quick ? every * sc->quick_duration / sc->duration : every);
 }
 
 uint64_t bench_scenario_ram(const struct bench_scenario *sc)

@@ -43,7 +43,8 @@ static const char bench_usage[] =
 "  --plot DIR    redraw the plots of a results folder, run nothing\n"
 "\n"
 "Writes DIR/summary.md|json, DIR/timeline-ARM-REP.csv|json (samples at the\n"
-"scenario's sample_hz), DIR/usage.png|svg, DIR/savings.png|svg, the run\n"
+"scenario's sample_hz), DIR/usage.png|svg, DIR/savings.png|svg,\n"
+"DIR/throughput.png|svg, the run\n"
 "configs and outputs, DIR/host.json and a copy of the scenario.  Exit\n"
 "status 0 when every arm ran (whether or not it fit), 1 when one could\n"
 "not run, 2 on bad arguments or a bad scenario.\n";
@@ -310,7 +311,7 @@ int cmd_bench(int argc, char **argv)
 		fprintf(stderr, "densevm bench: cannot write the summary in %s\n", out);
 	bench_plot(out);
 	fprintf(stderr, "densevm bench: results in %s (summary.md, summary.json, "
-		"usage.png, savings.png)\n", out);
+		"usage.png, savings.png, throughput.png)\n", out);
 	for (size_t i = 0; i < nres; i++)
 		free(res[i].s);
 	free(res);

@@ -1,6 +1,8 @@
 /*
  * run_ctl.c - the control-socket commands of a `densevm run` process:
- * list, stat (host, process and per-VM figures) and stop.
+ * list, stat (host, process and per-VM figures), results (the guests'
+ * HC_RESULT values with their arrival times: cheap enough to poll at
+ * 10 Hz, which stat with its page counts is not) and stop.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +42,48 @@ static json_t *ctl_list(json_t *req, void *ctx, char *err, size_t errlen)
 	return json_pack("{s:o}", "vms", a);
 }
 
+/* {"KEY": {"value": V, "ns": T}} for each result the guest sent; T is the
+ * host's CLOCK_MONOTONIC at its arrival. */
+static json_t *vm_results(struct hv_vm *vm)
+{
+	json_t *res = json_object();
+	for (uint64_t k = 0; k < 16; k++) {
+		uint64_t v, ns;
+		char key[8];
+		if (hv_vm_result_at(vm, k, &v, &ns)) {
+			snprintf(key, sizeof(key), "%u", (unsigned)k);
+			json_object_set_new(res, key, json_pack("{s:I, s:I}",
+				"value", (json_int_t)v, "ns", (json_int_t)ns));
+		}
+	}
+	return res;
+}
+
+static json_t *ctl_results(json_t *req, void *ctx, char *err, size_t errlen)
+{
+	struct run_state *st = ctx;
+	const char *opt = ctl_arg(req, 0);
+	if (opt && strcmp(opt, "resident")) {
+		snprintf(err, errlen, "usage: results [resident]");
+		return NULL;
+	}
+	json_t *a = json_array();
+	for (unsigned i = 0; i < st->n; i++) {
+		struct hv_vm *vm = st->runs[i].vm;
+		json_t *o = vm_brief(vm);
+		json_object_set_new(o, "start_ns",
+				    json_integer((json_int_t)hv_vm_start_ns(vm)));
+		json_object_set_new(o, "first_hypercall_ns", json_integer(
+			(json_int_t)hv_vm_first_hypercall_ns(vm)));
+		json_object_set_new(o, "results", vm_results(vm));
+		if (opt)   /* mincore over its RAM: not for every poll */
+			json_object_set_new(o, "resident_bytes", json_integer(
+				(json_int_t)hv_vm_resident_bytes(vm)));
+		json_array_append_new(a, o);
+	}
+	return json_pack("{s:I, s:o}", "now_ns", (json_int_t)hv_now_ns(), "vms", a);
+}
+
 static json_t *vm_stat(struct run_state *rs, const struct vm_run *r)
 {
 	struct hv_vm *vm = r->vm;
@@ -61,6 +105,7 @@ static json_t *vm_stat(struct run_state *rs, const struct vm_run *r)
 	json_object_set_new(o, "bad_hypercalls",
 			    json_integer((json_int_t)c.bad_hypercalls));
 	json_object_set_new(o, "pauses", json_integer((json_int_t)c.pauses));
+	json_object_set_new(o, "results", vm_results(vm));
 	run_vm_figures(rs, r, &f);
 	return vm_figures_json(&f, o);
 }
@@ -180,5 +225,8 @@ void run_register_ctl(struct ctl_server *s, struct run_state *st)
 	ctl_register(s, "list", "the VMs and their state", ctl_list, st);
 	ctl_register(s, "stat", "[VM] host, process (PSS, VMAs, jemalloc) and "
 		     "per-VM statistics", ctl_stat, st);
+	ctl_register(s, "results", "[resident] each VM's guest results "
+		     "(HC_RESULT) with the host time they arrived; with resident, "
+		     "its resident guest RAM too", ctl_results, st);
 	ctl_register(s, "stop", "VM: stop one VM", ctl_stop_vm, st);
 }

@@ -6,7 +6,8 @@
  * the others run all_cpus workloads (verify, dirty) on their own share and
  * HC_EXIT(0) at once for the rest.  vCPU 0 reports an all_cpus workload's
  * summary only after every other vCPU has finished.  Keys every workload
- * takes (balloon_huge, start_ms) are read here.
+ * takes (balloon_huge, start_ms; epoch, sched, report_ms through sched.c)
+ * are read here.
  */
 #include "workload.h"
 
@@ -45,16 +46,22 @@ void wl_setup(void)
 	/* A key every workload takes: the balloon's page size (benchmarks
 	 * compare 2 MiB with 4 KiB inflation). */
 	guest_balloon_set_huge(args_int(&args, "balloon_huge", 1, 0, 1));
+	/* The schedule keys (sched.c): epoch, sched, report_ms. */
+	sched_setup(&args);
 	/* And a start delay (benchmarks stagger VM arrivals): the guest
-	 * waits in HC_WAIT, its memory untouched, before the workload. */
+	 * waits in HC_WAIT, its memory untouched, before the workload; with
+	 * epoch= it counts from the epoch, else from boot. */
 	int64_t start_ms = args_int(&args, "start_ms", 0, 0, 86400000);
 	if (start_ms) {
-		uint64_t end = now_ns() + (uint64_t)start_ms * NS_PER_MS;
+		uint64_t end = args_has(&args, "epoch") ?
+			       sched_epoch_ns((uint64_t)start_ms) :
+			       now_ns() + (uint64_t)start_ms * NS_PER_MS;
 		for (uint64_t t = now_ns(); t < end; t = now_ns())
 			guest_wait(end - t < NS_PER_SEC ? end - t : NS_PER_SEC);
 		gprintf("%s: started after %ld ms\n", cur->name, (long)start_ms);
 	}
 	cur->setup(&args);
+	sched_done(&args);
 	args_done(&args);   /* in case setup() forgot */
 }
 

@@ -36,6 +36,8 @@
 					zero nor the guest's own data */
 #define DVM_RESULT_IMAGE_PAGES    8  /* image: pages verified at the end */
 #define DVM_RESULT_IMAGE_REWRITES 9  /* image: churn rewrites */
+#define DVM_RESULT_WORK          10  /* report_ms=: work done so far (dirty:
+					pages checked and rewritten) */
 
 /* HC_EXIT statuses. */
 #define DVM_EXIT_OK        0

@@ -13,6 +13,11 @@
  * current version's pattern (a stale or lost page is caught), and at the
  * end every page is checked once more.  Rates above the guest's speed just
  * run behind; the summary reports the rate achieved.
+ *
+ * Phases (sched.c): sched= events `idle` and `active` stop and resume the
+ * rewrites (the set stays allocated and is still checked at the end); time
+ * spent idle is not owed afterwards.  With report_ms=, vCPU 0 sends the
+ * rewrites of all vCPUs so far as RESULT 10 on that period.
  */
 #include "workload.h"
 
@@ -28,6 +33,7 @@ static struct {
 	uint64_t first[HV_MAX_VCPUS];
 	uint64_t rewrites[HV_MAX_VCPUS];
 	uint64_t elapsed[HV_MAX_VCPUS];     /* ns */
+	uint64_t live[HV_MAX_VCPUS];        /* rewrites so far, for reports */
 	uint64_t total;
 } dt;
 
@@ -37,6 +43,7 @@ static void dirty_setup(struct wl_args *a)
 	dt.rate = (uint64_t)args_need(a, "rate", 0, 100000);
 	dt.seconds = args_int(a, "seconds", 10, -1, 100000000);
 	dt.seed = args_u64(a, "seed", 1);
+	sched_accept(a, 1u << SCHED_IDLE | 1u << SCHED_ACTIVE);
 	args_done(a);
 
 	unsigned n = guest_ncpus();
@@ -78,6 +85,17 @@ static int mismatch(unsigned cpu, uint64_t bad)
 	return GUEST_EXIT_MISMATCH;
 }
 
+/* vCPU 0: every vCPU's rewrites so far, when a report is due. */
+static void report(uint64_t now)
+{
+	if (now < sched_report_due(now))
+		return;
+	uint64_t sum = 0;
+	for (unsigned c = 0; c < guest_ncpus(); c++)
+		sum += __atomic_load_n(&dt.live[c], __ATOMIC_RELAXED);
+	sched_report(sum, now);
+}
+
 static int dirty_run(unsigned cpu)
 {
 	uint64_t n = dt.region[cpu].npages;
@@ -94,20 +112,36 @@ static int dirty_run(unsigned cpu)
 	if (step < STEP_MIN_NS)
 		step = STEP_MIN_NS;
 
-	uint64_t t0 = now_ns(), last = t0, j = 0;
+	uint64_t t0 = now_ns(), last = t0, j = 0, idle_ns = 0, prev = t0;
 	uint64_t limit = dt.seconds < 0 ? ~0ULL
 					: (uint64_t)dt.seconds * NS_PER_SEC;
+	bool idle = sched_idle(t0);
 	for (;;) {
-		uint64_t t = now_ns() - t0;
+		uint64_t now = now_ns(), t = now - t0;
+		/* the state held since the last wake-up: every wait ends at
+		 * the next event */
+		if (idle)
+			idle_ns += now - prev;
+		prev = now;
+		idle = sched_idle(now);
 		if (t >= limit)
 			break;
-		uint64_t due = (uint64_t)(pps * (double)t / (double)NS_PER_SEC);
-		for (; j < due; j++) {
+		uint64_t due = (uint64_t)(pps * (double)(t - idle_ns) /
+					  (double)NS_PER_SEC);
+		for (; !idle && j < due; j++) {
 			/* behind the rate, one pass would take ever longer (the
 			 * next one owes all the time this one took): stop at the
 			 * limit, not after the pass that crosses it */
-			if (!(j & 255) && now_ns() - t0 >= limit)
-				break;
+			if (!(j & 255)) {
+				uint64_t tn = now_ns();
+				if (tn - t0 >= limit)
+					break;
+				/* behind the rate this loop does not end for a
+				 * long time: report from inside it too */
+				__atomic_store_n(&dt.live[cpu], j, __ATOMIC_RELAXED);
+				if (cpu == 0)
+					report(tn);
+			}
 			guest_service_every(j);
 			uint64_t i = dvm_dirty_page(dt.seed, n, j);
 			uint64_t bad = check_page(cpu, i);
@@ -115,14 +149,24 @@ static int dirty_run(unsigned cpu)
 				return mismatch(cpu, bad);
 			write_page(cpu, i, dt.version[dt.first[cpu] + i] + 1);
 		}
-		uint64_t now = now_ns();
+		__atomic_store_n(&dt.live[cpu], j, __ATOMIC_RELAXED);
+		now = now_ns();
+		if (cpu == 0)
+			report(now);
 		if (now - last >= PROGRESS_NS) {
-			gprintf("dirty: t=%lus rewrites=%lu%s\n",
-				(now - t0) / NS_PER_SEC, j, wl_cpu_tag(cpu));
+			gprintf("dirty: t=%lus rewrites=%lu%s%s\n",
+				(now - t0) / NS_PER_SEC, j, idle ? " idle" : "",
+				wl_cpu_tag(cpu));
 			last = now;
 		}
-		/* Sleep to the next step boundary (or the end). */
-		uint64_t next = (t / step + 1) * step;
+		/* Sleep to the next step boundary (idle: a second), the next
+		 * event, the next report or the end. */
+		uint64_t next = idle ? now - t0 + NS_PER_SEC : (t / step + 1) * step;
+		uint64_t ev = sched_next(now), rep = cpu ? ~0ULL : sched_report_due(now);
+		if (ev != ~0ULL && ev - t0 < next)
+			next = ev - t0;
+		if (rep != ~0ULL && rep > now && rep - t0 < next)
+			next = rep - t0;
 		if (next > limit)
 			next = limit;
 		if (now - t0 < next)
@@ -157,7 +201,7 @@ static void dirty_finish(void)
 
 const struct workload wl_dirty = {
 	.name = "dirty",
-	.usage = "mib=N rate=PCT [seconds=S|-1] [seed=X]",
+	.usage = "mib=N rate=PCT [seconds=S|-1] [seed=X] [sched=MS:idle|active,...]",
 	.setup = dirty_setup,
 	.run = dirty_run,
 	.finish = dirty_finish,

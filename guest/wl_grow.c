@@ -13,6 +13,9 @@
  * allocation could fail; a failure still exits 4 ("cannot allocate").
  * Prints `grow: reached N MiB ...` and `grow: done mib=N mismatches=0`,
  * and RESULT 6 = MiB held.
+ *
+ * Phases (sched.c): with a `grow` event in sched=, it holds START MiB until
+ * the first one, then grows as above (its first step at once).
  */
 #include "workload.h"
 
@@ -36,6 +39,7 @@ static void grow_setup(struct wl_args *a)
 	uint64_t n = 1 + (gw.max - gw.start + gw.step - 1) / gw.step;
 	if (n > 65536)
 		args_fail(a, "%lu steps: at most 65536 (raise step)", n);
+	sched_accept(a, 1u << SCHED_GROW);
 	args_done(a);
 	gw.nsteps = (unsigned)n;
 	uint64_t bytes = n * sizeof(struct gregion);
@@ -90,6 +94,16 @@ static int grow_run(unsigned cpu)
 		g += mib << 8;
 		held += mib;
 		gw.done++;
+		if (gw.done == 1 && held < gw.max && sched_has(SCHED_GROW)) {
+			uint64_t t;
+			while (!sched_passed(SCHED_GROW, t = now_ns())) {
+				uint64_t ev = sched_next(t);
+				guest_wait(ev - t < NS_PER_SEC ? ev - t : NS_PER_SEC);
+			}
+			gprintf("grow: growing from %lu MiB\n", held);
+			/* the next step is due now */
+			t0 = now_ns() - gw.every_ms * NS_PER_MS;
+		}
 	}
 	gprintf("grow: reached %lu MiB in %lu ms steps=%u free=%lu MiB\n", held,
 		(now_ns() - t0) / NS_PER_MS, gw.done, palloc_free_count() >> 8);
@@ -109,7 +123,8 @@ static int grow_run(unsigned cpu)
 
 const struct workload wl_grow = {
 	.name = "grow",
-	.usage = "mib=START step=MIB every_ms=T max=MIB [hold=S] [seed=X]",
+	.usage = "mib=START step=MIB every_ms=T max=MIB [hold=S] [seed=X] "
+		 "[sched=MS:grow]",
 	.setup = grow_setup,
 	.run = grow_run,
 };

@@ -132,6 +132,32 @@ static inline uint64_t *wl_page(const struct gregion *r, uint64_t i)
 	return (uint64_t *)(uintptr_t)region_page_gpa(r, i);
 }
 
+/* ------------------------------------------ the schedule (sched.c) */
+
+enum sched_act { SCHED_IDLE, SCHED_ACTIVE, SCHED_GROW };
+
+/* main.c, before start_ms: reads epoch=, sched=, report_ms=. */
+void sched_setup(struct wl_args *a);
+/* In a workload's setup: exits 2 when sched= holds an action outside
+ * mask (bits 1 << SCHED_*). */
+void sched_accept(struct wl_args *a, unsigned mask);
+/* main.c, after setup: exits 2 when sched= was given to a workload that
+ * never called sched_accept. */
+void sched_done(struct wl_args *a);
+/* ms after the epoch on the now_ns() clock (0 when that was before boot). */
+uint64_t sched_epoch_ns(uint64_t ms);
+bool sched_has(enum sched_act act);
+/* Whether the last idle/active event at or before now was idle. */
+bool sched_idle(uint64_t now);
+/* How many act events are at or before now. */
+unsigned sched_passed(enum sched_act act, uint64_t now);
+/* The next event of any kind after now, or ~0. */
+uint64_t sched_next(uint64_t now);
+/* Sends work (a running total) as RESULT 10 when a report is due. */
+void sched_report(uint64_t work, uint64_t now);
+/* When the next report is due, or ~0 without report_ms. */
+uint64_t sched_report_due(uint64_t now);
+
 #define NS_PER_SEC ((uint64_t)1000000000)
 #define NS_PER_MS  ((uint64_t)1000000)
 

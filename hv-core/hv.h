@@ -109,6 +109,8 @@ void hv_vm_destroy(struct hv_vm *vm);         /* stop + wait + free */
 
 const char *hv_vm_name(const struct hv_vm *vm);
 uint64_t hv_vm_mem_bytes(const struct hv_vm *vm);
+/* Guest RAM resident in the host now (mincore over its mappings). */
+uint64_t hv_vm_resident_bytes(const struct hv_vm *vm);
 unsigned hv_vm_ncpus(const struct hv_vm *vm);
 int hv_vm_base_memfd(const struct hv_vm *vm);  /* -1 for anonymous RAM */
 uint32_t hv_vm_features(const struct hv_vm *vm);  /* cfg.features */
@@ -327,5 +329,9 @@ void hv_vm_counters(const struct hv_vm *vm, struct hv_vm_counters *c);
 /* The last value the guest sent with HC_RESULT for key (< 16); false if
  * none came. */
 bool hv_vm_result(struct hv_vm *vm, uint64_t key, uint64_t *value);
+/* The same, and when it arrived (hv_now_ns); ns may be NULL.  A guest that
+ * sends a running total on a period thus gives a rate. */
+bool hv_vm_result_at(struct hv_vm *vm, uint64_t key, uint64_t *value,
+		     uint64_t *ns);
 
 #endif

@@ -89,6 +89,7 @@ static int64_t do_result(struct hv_vm *vm, uint64_t key, uint64_t value)
 		return -EINVAL;
 	pthread_mutex_lock(&vm->lock);
 	vm->results[key] = value;
+	vm->results_ns[key] = hv_now_ns();
 	vm->results_set |= 1u << key;
 	pthread_mutex_unlock(&vm->lock);
 	if (vm->cfg.result)
@@ -207,6 +208,12 @@ int hv_vm_wait_ready(struct hv_vm *vm, uint64_t tag, double timeout_s)
 
 bool hv_vm_result(struct hv_vm *vm, uint64_t key, uint64_t *value)
 {
+	return hv_vm_result_at(vm, key, value, NULL);
+}
+
+bool hv_vm_result_at(struct hv_vm *vm, uint64_t key, uint64_t *value,
+		     uint64_t *ns)
+{
 	bool ok = false;
 
 	if (key >= HV_NRESULTS)
@@ -214,6 +221,8 @@ bool hv_vm_result(struct hv_vm *vm, uint64_t key, uint64_t *value)
 	pthread_mutex_lock(&vm->lock);
 	if (vm->results_set & (1u << key)) {
 		*value = vm->results[key];
+		if (ns)
+			*ns = vm->results_ns[key];
 		ok = true;
 	}
 	pthread_mutex_unlock(&vm->lock);

@@ -177,3 +177,25 @@ long hv_vma_count(void)
 	return n;
 }
 
+
+/* Guest RAM the host holds for the VM now, by mincore over its mappings:
+ * exact for anonymous RAM; for a base-memfd mapping it counts the pages
+ * the file or the private copies hold at those offsets. */
+uint64_t hv_vm_resident_bytes(const struct hv_vm *vm)
+{
+	uint64_t pages = 0;
+	unsigned char vec[4096];
+	for (unsigned i = 0; i < vm->nranges; i++) {
+		const struct hv_ram_range *r = &vm->ranges[i];
+		for (uint64_t off = 0; off < r->len; off += sizeof(vec) << HV_PAGE_SHIFT) {
+			uint64_t len = r->len - off;
+			if (len > (uint64_t)sizeof(vec) << HV_PAGE_SHIFT)
+				len = (uint64_t)sizeof(vec) << HV_PAGE_SHIFT;
+			if (mincore((uint8_t *)r->hva + off, len, vec))
+				break;
+			for (uint64_t k = 0; k < len >> HV_PAGE_SHIFT; k++)
+				pages += vec[k] & 1;
+		}
+	}
+	return pages << HV_PAGE_SHIFT;
+}

@@ -98,6 +98,7 @@ struct hv_vm {
 	uint64_t linux_argpage_gpa;
 
 	uint64_t results[HV_NRESULTS];
+	uint64_t results_ns[HV_NRESULTS];   /* host time each one arrived */
 	uint32_t results_set;
 
 	uint64_t start_ns;

@@ -6,10 +6,14 @@
  *     timelines (CSV and JSON) sampled at >= 10 Hz, whose limit is the
  *     scenario's budget and whose usage stays under it, host facts and
  *     the scenario; dense's steady usage is below none's, and both fit;
+ *     the busy VM's throughput reports give a rate in most samples;
+ *   - a workload phase: a VM idle then active at 5 s (throughput 0, then
+ *     its rate), and a group that starts at that phase;
  *   - a scenario that cannot fit in `none` (2 x 128 MiB of touched memory
  *     under 160 MiB) is reported as not fitting, with the OOM kill or the
  *     crashed VMs counted, not as a success.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +59,31 @@ static double med(json_t *arm, const char *k)
 	return json_number_value(json_object_get(json_object_get(arm, k), "median"));
 }
 
+static double tput_of(json_t *sample, const char *group)
+{
+	return json_number_value(json_object_get(json_object_get(sample,
+								 "tput_pps"), group));
+}
+
+/* Writes scenario text to DIR/NAME.ini and runs `densevm bench` on it
+ * with --arms ARMS (and --quick when quick), results in DIR/NAME; out
+ * gets that folder.  Fails the test on a nonzero exit. */
+static void run_bench(const char *name, const char *text, const char *arms,
+		      bool quick, char *out, size_t outlen)
+{
+	char sc[256];
+	snprintf(sc, sizeof(sc), "%s/%s.ini", g_dir, name);
+	snprintf(out, outlen, "%s/%s", g_dir, name);
+	write_file(sc, text);
+	char *argv[] = { "densevm", "bench", sc, "--arms", (char *)arms, "--out",
+			 out, quick ? "--quick" : NULL, NULL };
+	char *log;
+	int rc = run_densevm(argv, &log);
+	if (rc)
+		fail_msg("densevm bench: exit %d: %s", rc, log);
+	free(log);
+}
+
 static void two_arms(void **state)
 {
 	(void)state;
@@ -62,22 +91,14 @@ static void two_arms(void **state)
 	SKIP_IN_SAN_BUILD("a 24 s bench run of two arms");
 	if (!cgroup_ok())
 		skip();
-	char sc[256], out[256], p[512];
-	snprintf(sc, sizeof(sc), "%s/tiny.ini", g_dir);
-	snprintf(out, sizeof(out), "%s/res", g_dir);
-	write_file(sc, "[scenario]\nname = tiny\nbudget = 640M\nduration = 30\n"
+	char out[256], p[512];
+	run_bench("res", "[scenario]\nname = tiny\nbudget = 640M\nduration = 30\n"
 		   "quick_duration = 12\n"
 		   "[group clone]\ncount = 3\nmem = 96M\n"
 		   "workload = fill mib=64 identical=80 zero=10 hold=-1\n"
 		   "[group busy]\nmem = 64M\nactive = 1\n"
-		   "workload = dirty mib=16 rate=200 seconds=-1\n");
-	char *argv[] = { "densevm", "bench", sc, "--quick", "--arms", "none,dense",
-			 "--out", out, NULL };
-	char *log;
-	int rc = run_densevm(argv, &log);
-	if (rc)
-		fail_msg("densevm bench: exit %d: %s", rc, log);
-	free(log);
+		   "workload = dirty mib=16 rate=200 seconds=-1\n", "none,dense",
+		   true, out, sizeof(out));
 	snprintf(p, sizeof(p), "%s/summary.json", out);
 	json_error_t je;
 	json_t *s = json_load_file(p, 0, &je);
@@ -125,7 +146,71 @@ static void two_arms(void **state)
 		maxu = u > maxu ? u : maxu;
 	}
 	assert_true(maxu > 100.0 * 1048576);   /* the fleet was charged */
+	/* throughput samples arrive: the busy VM's reports give a rate */
+	size_t with = 0;
+	for (size_t i = 0; i < n; i++)
+		with += tput_of(json_array_get(smp, i), "busy") > 0;
+	print_message("throughput: %zu of %zu samples with a rate\n", with, n);
+	assert_true(with > n / 2);
 	json_decref(t);
+}
+
+/* A workload phase: the busy VM idles from 0 and turns active at 5 s, and
+ * a group starts at that phase.  Its throughput is 0 before and near the
+ * rate asked (16 MiB at 200 %/s = 8192 pages/s) after; the late VMs say
+ * they started after 5000 ms and the cgroup is charged for them then. */
+static void workload_phase(void **state)
+{
+	(void)state;
+	SKIP_WITHOUT_KVM();
+	if (!cgroup_ok())
+		skip();
+	char out[256], p[512];
+	run_bench("phase", "[scenario]\nname = phase\nduration = 10\n"
+		   "[group busy]\nmem = 64M\nactive = 1\n"
+		   "workload = dirty mib=16 rate=200 seconds=-1\n"
+		   "[group late]\ncount = 2\nmem = 64M\nworkload = idle touch=1\n"
+		   "[phase rest]\nat = 0\nidle = busy\n"
+		   "[phase go]\nat = 5\nactivate = busy\nstart = late\n", "none",
+		   false, out, sizeof(out));
+	snprintf(p, sizeof(p), "%s/timeline-none-0.json", out);
+	json_t *t = json_load_file(p, 0, NULL);
+	assert_non_null(t);
+	json_t *smp = json_object_get(t, "samples");
+	double before = 0, after = 0, u_before = 0, u_after = 0;
+	size_t nb = 0, na = 0;
+	for (size_t i = 0; i < json_array_size(smp); i++) {
+		json_t *e = json_array_get(smp, i);
+		double ts = json_number_value(json_object_get(e, "t"));
+		double u = (double)json_integer_value(json_object_get(e, "usage"));
+		if (ts >= 1.5 && ts < 4.5) {
+			before = fmax(before, tput_of(e, "busy"));
+			u_before = fmax(u_before, u);
+			nb++;
+		} else if (ts >= 7 && ts < 9.5) {
+			after += tput_of(e, "busy");
+			u_after = fmax(u_after, u);
+			na++;
+		}
+	}
+	json_decref(t);
+	after = na ? after / (double)na : 0;
+	print_message("busy: %.0f pages/s at most while idle, %.0f on average "
+		      "once active; usage %.0f MiB before the phase, %.0f after\n",
+		      before, after, u_before / 1048576, u_after / 1048576);
+	assert_true(nb > 20 && na > 20);
+	assert_true(before == 0);
+	assert_true(after > 0.8 * 8192 && after < 1.2 * 8192);
+	assert_true(u_after > u_before + 80.0 * 1048576);   /* 2 x ~58 MiB */
+	snprintf(p, sizeof(p), "%s/run-none-0.out", out);
+	FILE *f = fopen(p, "r");
+	assert_non_null(f);
+	char line[1024];
+	int started = 0;
+	while (fgets(line, sizeof(line), f))
+		started += strstr(line, "] idle: started after 5000 ms") != NULL;
+	fclose(f);
+	assert_int_equal(started, 2);
 }
 
 static void failure_counts(void **state)
@@ -134,20 +219,12 @@ static void failure_counts(void **state)
 	SKIP_WITHOUT_KVM();
 	if (!cgroup_ok())
 		skip();
-	char sc[256], out[256], p[512];
-	snprintf(sc, sizeof(sc), "%s/nofit.ini", g_dir);
-	snprintf(out, sizeof(out), "%s/nofit", g_dir);
-	write_file(sc, "[scenario]\nname = nofit\nbudget = 160M\nduration = 10\n"
+	char out[256], p[512];
+	run_bench("nofit", "[scenario]\nname = nofit\nbudget = 160M\nduration = 10\n"
 		   "quick_duration = 6\n"
 		   "[group big]\ncount = 2\nmem = 160M\n"
-		   "workload = fill mib=128 identical=0 zero=0 hold=-1\n");
-	char *argv[] = { "densevm", "bench", sc, "--quick", "--arms", "none",
-			 "--out", out, NULL };
-	char *log;
-	int rc = run_densevm(argv, &log);
-	if (rc)
-		fail_msg("densevm bench: exit %d: %s", rc, log);
-	free(log);
+		   "workload = fill mib=128 identical=0 zero=0 hold=-1\n", "none", true,
+		   out, sizeof(out));
 	snprintf(p, sizeof(p), "%s/summary.json", out);
 	json_t *s = json_load_file(p, 0, NULL);
 	assert_non_null(s);
@@ -186,6 +263,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(two_arms),
 		cmocka_unit_test(failure_counts),
+		cmocka_unit_test(workload_phase),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

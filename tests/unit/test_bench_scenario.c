@@ -1,6 +1,7 @@
 /*
  * test_bench_scenario.c - `densevm bench` scenario files: the shipped ones
- * parse, keys land where they should, every error names FILE:LINE (or the
+ * parse, keys land where they should (the workload phases too), every
+ * error names FILE:LINE (or the
  * file, for what the whole file lacks), arm lists, and the binary's exit
  * statuses and messages for --help and bad input.  Needs no /dev/kvm.
  */
@@ -25,7 +26,8 @@ static void shipped_scenarios(void **state)
 {
 	(void)state;
 	static const char *const names[] = { "default", "clones", "mixed",
-					     "squeeze", "density" };
+					     "squeeze", "density", "phases",
+					     "many" };
 	static struct bench_scenario sc;
 	char err[600], p[256];
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -118,8 +120,31 @@ static void errors(void **state)
 		  "at = soon\n", 6, "[phase p] at: 'soon' must be seconds" },
 		{ "[scenario]\nname = a\n[group g]\nworkload = idle\n[phase p]\n"
 		  "at = 1\nbudget = 0%\n", 7, "1%-1000%" },
+		{ "[scenario]\nname = a\nduration = 30\n[group d]\nworkload = dirty mib=8 rate=10\n[group g]\nworkload = grow mib=8 step=8 every_ms=100 max=32\n[group i]\ncount = 3\nworkload = idle\n[phase p]\nat = 5\n"
+		  "start = nosuch\n", 13, "[phase p] start: no [group nosuch]" },
+		{ "[scenario]\nname = a\nduration = 30\n[group d]\nworkload = dirty mib=8 rate=10\n[group g]\nworkload = grow mib=8 step=8 every_ms=100 max=32\n[group i]\ncount = 3\nworkload = idle\n[phase p]\nat = 5\n"
+		  "idle = g\n", 13, "group g's workload is not dirty" },
+		{ "[scenario]\nname = a\nduration = 30\n[group d]\nworkload = dirty mib=8 rate=10\n[group g]\nworkload = grow mib=8 step=8 every_ms=100 max=32\n[group i]\ncount = 3\nworkload = idle\n[phase p]\nat = 5\n"
+		  "grow = d\n", 13, "group d's workload is not grow" },
+		{ "[scenario]\nname = a\nduration = 30\n[group d]\nworkload = dirty mib=8 rate=10\n[group g]\nworkload = grow mib=8 step=8 every_ms=100 max=32\n[group i]\ncount = 3\nworkload = idle\n[phase p]\nat = 5\n"
+		  "activate = d d\n", 13, "group d is named twice" },
+		{ "[scenario]\nname = a\nduration = 30\n[group d]\nworkload = dirty mib=8 rate=10\n[group g]\nworkload = grow mib=8 step=8 every_ms=100 max=32\n[group i]\ncount = 3\nworkload = idle\n[phase p]\nat = 5\n"
+		  "idle = , ,\n", 13, "[phase p] idle: name one or more groups" },
+		{ "[scenario]\nname = a\nduration = 30\n[group d]\nworkload = dirty mib=8 rate=10\n[group g]\nworkload = grow mib=8 step=8 every_ms=100 max=32\n[group i]\ncount = 3\nworkload = idle\n[phase p]\nat = 5\n"
+		  "idle = d\nactivate = d\n", 13, "cannot go idle and active at once" },
+		{ "[scenario]\nname = a\nduration = 30\n[group d]\nworkload = dirty mib=8 rate=10\n[group g]\nworkload = grow mib=8 step=8 every_ms=100 max=32\n[group i]\ncount = 3\nworkload = idle\n[phase p]\nat = 5\n"
+		  "start = i\n[phase q]\nat = 6\nstart = i\n", 16,
+		  "group i already starts at another phase" },
+		{ "[scenario]\nname = a\nduration = 30\n[group d]\nworkload = dirty mib=8 rate=10\n[group g]\nworkload = grow mib=8 step=8 every_ms=100 max=32\n[group i]\ncount = 3\nworkload = idle\n[phase p]\nat = 5\n"
+		  "quick_at = 1\n", 11, "[phase p] does nothing" },
+		{ "[scenario]\nname = a\nduration = 10\n[group i]\ncount = 3\n"
+		  "arrive_every = 2\nworkload = idle\n[phase p]\nat = 7\nstart = i\n",
+		  10, "group i's last VM would start at 11 s" },
+		{ "[scenario]\nname = a\n[group i]\nstart = 2\nworkload = idle\n"
+		  "[phase p]\nat = 7\nstart = i\n", 8, "already starts at its own start" },
 		{ "[scenario]\nname = a\n[group g]\nworkload = idle\n[phase p]\n"
-		  "at = 1\nstart = g\n", 7, "not implemented yet" },
+		  "at = 1\nstop = g\n", 7, "unknown key 'stop' (known: at quick_at "
+		  "budget start idle activate grow)" },
 		{ "[scenario]\nname = a\n[group g]\nworkload = idle\n[phase p]\n"
 		  "budget = 1G\n", 5, "[phase p] needs at = SECONDS" },
 		{ "[scenario]\nname = a\nduration = 10\n[group g]\nworkload = idle\n"
@@ -136,6 +161,8 @@ static void errors(void **state)
 		  "[group g] start: '-1' must be seconds" },
 		{ "[scenario]\nname = a\ndensity = yes\n", 3,
 		  "density: 'yes' must be 0 or 1" },
+		{ "[scenario]\nname = a\nhost_cost = 2\n", 3,
+		  "host_cost: '2' must be 0 or 1" },
 		{ "[scenario]\nname = a\nduration = 10\n[group g]\nworkload = idle\n"
 		  "count = 5\narrive_every = 3\n", 4, "its last VM would start at 12 s" },
 	};
@@ -171,6 +198,45 @@ static void errors(void **state)
 	assert_int_not_equal(bench_scenario_load("/nonexistent.ini", &sc, err,
 						 sizeof(err)), 0);
 	assert_non_null(strstr(err, "/nonexistent.ini: No such file"));
+}
+
+/* The workload phases: each key lands on the right groups, a group started
+ * by a phase starts then (quick: at quick_at), and each VM's schedule is
+ * the phases' times in ms. */
+static void phases(void **state)
+{
+	(void)state;
+	static struct bench_scenario sc;
+	char err[600], buf[300];
+	char *p = tmpfile_with(
+		"[scenario]\nname = ph\nduration = 40\nquick_duration = 20\n"
+		"[phase rest]\nat = 0\nidle = busy\n"
+		"[phase go]\nat = 10\nquick_at = 4\nactivate = busy\n"
+		"grow = grower\nstart = late, grower\nbudget = 80%\n"
+		"[group busy]\ncount = 2\nworkload = dirty mib=8 rate=100\n"
+		"[group grower]\nworkload = grow mib=8 step=8 every_ms=100 max=32\n"
+		"[group late]\ncount = 3\narrive_every = 2\nworkload = idle\n");
+	if (bench_scenario_load(p, &sc, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_int_equal(sc.nphases, 2);
+	assert_false(sc.phase[0].budget_set);
+	assert_true(sc.phase[1].budget_set);
+	assert_int_equal(sc.phase[0].act_mask[ACT_IDLE], 1u << 0);
+	assert_int_equal(sc.phase[1].act_mask[ACT_ACTIVATE], 1u << 0);
+	assert_int_equal(sc.phase[1].act_mask[ACT_GROW], 1u << 1);
+	assert_int_equal(sc.phase[1].act_mask[ACT_START], 1u << 1 | 1u << 2);
+	assert_true(bench_vm_start(&sc, 0, 1, false) == 0);
+	assert_true(bench_vm_start(&sc, 2, 0, false) == 10);
+	assert_true(bench_vm_start(&sc, 2, 2, false) == 14);
+	assert_true(bench_vm_start(&sc, 2, 2, true) == 4 + 2);   /* 4 s scaled by 1/2 */
+	bench_phase_sched(&sc, 0, false, buf, sizeof(buf));
+	assert_string_equal(buf, " sched=0:idle,10000:active");
+	bench_phase_sched(&sc, 1, true, buf, sizeof(buf));
+	assert_string_equal(buf, " sched=4000:grow");
+	bench_phase_sched(&sc, 2, false, buf, sizeof(buf));
+	assert_string_equal(buf, "");
+	unlink(p);
+	free(p);
 }
 
 /* The reader is the run config's (cli/ini_file.c): a UTF-8 BOM is
@@ -286,6 +352,7 @@ int main(void)
 		cmocka_unit_test(shipped_scenarios),
 		cmocka_unit_test(keys),
 		cmocka_unit_test(errors),
+		cmocka_unit_test(phases),
 		cmocka_unit_test(ini_reader),
 		cmocka_unit_test(arms),
 		cmocka_unit_test(binary),
