@@ -442,6 +442,25 @@ void kscan_absorb(struct ksm *k, struct kdom *d, unsigned slot,
 
 /* ----------------------------------------------------------- throttle */
 
+/* klock() waiters get the lock until they are done, with nothing queued
+ * (the batch drained).  Only the scanner thread, at points where what it
+ * holds may change under it: a throttle point, between VMs, before a
+ * sweep.  True if it let someone in. */
+static bool handover(struct ksm *k)
+{
+	if (!__atomic_load_n(&k->lock_waiters, __ATOMIC_SEQ_CST))
+		return false;
+	kbatch_drain(k);
+	CTR_ADD(k->c.cpu_ns, ksm_thread_cpu_ns() - k->cpu_mark_ns);
+	ksm_rcu_offline();
+	while (__atomic_load_n(&k->lock_waiters, __ATOMIC_SEQ_CST) &&
+	       !k->stop_req)
+		kcond_wait_ns(&k->handoff, &k->lock, 10000000ULL);
+	ksm_rcu_online();
+	k->cpu_mark_ns = ksm_thread_cpu_ns();
+	return true;
+}
+
 /* Sleeps (lock released) when the pass runs ahead of pages_per_sec or
  * cpu_percent.  Returns false when the pass must end: the VM went away
  * meanwhile, or ksm_stop() was called. */
@@ -457,19 +476,9 @@ static bool throttle(struct ksm *k, struct ksm_vm *vm)
 
 	/* someone waits for the lock (klock): let them in now, not at the
 	 * end of the pass, which can be seconds away */
-	if (__atomic_load_n(&k->lock_waiters, __ATOMIC_SEQ_CST)) {
+	if (handover(k) && (vm->dead || k->stop_req)) {
 		kbatch_drain(k);
-		CTR_ADD(k->c.cpu_ns, ksm_thread_cpu_ns() - k->cpu_mark_ns);
-		ksm_rcu_offline();
-		while (__atomic_load_n(&k->lock_waiters, __ATOMIC_SEQ_CST) &&
-		       !k->stop_req)
-			kcond_wait_ns(&k->handoff, &k->lock, 10000000ULL);
-		ksm_rcu_online();
-		k->cpu_mark_ns = ksm_thread_cpu_ns();
-		if (vm->dead || k->stop_req) {
-			kbatch_drain(k);
-			return false;
-		}
+		return false;
 	}
 	now = ksm_now_ns();
 	cpu = ksm_thread_cpu_ns();
@@ -631,11 +640,16 @@ int kscan_pass(struct ksm *k, bool throttled)
 	}
 	/* before any merge: zero pages the guests' first writes left in
 	 * the base memfds go in long runs while no base page has data yet */
+	if (throttled)
+		handover(k);
 	for (struct kdom *d = k->doms; d; d = d->next)
 		kbase_sweep(k, d);
 	k->pm_gen++;
 	for (;;) {
-		/* by id: the list may change while a throttle sleeps */
+		/* by id: the list may change while a throttle sleeps, or a
+		 * waiter has the lock between two VMs */
+		if (throttled)
+			handover(k);
 		for (vm = k->vms; vm && !first && vm->id <= last; vm = vm->next)
 			;
 		if (!vm || (throttled && k->stop_req))
@@ -647,6 +661,8 @@ int kscan_pass(struct ksm *k, bool throttled)
 		ksmvm_put(k, vm);
 		ksm_rcu_quiescent();
 	}
+	if (throttled)
+		handover(k);
 	for (struct kdom *d = k->doms; d; d = d->next)
 		kbase_sweep(k, d);
 	ktab_reclaim(k);
