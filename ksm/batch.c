@@ -7,6 +7,7 @@
  * A flush then:
  *   1. claims every page (HV_PF_BUSY by CAS on PRIVATE; other owners of
  *      the page-state map leave BUSY pages alone, and we skip theirs);
+ *      1b. moves pages that only read base[g]'s hole off it (isolate.c);
  *   2. writes new frames / base pages (nobody maps them yet: for a base
  *      page kbase_writable() proved no VM reads base[g]);
  *   3. pauses every VM with a page in the batch;
@@ -26,67 +27,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include "internal.h"
-
-struct kop {
-	uint8_t kind, npg;
-	uint16_t claimed, ok;   /* bit i: pg[i] */
-	uint8_t npend;          /* joins it adds to frames[frame].pending */
-	bool was_new;           /* queued as new content, which the store
-				 * or base[g] held already */
-	uint8_t slot;
-	int node;
-	uint64_t hash;
-	uint32_t frame;
-	struct kpage pg[KSM_GROUP_MAX];
-	hv_pstate_t old[KSM_GROUP_MAX];
-	uint8_t *ref;
-};
-
-#define KACT_DISCARD (-1)
-#define KACT_ZERO    (-2)   /* ops->zero */
-struct kact {
-	struct ksm_vm *vm;
-	uint32_t r, idx;
-	int fd;             /* a memfd to map, or KACT_* */
-	uint64_t off;
-	uint32_t op;
-	uint8_t pg;
-};
-
-struct kfollow {
-	unsigned slot;
-	uint64_t hash;
-	uint32_t frame;     /* UINT32_MAX: none (a base page not in the store) */
-	uint64_t base_pfn;  /* UINT64_MAX: not a base page */
-};
-
-struct kbatch {
-	unsigned cap;       /* pages per batch */
-	unsigned n, pages;
-	struct kop *ops;
-	uint8_t *bufs;
-	struct kact *acts;
-	struct ksm_vm **vms;
-	uint64_t *t0;
-	struct kfollow *fu;
-	unsigned nfu;
-	struct kdom *dom;
-	/* discard runs of one VM, sent in one discard_many call */
-	struct hv_span *spans;
-	unsigned *span_act;   /* first act of span i; span i ends at the
-			       * first act of span i+1 or at span_end */
-	unsigned nspans, span_end;
-	struct ksm_vm *span_vm;
-	/* pages isolated from base[g] before a NEW_BASE (isolate_readers) */
-	struct kiso { struct kpage p; hv_pstate_t old; bool ok; } *iso;
-	unsigned iso_cap;
-	/* hashes of the NEW ops queued: later equal pages wait as candidates
-	 * and join the new content after the flush, instead of making a
-	 * second frame for it.  Open addressing, 2*cap slots, 0 = empty. */
-	uint64_t *pend;
-	unsigned npend_slots;
-};
+#include "batch_int.h"
 
 static unsigned pend_slot(const struct kbatch *b, uint64_t h)
 {
@@ -263,7 +204,44 @@ void kpause_percentiles(struct kpause *p, uint64_t *p50, uint64_t *p99,
 
 /* -------------------------------------------------------------- flush */
 
-static bool claim(struct kpage *p, hv_pstate_t *old)
+unsigned kbatch_vm_set_add(struct kbatch *b, unsigned nvms, struct ksm_vm *vm)
+{
+	unsigned v;
+
+	for (v = 0; v < nvms && b->vms[v] != vm; v++)
+		;
+	if (v == nvms)
+		b->vms[nvms++] = vm;
+	return nvms;
+}
+
+void kbatch_pause_vms(struct kbatch *b, unsigned nvms)
+{
+	for (unsigned i = 0; i < nvms; i++) {
+		b->t0[i] = ksm_now_ns();
+		b->vms[i]->ops->pause(b->vms[i]->ctx);
+	}
+}
+
+void kbatch_resume_vms(struct ksm *k, struct kbatch *b, unsigned nvms)
+{
+	uint64_t now, worst = 0;
+
+	for (unsigned i = 0; i < nvms; i++) {
+		b->vms[i]->ops->resume(b->vms[i]->ctx);
+		now = ksm_now_ns() - b->t0[i];
+		kpause_record(&b->vms[i]->pause, now);
+		CTR_ADD(b->vms[i]->c.pauses, 1);
+		if (now > worst)
+			worst = now;
+	}
+	if (nvms) {
+		kpause_record(&k->pause, worst);
+		CTR_ADD(k->c.pauses, 1);
+	}
+}
+
+bool kbatch_claim(struct kpage *p, hv_pstate_t *old)
 {
 	uint64_t pfn = kpage_gpa(p->vm, p->r, p->idx) / KSM_PAGE;
 	hv_pstate_t st = kmap_get(p->vm, pfn);
@@ -277,8 +255,7 @@ static bool claim(struct kpage *p, hv_pstate_t *old)
 	return true;
 }
 
-/* Gives the page back unchanged and asks for a rehash next pass. */
-static void unclaim(struct kpage *p, hv_pstate_t old)
+void kbatch_unclaim(struct kpage *p, hv_pstate_t old)
 {
 	uint64_t pfn = kpage_gpa(p->vm, p->r, p->idx) / KSM_PAGE;
 
@@ -292,205 +269,8 @@ static void drop_op(struct kop *op)
 
 	for (i = 0; i < op->npg; i++)
 		if (op->claimed & (1u << i))
-			unclaim(&op->pg[i], op->old[i]);
+			kbatch_unclaim(&op->pg[i], op->old[i]);
 	op->claimed = 0;
-}
-
-static int cmp_iso(const void *a, const void *b)
-{
-	const struct kpage *x = &((const struct kiso *)a)->p;
-	const struct kpage *y = &((const struct kiso *)b)->p;
-
-	if (x->vm->id != y->vm->id)
-		return x->vm->id < y->vm->id ? -1 : 1;
-	if (x->r != y->r)
-		return x->r < y->r ? -1 : 1;
-	return x->idx < y->idx ? -1 : x->idx > y->idx;
-}
-
-/* The other unwritten pages of each isolated page's 64-page window that
- * read zeros from base go too: zeros mapped over a whole untouched
- * stretch are one anonymous VMA, where single pages between file
- * mappings would be one each.  Claimed like the rest; returns the new n. */
-static unsigned isolate_widen(struct ksm *k, struct kbatch *b, struct kdom *d,
-			      unsigned n)
-{
-	unsigned i, j, total = n;
-	uint64_t e, zmask, pm[64];
-
-	for (i = 0; i < n && total < b->iso_cap; i++) {
-		struct kpage *p = &b->iso[i].p;
-		struct ksm_vm *vm = p->vm;
-		struct ksmvm_range *rg = &vm->r[p->r];
-		uint32_t w0 = p->idx & ~63u, cnt;
-		uint64_t in_iso = 0, g0 = kpage_gpa(vm, p->r, w0) / KSM_PAGE;
-
-		/* one pass per window: skip windows done already */
-		for (j = 0; j < i; j++)
-			if (b->iso[j].p.vm == vm && b->iso[j].p.r == p->r &&
-			    (b->iso[j].p.idx & ~63u) == w0)
-				break;
-		if (j < i)
-			continue;
-		cnt = (uint32_t)(rg->npages - w0 < 64 ? rg->npages - w0 : 64);
-		if (g0 + cnt > d->base_npages ||
-		    kpm_read(k, kpage_hva(vm, p->r, w0), cnt, pm) != 0)
-			continue;
-		zmask = kbase_zero_mask(d, g0, cnt);
-		for (j = 0; j < total; j++)
-			if (b->iso[j].p.vm == vm && b->iso[j].p.r == p->r &&
-			    (b->iso[j].p.idx & ~63u) == w0)
-				in_iso |= 1ULL << (b->iso[j].p.idx - w0);
-		for (j = 0; j < cnt && total < b->iso_cap; j++) {
-			uint32_t idx = w0 + j;
-			hv_pstate_t st = kmap_get(vm, g0 + j);
-
-			e = pm[j];
-			if ((in_iso >> j) & 1 || !((zmask >> j) & 1) ||
-			    kpm_private(e) || hv_ps_state(st) != HV_PAGE_PRIVATE ||
-			    (hv_ps_flags(st) & (HV_PF_BUSY | HV_PF_DEVICE)) ||
-			    kbase_page_elsewhere(vm, p->r, idx, st))
-				continue;
-			b->iso[total].p = (struct kpage){ vm, p->r, idx };
-			if (claim(&b->iso[total].p, &b->iso[total].old))
-				total++;
-		}
-	}
-	return total;
-}
-
-/*
- * Step 1b.  A NEW_BASE at g needs base[g] unread (merge_base.c), and a VM
- * that never wrote g reads it: the hole, zeros.  Such pages (an image's
- * zero pages, memory a guest never touched) would send the merge to a
- * frame and a VMA per run in every VM that shares it.  So they are
- * claimed, their VMs paused, each is checked again to still be unwritten
- * (pagemap), and zeros are mapped over it (ops->zero: anonymous memory,
- * one call per run): the page reads zeros before and after, and no longer
- * reads base[g].  They become ZERO pages of ksm's.  A page written
- * meanwhile is left alone, and then base[g] stays unwritable (prepare
- * falls back to a frame).
- */
-static void isolate_readers(struct ksm *k, struct kbatch *b, struct kdom *d)
-{
-	unsigned i, j, got, n = 0, nvms = 0, first, v;
-	uint64_t pfn, t0;
-	int fails = 0;
-
-	if (d->base_fd < 0)
-		return;
-	for (i = 0; i < b->n && n < b->iso_cap; i++) {
-		struct kop *op = &b->ops[i];
-		struct kpage tmp[KSM_GROUP_MAX];
-
-		if (op->kind != KOP_NEW_BASE ||
-		    __builtin_popcount(op->claimed) < 2)
-			continue;
-		pfn = kpage_gpa(op->pg[0].vm, op->pg[0].r, op->pg[0].idx) /
-		      KSM_PAGE;
-		if (pfn >= d->base_npages || d->base_refs[pfn] ||
-		    kbframe_of(d, pfn) != UINT32_MAX ||
-		    kbase_writable(k, d, pfn, op->pg, op->npg))
-			continue;
-		got = kbase_readers(k, d, pfn, op->pg, op->npg, tmp,
-				    KSM_GROUP_MAX);
-		/* what they read now must be zeros, as after */
-		if (got == UINT_MAX || !got || n + got > b->iso_cap ||
-		    !kbase_reads_zero(d, pfn))
-			continue;
-		first = n;
-		for (j = 0; j < got; j++) {
-			b->iso[n].p = tmp[j];
-			if (!claim(&b->iso[n].p, &b->iso[n].old))
-				break;
-			n++;
-		}
-		if (j < got) {   /* someone took one: give this op's back */
-			while (n > first) {
-				n--;
-				unclaim(&b->iso[n].p, b->iso[n].old);
-			}
-		}
-	}
-	if (!n)
-		return;
-	n = isolate_widen(k, b, d, n);
-	qsort(b->iso, n, sizeof(*b->iso), cmp_iso);
-	for (i = 0; i < n; i++) {
-		struct ksm_vm *vm = b->iso[i].p.vm;
-
-		for (v = 0; v < nvms && b->vms[v] != vm; v++)
-			;
-		if (v == nvms)
-			b->vms[nvms++] = vm;
-	}
-	t0 = ksm_now_ns();
-	for (v = 0; v < nvms; v++)
-		b->vms[v]->ops->pause(b->vms[v]->ctx);
-	/* no vCPU runs: a page not written by now stays unwritten (one
-	 * pagemap read per 64-page window: the list is sorted) */
-	for (i = 0; i < n; i = j) {
-		struct kpage *p = &b->iso[i].p;
-		uint32_t w0 = p->idx & ~63u, cnt;
-		uint64_t pm[64];
-		bool got;
-
-		cnt = (uint32_t)(p->vm->r[p->r].npages - w0 < 64 ?
-				 p->vm->r[p->r].npages - w0 : 64);
-		got = kpm_read(k, kpage_hva(p->vm, p->r, w0), cnt, pm) == 0;
-		for (j = i; j < n && b->iso[j].p.vm == p->vm &&
-		     b->iso[j].p.r == p->r && (b->iso[j].p.idx & ~63u) == w0; j++)
-			b->iso[j].ok = got &&
-				       !kpm_private(pm[b->iso[j].p.idx - w0]);
-	}
-	for (i = 0; i < n; i = j) {
-		struct kpage *p = &b->iso[i].p;
-
-		for (j = i + 1; j < n && b->iso[j].p.vm == p->vm &&
-		     b->iso[j].p.r == p->r &&
-		     b->iso[j].p.idx == b->iso[j - 1].p.idx + 1 &&
-		     b->iso[j].ok == b->iso[i].ok; j++)
-			;
-		if (!b->iso[i].ok)
-			continue;
-		kpm_forget(p->vm, kpage_hva(p->vm, p->r, p->idx),
-			   (uint64_t)(j - i) * KSM_PAGE);
-		if (p->vm->ops->zero(p->vm->ctx, kpage_gpa(p->vm, p->r, p->idx),
-				     (uint64_t)(j - i) * KSM_PAGE) != 0) {
-			fails++;
-			for (unsigned m = i; m < j; m++)
-				b->iso[m].ok = false;
-		}
-	}
-	for (v = 0; v < nvms; v++) {
-		b->vms[v]->ops->resume(b->vms[v]->ctx);
-		CTR_ADD(b->vms[v]->c.pauses, 1);
-		kpause_record(&b->vms[v]->pause, ksm_now_ns() - t0);
-	}
-	kpause_record(&k->pause, ksm_now_ns() - t0);
-	CTR_ADD(k->c.pauses, 1);
-	if (fails) {
-		CTR_ADD(k->c.map_failures, fails);
-	}
-	for (i = 0; i < n; i++) {
-		struct kpage *p = &b->iso[i].p;
-		struct ksmvm_range *rg = &p->vm->r[p->r];
-		uint64_t gpfn = kpage_gpa(p->vm, p->r, p->idx) / KSM_PAGE;
-		hv_pstate_t nw;
-
-		if (!b->iso[i].ok) {
-			unclaim(p, b->iso[i].old);
-			continue;
-		}
-		nw = hv_ps_make(HV_PAGE_ZERO, hv_ps_flags(b->iso[i].old) &
-				~HV_PF_BUSY, 0);
-		kmap_cas(p->vm, gpfn, b->iso[i].old | HV_PF_BUSY, nw);
-		rg->own[p->idx] = kown_of(nw);
-		rg->hash[p->idx] = k->zero_hash;
-		rg->pflags[p->idx] &= (uint8_t)~KP_REMAPPED;
-		kbit_clear(rg->todo, p->idx);
-		CTR_ADD(p->vm->c.zero_pages, 1);
-	}
 }
 
 /* Step 2: new content goes into the frames memfd or base[g], unless the
@@ -588,11 +368,7 @@ static int cmp_act(const void *a, const void *b)
 {
 	const struct kact *x = a, *y = b;
 
-	if (x->vm->id != y->vm->id)
-		return x->vm->id < y->vm->id ? -1 : 1;
-	if (x->r != y->r)
-		return x->r < y->r ? -1 : 1;
-	return x->idx < y->idx ? -1 : x->idx > y->idx;
+	return kpage_order(x->vm, x->r, x->idx, y->vm, y->r, y->idx);
 }
 
 static void run_failed(struct ksm *k, struct kbatch *b, unsigned i,
@@ -746,7 +522,7 @@ static void commit(struct ksm *k, struct kbatch *b, struct kdom *d,
 			commit_page(k, d, op, i);
 			nok++;
 		} else {
-			unclaim(&op->pg[i], op->old[i]);
+			kbatch_unclaim(&op->pg[i], op->old[i]);
 		}
 	}
 	switch (op->kind) {
@@ -796,7 +572,6 @@ void kbatch_flush(struct ksm *k)
 	struct kdom *d = b->dom;
 	struct kfollow *fu;
 	unsigned i, j, nact = 0, nvms = 0, nfu;
-	uint64_t now, worst = 0;
 
 	if (!b->n)
 		return;
@@ -806,36 +581,22 @@ void kbatch_flush(struct ksm *k)
 		struct kop *op = &b->ops[i];
 
 		for (j = 0; j < op->npg; j++)
-			if (claim(&op->pg[j], &op->old[j]))
+			if (kbatch_claim(&op->pg[j], &op->old[j]))
 				op->claimed |= (uint16_t)(1u << j);
 	}
-	isolate_readers(k, b, d);
+	kbatch_isolate_readers(k, b, d);
 	for (i = 0; i < b->n; i++)
 		if (b->ops[i].claimed)
 			prepare(k, d, &b->ops[i]);
 	for (i = 0; i < b->n; i++)
 		base_recheck(k, d, &b->ops[i]);
-	/* collect the VMs to pause */
-	for (i = 0; i < b->n; i++) {
-		struct kop *op = &b->ops[i];
-
-		for (j = 0; j < op->npg; j++) {
-			struct ksm_vm *vm = op->pg[j].vm;
-			unsigned v;
-
-			if (!(op->claimed & (1u << j)))
-				continue;
-			for (v = 0; v < nvms && b->vms[v] != vm; v++)
-				;
-			if (v == nvms)
-				b->vms[nvms++] = vm;
-		}
-	}
-	/* 3: pause */
-	for (i = 0; i < nvms; i++) {
-		b->t0[i] = ksm_now_ns();
-		b->vms[i]->ops->pause(b->vms[i]->ctx);
-	}
+	/* 3: pause every VM with a claimed page */
+	for (i = 0; i < b->n; i++)
+		for (j = 0; j < b->ops[i].npg; j++)
+			if (b->ops[i].claimed & (1u << j))
+				nvms = kbatch_vm_set_add(b, nvms,
+							 b->ops[i].pg[j].vm);
+	kbatch_pause_vms(b, nvms);
 	/* 4: verify in full, with no vCPU running */
 	for (i = 0; i < b->n; i++) {
 		struct kop *op = &b->ops[i];
@@ -882,18 +643,7 @@ void kbatch_flush(struct ksm *k)
 	/* 5: change the backing */
 	apply_actions(k, b, nact);
 	/* 6: resume */
-	for (i = 0; i < nvms; i++) {
-		b->vms[i]->ops->resume(b->vms[i]->ctx);
-		now = ksm_now_ns() - b->t0[i];
-		kpause_record(&b->vms[i]->pause, now);
-		CTR_ADD(b->vms[i]->c.pauses, 1);
-		if (now > worst)
-			worst = now;
-	}
-	if (nvms) {
-		kpause_record(&k->pause, worst);
-		CTR_ADD(k->c.pauses, 1);
-	}
+	kbatch_resume_vms(k, b, nvms);
 	/* 7: commit */
 	b->nfu = 0;
 	for (i = 0; i < b->n; i++)

@@ -1,0 +1,96 @@
+/*
+ * batch_int.h - what batch.c shares with isolate.c: the batch, its ops,
+ * claiming pages and pausing their VMs.  Nothing else includes it.
+ */
+#ifndef DENSEVM_KSM_BATCH_INT_H
+#define DENSEVM_KSM_BATCH_INT_H
+
+#include "internal.h"
+
+struct kop {
+	uint8_t kind, npg;
+	uint16_t claimed, ok;   /* bit i: pg[i] */
+	uint8_t npend;          /* joins it adds to frames[frame].pending */
+	bool was_new;           /* queued as new content, which the store
+				 * or base[g] held already */
+	uint8_t slot;
+	int node;
+	uint64_t hash;
+	uint32_t frame;
+	struct kpage pg[KSM_GROUP_MAX];
+	hv_pstate_t old[KSM_GROUP_MAX];
+	uint8_t *ref;
+};
+
+#define KACT_DISCARD (-1)
+#define KACT_ZERO    (-2)   /* ops->zero */
+struct kact {
+	struct ksm_vm *vm;
+	uint32_t r, idx;
+	int fd;             /* a memfd to map, or KACT_* */
+	uint64_t off;
+	uint32_t op;
+	uint8_t pg;
+};
+
+struct kfollow {
+	unsigned slot;
+	uint64_t hash;
+	uint32_t frame;     /* UINT32_MAX: none (a base page not in the store) */
+	uint64_t base_pfn;  /* UINT64_MAX: not a base page */
+};
+
+struct kbatch {
+	unsigned cap;       /* pages per batch */
+	unsigned n, pages;
+	struct kop *ops;
+	uint8_t *bufs;
+	struct kact *acts;
+	struct ksm_vm **vms;
+	uint64_t *t0;
+	struct kfollow *fu;
+	unsigned nfu;
+	struct kdom *dom;
+	/* discard runs of one VM, sent in one discard_many call */
+	struct hv_span *spans;
+	unsigned *span_act;   /* first act of span i; span i ends at the
+			       * first act of span i+1 or at span_end */
+	unsigned nspans, span_end;
+	struct ksm_vm *span_vm;
+	/* pages isolated from base[g] before a NEW_BASE (isolate.c) */
+	struct kiso { struct kpage p; hv_pstate_t old; bool ok; } *iso;
+	unsigned iso_cap;
+	/* hashes of the NEW ops queued: later equal pages wait as candidates
+	 * and join the new content after the flush, instead of making a
+	 * second frame for it.  Open addressing, 2*cap slots, 0 = empty. */
+	uint64_t *pend;
+	unsigned npend_slots;
+};
+
+/* Page order: VM id, range, index (scan order, and runs adjacent). */
+static inline int kpage_order(const struct ksm_vm *va, uint32_t ra,
+			      uint32_t ia, const struct ksm_vm *vb,
+			      uint32_t rb, uint32_t ib)
+{
+	if (va->id != vb->id)
+		return va->id < vb->id ? -1 : 1;
+	if (ra != rb)
+		return ra < rb ? -1 : 1;
+	return ia < ib ? -1 : ia > ib;
+}
+
+/* HV_PF_BUSY by CAS on a PRIVATE page; false if someone else has it. */
+bool kbatch_claim(struct kpage *p, hv_pstate_t *old);
+/* Gives the page back unchanged and asks for a rehash next pass. */
+void kbatch_unclaim(struct kpage *p, hv_pstate_t old);
+/* b->vms[0..nvms) with vm in it; returns the new count. */
+unsigned kbatch_vm_set_add(struct kbatch *b, unsigned nvms, struct ksm_vm *vm);
+/* Pauses b->vms[0..nvms), and resumes them recording each one's pause
+ * and the longest as one batch's. */
+void kbatch_pause_vms(struct kbatch *b, unsigned nvms);
+void kbatch_resume_vms(struct ksm *k, struct kbatch *b, unsigned nvms);
+
+/* Step 1b of a flush (isolate.c). */
+void kbatch_isolate_readers(struct ksm *k, struct kbatch *b, struct kdom *d);
+
+#endif

@@ -1,0 +1,187 @@
+/*
+ * isolate.c - step 1b of a batch flush: pages that read base[g] only
+ * because their VM never wrote g are moved off it (zeros mapped over
+ * them, paused), so that base[g] can take the content other VMs share at
+ * g instead of a frame and a VMA per run in every sharer.
+ */
+#include <limits.h>
+#include <stdlib.h>
+#include "batch_int.h"
+
+static int cmp_iso(const void *a, const void *b)
+{
+	const struct kpage *x = &((const struct kiso *)a)->p;
+	const struct kpage *y = &((const struct kiso *)b)->p;
+
+	return kpage_order(x->vm, x->r, x->idx, y->vm, y->r, y->idx);
+}
+
+/* The other unwritten pages of each isolated page's 64-page window that
+ * read zeros from base go too: zeros mapped over a whole untouched
+ * stretch are one anonymous VMA, where single pages between file
+ * mappings would be one each.  Claimed like the rest; returns the new n. */
+static unsigned isolate_widen(struct ksm *k, struct kbatch *b, struct kdom *d,
+			      unsigned n)
+{
+	unsigned i, j, total = n;
+	uint64_t e, zmask, pm[64];
+
+	for (i = 0; i < n && total < b->iso_cap; i++) {
+		struct kpage *p = &b->iso[i].p;
+		struct ksm_vm *vm = p->vm;
+		struct ksmvm_range *rg = &vm->r[p->r];
+		uint32_t w0 = p->idx & ~63u, cnt;
+		uint64_t in_iso = 0, g0 = kpage_gpa(vm, p->r, w0) / KSM_PAGE;
+
+		/* one pass per window: skip windows done already */
+		for (j = 0; j < i; j++)
+			if (b->iso[j].p.vm == vm && b->iso[j].p.r == p->r &&
+			    (b->iso[j].p.idx & ~63u) == w0)
+				break;
+		if (j < i)
+			continue;
+		cnt = (uint32_t)(rg->npages - w0 < 64 ? rg->npages - w0 : 64);
+		if (g0 + cnt > d->base_npages ||
+		    kpm_read(k, kpage_hva(vm, p->r, w0), cnt, pm) != 0)
+			continue;
+		zmask = kbase_zero_mask(d, g0, cnt);
+		for (j = 0; j < total; j++)
+			if (b->iso[j].p.vm == vm && b->iso[j].p.r == p->r &&
+			    (b->iso[j].p.idx & ~63u) == w0)
+				in_iso |= 1ULL << (b->iso[j].p.idx - w0);
+		for (j = 0; j < cnt && total < b->iso_cap; j++) {
+			uint32_t idx = w0 + j;
+			hv_pstate_t st = kmap_get(vm, g0 + j);
+
+			e = pm[j];
+			if ((in_iso >> j) & 1 || !((zmask >> j) & 1) ||
+			    kpm_private(e) || hv_ps_state(st) != HV_PAGE_PRIVATE ||
+			    (hv_ps_flags(st) & (HV_PF_BUSY | HV_PF_DEVICE)) ||
+			    kbase_page_elsewhere(vm, p->r, idx, st))
+				continue;
+			b->iso[total].p = (struct kpage){ vm, p->r, idx };
+			if (kbatch_claim(&b->iso[total].p, &b->iso[total].old))
+				total++;
+		}
+	}
+	return total;
+}
+
+/*
+ * Step 1b.  A NEW_BASE at g needs base[g] unread (merge_base.c), and a VM
+ * that never wrote g reads it: the hole, zeros.  Such pages (an image's
+ * zero pages, memory a guest never touched) would send the merge to a
+ * frame and a VMA per run in every VM that shares it.  So they are
+ * claimed, their VMs paused, each is checked again to still be unwritten
+ * (pagemap), and zeros are mapped over it (ops->zero: anonymous memory,
+ * one call per run): the page reads zeros before and after, and no longer
+ * reads base[g].  They become ZERO pages of ksm's.  A page written
+ * meanwhile is left alone, and then base[g] stays unwritable (prepare
+ * falls back to a frame).
+ */
+void kbatch_isolate_readers(struct ksm *k, struct kbatch *b, struct kdom *d)
+{
+	unsigned i, j, got, n = 0, nvms = 0, first;
+	uint64_t pfn;
+	int fails = 0;
+
+	if (d->base_fd < 0)
+		return;
+	for (i = 0; i < b->n && n < b->iso_cap; i++) {
+		struct kop *op = &b->ops[i];
+		struct kpage tmp[KSM_GROUP_MAX];
+
+		if (op->kind != KOP_NEW_BASE ||
+		    __builtin_popcount(op->claimed) < 2)
+			continue;
+		pfn = kpage_gpa(op->pg[0].vm, op->pg[0].r, op->pg[0].idx) /
+		      KSM_PAGE;
+		if (pfn >= d->base_npages || d->base_refs[pfn] ||
+		    kbframe_of(d, pfn) != UINT32_MAX ||
+		    kbase_writable(k, d, pfn, op->pg, op->npg))
+			continue;
+		got = kbase_readers(k, d, pfn, op->pg, op->npg, tmp,
+				    KSM_GROUP_MAX);
+		/* what they read now must be zeros, as after */
+		if (got == UINT_MAX || !got || n + got > b->iso_cap ||
+		    !kbase_reads_zero(d, pfn))
+			continue;
+		first = n;
+		for (j = 0; j < got; j++) {
+			b->iso[n].p = tmp[j];
+			if (!kbatch_claim(&b->iso[n].p, &b->iso[n].old))
+				break;
+			n++;
+		}
+		if (j < got) {   /* someone took one: give this op's back */
+			while (n > first) {
+				n--;
+				kbatch_unclaim(&b->iso[n].p, b->iso[n].old);
+			}
+		}
+	}
+	if (!n)
+		return;
+	n = isolate_widen(k, b, d, n);
+	qsort(b->iso, n, sizeof(*b->iso), cmp_iso);
+	for (i = 0; i < n; i++)
+		nvms = kbatch_vm_set_add(b, nvms, b->iso[i].p.vm);
+	kbatch_pause_vms(b, nvms);
+	/* no vCPU runs: a page not written by now stays unwritten (one
+	 * pagemap read per 64-page window: the list is sorted) */
+	for (i = 0; i < n; i = j) {
+		struct kpage *p = &b->iso[i].p;
+		uint32_t w0 = p->idx & ~63u, cnt;
+		uint64_t pm[64];
+		bool got;
+
+		cnt = (uint32_t)(p->vm->r[p->r].npages - w0 < 64 ?
+				 p->vm->r[p->r].npages - w0 : 64);
+		got = kpm_read(k, kpage_hva(p->vm, p->r, w0), cnt, pm) == 0;
+		for (j = i; j < n && b->iso[j].p.vm == p->vm &&
+		     b->iso[j].p.r == p->r && (b->iso[j].p.idx & ~63u) == w0; j++)
+			b->iso[j].ok = got &&
+				       !kpm_private(pm[b->iso[j].p.idx - w0]);
+	}
+	for (i = 0; i < n; i = j) {
+		struct kpage *p = &b->iso[i].p;
+
+		for (j = i + 1; j < n && b->iso[j].p.vm == p->vm &&
+		     b->iso[j].p.r == p->r &&
+		     b->iso[j].p.idx == b->iso[j - 1].p.idx + 1 &&
+		     b->iso[j].ok == b->iso[i].ok; j++)
+			;
+		if (!b->iso[i].ok)
+			continue;
+		kpm_forget(p->vm, kpage_hva(p->vm, p->r, p->idx),
+			   (uint64_t)(j - i) * KSM_PAGE);
+		if (p->vm->ops->zero(p->vm->ctx, kpage_gpa(p->vm, p->r, p->idx),
+				     (uint64_t)(j - i) * KSM_PAGE) != 0) {
+			fails++;
+			for (unsigned m = i; m < j; m++)
+				b->iso[m].ok = false;
+		}
+	}
+	kbatch_resume_vms(k, b, nvms);
+	CTR_ADD(k->c.map_failures, fails);
+	for (i = 0; i < n; i++) {
+		struct kpage *p = &b->iso[i].p;
+		struct ksmvm_range *rg = &p->vm->r[p->r];
+		uint64_t gpfn = kpage_gpa(p->vm, p->r, p->idx) / KSM_PAGE;
+		hv_pstate_t nw;
+
+		if (!b->iso[i].ok) {
+			kbatch_unclaim(p, b->iso[i].old);
+			continue;
+		}
+		nw = hv_ps_make(HV_PAGE_ZERO, hv_ps_flags(b->iso[i].old) &
+				~HV_PF_BUSY, 0);
+		kmap_cas(p->vm, gpfn, b->iso[i].old | HV_PF_BUSY, nw);
+		rg->own[p->idx] = kown_of(nw);
+		rg->hash[p->idx] = k->zero_hash;
+		rg->pflags[p->idx] &= (uint8_t)~KP_REMAPPED;
+		kbit_clear(rg->todo, p->idx);
+		CTR_ADD(p->vm->c.zero_pages, 1);
+	}
+}
+
