@@ -266,14 +266,21 @@ uint64_t kbase_zero_mask(struct kdom *d, uint64_t p0, unsigned n)
 	return mask;
 }
 
-/* The pages at g that read base[g] only because their VM never wrote g
- * (a hole, or the page cache's zero page): mapping zeros over them keeps
- * what they read and lets base[g] take new content (batch.c).  Returns how
- * many went into out, or UINT_MAX when another page at g reads base[g]
- * some other way (or is someone else's now), or out is too small. */
-unsigned kbase_readers(struct ksm *k, struct kdom *d, uint64_t pfn,
-		       const struct kpage *mine, unsigned nmine,
-		       struct kpage *out, unsigned max)
+/*
+ * Who reads base[g] through their mapping at g.  A page does not when ksm
+ * or hv-core mapped something else there (kbase_page_elsewhere), or when
+ * it is the VM's own anonymous copy (pagemap; the state map first: a page
+ * the balloon took since the pagemap was read is no longer PRIVATE, and
+ * one it is taking now is BUSY, which only the caller's own pages may
+ * be).  With out (collect), a page that reads it only because its VM
+ * never wrote g goes into out, up to max, to be isolated (isolate.c); a
+ * VM without ops->zero, or a DEVICE page, cannot be.  Returns how many
+ * went into out, or UINT_MAX when some page reads base[g] otherwise.
+ */
+static unsigned base_readers(struct ksm *k, struct kdom *d, uint64_t pfn,
+			     const struct ksm_vm *leaving,
+			     const struct kpage *mine, unsigned nmine,
+			     struct kpage *out, unsigned max)
 {
 	struct ksm_vm *vm;
 	uint32_t r, idx;
@@ -282,20 +289,21 @@ unsigned kbase_readers(struct ksm *k, struct kdom *d, uint64_t pfn,
 	uint64_t e;
 
 	for (vm = k->vms; vm; vm = vm->next) {
-		if (vm->dom != d || !vm->uses_base || vm->dead ||
+		if (vm->dom != d || !vm->uses_base || vm == leaving || vm->dead ||
 		    !ksmvm_locate(vm, pfn * KSM_PAGE, &r, &idx))
-			continue;
-		for (i = 0; i < nmine && (mine[i].vm != vm || mine[i].r != r ||
-					  mine[i].idx != idx); i++)
-			;
-		if (i < nmine)
 			continue;
 		st = kmap_get(vm, pfn);
 		if (kbase_page_elsewhere(vm, r, idx, st))
 			continue;
+		for (i = 0; i < nmine && (mine[i].vm != vm || mine[i].r != r ||
+					  mine[i].idx != idx); i++)
+			;
+		if (out && i < nmine)
+			continue;
 		if (hv_ps_state(st) != HV_PAGE_PRIVATE ||
-		    (hv_ps_flags(st) & (HV_PF_BUSY | HV_PF_DEVICE)) ||
-		    !vm->ops->zero ||
+		    ((hv_ps_flags(st) & HV_PF_BUSY) && i == nmine) ||
+		    (out && ((hv_ps_flags(st) & HV_PF_DEVICE) ||
+			     !vm->ops->zero)) ||
 		    kpm_cached(k, vm, r, idx, &e, true) != 0)
 			return UINT_MAX;
 		if (kpm_private(e))
@@ -307,40 +315,19 @@ unsigned kbase_readers(struct ksm *k, struct kdom *d, uint64_t pfn,
 	return n;
 }
 
-/* No VM of the domain reads base[g] through its mapping at g: each page
- * there is the VM's own anonymous copy, or maps something else
- * (kbase_page_elsewhere). */
+unsigned kbase_readers(struct ksm *k, struct kdom *d, uint64_t pfn,
+		       const struct kpage *mine, unsigned nmine,
+		       struct kpage *out, unsigned max)
+{
+	return base_readers(k, d, pfn, NULL, mine, nmine, out, max);
+}
+
+/* No VM of the domain reads base[g] through its mapping at g. */
 static bool base_unread(struct ksm *k, struct kdom *d, uint64_t pfn,
 			const struct ksm_vm *leaving,
 			const struct kpage *mine, unsigned nmine)
 {
-	struct ksm_vm *vm;
-	uint32_t r, idx;
-	hv_pstate_t st;
-	unsigned i;
-	uint64_t e;
-
-	for (vm = k->vms; vm; vm = vm->next) {
-		if (vm->dom != d || !vm->uses_base || vm == leaving || vm->dead)
-			continue;
-		if (!ksmvm_locate(vm, pfn * KSM_PAGE, &r, &idx))
-			continue;
-		/* The state map first: a page the balloon took since the
-		 * pagemap was read is no longer PRIVATE, and one it is
-		 * taking now is BUSY (only the caller's own pages may be). */
-		st = kmap_get(vm, pfn);
-		if (kbase_page_elsewhere(vm, r, idx, st))
-			continue;
-		for (i = 0; i < nmine && (mine[i].vm != vm || mine[i].r != r ||
-					  mine[i].idx != idx); i++)
-			;
-		if (hv_ps_state(st) != HV_PAGE_PRIVATE ||
-		    ((hv_ps_flags(st) & HV_PF_BUSY) && i == nmine) ||
-		    kpm_cached(k, vm, r, idx, &e, true) != 0 ||
-		    !kpm_private(e))
-			return false;
-	}
-	return true;
+	return base_readers(k, d, pfn, leaving, mine, nmine, NULL, 0) == 0;
 }
 
 /* ksm changed the backing of [hva, hva+len): cached entries say "not
