@@ -366,6 +366,18 @@ out:
 	return started;
 }
 
+/* One VMA per remapped page where runs are short: vm.max_map_count up to
+ * 1000000 for the test (teardown restores it). */
+static void raise_max_map_count(void)
+{
+	int64_t old = cgroup_read_i64(NULL, MAX_MAP_COUNT);
+	assert_true(old > 0);
+	if (old < 1000000) {
+		g_old_map_count = old;
+		assert_int_equal(write_i64(MAX_MAP_COUNT, 1000000), 0);
+	}
+}
+
 static double g_dense_saved;   /* bytes, for the kernel comparison */
 
 /* 2 guests fill 64 MiB, a third only its first 32: at the GPAs of the
@@ -437,12 +449,7 @@ static void dense_shuffled_fill_reaches_ideal(void **state)
 	(void)state;
 	SKIP_WITHOUT_KVM();
 	enter_cgroup_or_skip("ksmshuf");
-	int64_t old = cgroup_read_i64(NULL, MAX_MAP_COUNT);
-	assert_true(old > 0);
-	if (old < 1000000) {
-		g_old_map_count = old;
-		assert_int_equal(write_i64(MAX_MAP_COUNT, 1000000), 0);
-	}
+	raise_max_map_count();
 	struct scenario sc = {
 		.tag = "shuffle", .engine = KSM_ENGINE_DENSE, .nvm = 4,
 		.mem = 128 * MIB, .mib = 100, .shuffle = 1, .hold = 6,
@@ -473,12 +480,7 @@ static void mixed_fleet_one_copy(void **state)
 	(void)state;
 	SKIP_WITHOUT_KVM();
 	enter_cgroup_or_skip("ksmmix");
-	int64_t old = cgroup_read_i64(NULL, MAX_MAP_COUNT);
-	assert_true(old > 0);
-	if (old < 1000000) {
-		g_old_map_count = old;
-		assert_int_equal(write_i64(MAX_MAP_COUNT, 1000000), 0);
-	}
+	raise_max_map_count();
 	struct scenario sc = {
 		.tag = "mixed", .engine = KSM_ENGINE_DENSE, .nvm = 5,
 		.mem = 128 * MIB, .mib = 64, .mixed = 2, .uniq = 1, .hold = 8,
