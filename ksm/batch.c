@@ -81,7 +81,7 @@ int kbatch_resize(struct ksm *k, unsigned pages)
 	nb.pend = calloc(nb.npend_slots, sizeof(*nb.pend));
 	nb.spans = calloc(2 * (size_t)pages, sizeof(*nb.spans));
 	nb.span_act = calloc(2 * (size_t)pages + 1, sizeof(*nb.span_act));
-	nb.iso_cap = 2 * pages;
+	nb.iso_cap = 32 * pages;   /* windows of 64 pages, in many VMs */
 	nb.iso = calloc(nb.iso_cap, sizeof(*nb.iso));
 	if (!nb.ops || !nb.bufs || !nb.acts || !nb.vms || !nb.t0 || !nb.fu ||
 	    !nb.pend || !nb.spans || !nb.span_act || !nb.iso ||

@@ -48,6 +48,7 @@ void ksmvm_put(struct ksm *k, struct ksm_vm *vm)
 		free(vm->r[r].todo);
 		free(vm->r[r].dirty);
 		free(vm->r[r].nofast);
+		free(vm->r[r].untouched);
 	}
 	free(vm->r);
 	pthread_mutex_destroy(&vm->pause.mu);
@@ -222,7 +223,7 @@ static int check_domain(struct ksm *k, struct kdom *d, char *err,
 	if (!cnt || !bcnt)
 		FAIL("self-check: out of memory");
 	for (vm = k->vms; vm; vm = vm->next) {
-		uint64_t sharing = 0, base = 0, zero = 0;
+		uint64_t sharing = 0, base = 0, zero = 0, untouched = 0;
 
 		if (vm->dom != d)
 			continue;
@@ -281,7 +282,10 @@ static int check_domain(struct ksm *k, struct kdom *d, char *err,
 					base++;
 					break;
 				case HV_PAGE_ZERO:
-					zero++;
+					if (kbit_test(vm->r[r].untouched, idx))
+						untouched++;
+					else
+						zero++;
 					break;
 				}
 			}
@@ -289,16 +293,20 @@ static int check_domain(struct ksm *k, struct kdom *d, char *err,
 		/* reported after the refcounts, which say more */
 		if (!vmerr[0] && (sharing != CTR_GET(vm->c.pages_sharing) ||
 				  base != CTR_GET(vm->c.base_pages) ||
-				  zero != CTR_GET(vm->c.zero_pages)))
+				  zero != CTR_GET(vm->c.zero_pages) ||
+				  untouched != CTR_GET(vm->c.untouched_pages)))
 			snprintf(vmerr, sizeof(vmerr),
 				 "vm '%s': map has %llu sharing (%llu base), "
-				 "%llu zero; counters say %llu (%llu), %llu",
+				 "%llu zero, %llu untouched; counters say %llu "
+				 "(%llu), %llu, %llu",
 				 vm->name, (unsigned long long)sharing,
 				 (unsigned long long)base,
 				 (unsigned long long)zero,
+				 (unsigned long long)untouched,
 				 (unsigned long long)CTR_GET(vm->c.pages_sharing),
 				 (unsigned long long)CTR_GET(vm->c.base_pages),
-				 (unsigned long long)CTR_GET(vm->c.zero_pages));
+				 (unsigned long long)CTR_GET(vm->c.zero_pages),
+				 (unsigned long long)CTR_GET(vm->c.untouched_pages));
 	}
 	for (f = 0; f < d->hwm; f++) {
 		struct kframe *fr = &d->frames[f];

@@ -31,6 +31,7 @@ struct ksm_fake_vm {
 	unsigned n;
 	struct hv_ram_range rr[FAKE_MAX_RANGES];
 	uint64_t *dirty[FAKE_MAX_RANGES];
+	uint64_t *anon[FAKE_MAX_RANGES];   /* f_zero mapped anonymous memory */
 	hv_pstate_t *map;
 	uint64_t map_npages;
 	atomic_int pause_req;
@@ -101,7 +102,9 @@ int ksm_fake_vm_create(const char *name, int base_fd,
 		vm->rr[i] = (struct hv_ram_range){ r[i].gpa, r[i].len, p, i };
 		vm->dirty[i] = calloc((r[i].len / PG + 63) / 64,
 				      sizeof(uint64_t));
-		if (!vm->dirty[i])
+		vm->anon[i] = calloc((r[i].len / PG + 63) / 64,
+				     sizeof(uint64_t));
+		if (!vm->dirty[i] || !vm->anon[i])
 			goto fail;
 	}
 	*out = vm;
@@ -121,6 +124,7 @@ void ksm_fake_vm_destroy(struct ksm_fake_vm *vm)
 		if (vm->rr[i].hva)
 			munmap(vm->rr[i].hva, vm->rr[i].len);
 		free(vm->dirty[i]);
+		free(vm->anon[i]);
 	}
 	if (vm->map)
 		munmap(vm->map, vm->map_npages * sizeof(hv_pstate_t));
@@ -320,6 +324,19 @@ static void f_resume(void *ctx)
 	pthread_mutex_unlock(&vm->mu);
 }
 
+static void set_anon(struct ksm_fake_vm *vm, uint64_t gpa, uint64_t len,
+		     bool on)
+{
+	int i = locate(vm, gpa, len);
+	uint64_t pg;
+
+	for (pg = (gpa - vm->rr[i].gpa) / PG; len; pg++, len -= PG)
+		if (on)
+			vm->anon[i][pg / 64] |= 1ULL << (pg % 64);
+		else
+			vm->anon[i][pg / 64] &= ~(1ULL << (pg % 64));
+}
+
 static int f_replace(void *ctx, uint64_t gpa, uint64_t len, int memfd,
 		     uint64_t off)
 {
@@ -333,6 +350,7 @@ static int f_replace(void *ctx, uint64_t gpa, uint64_t len, int memfd,
 		 MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, memfd,
 		 (off_t)off) == MAP_FAILED)
 		return -errno;
+	set_anon(vm, gpa, len, false);
 	return 0;
 }
 
@@ -343,6 +361,34 @@ static int f_discard(void *ctx, uint64_t gpa, uint64_t len)
 	if ((gpa | len) % PG || locate(vm, gpa, len) < 0)
 		return -EINVAL;
 	return madvise(ksm_fake_hva(vm, gpa), len, MADV_DONTNEED) ? -errno : 0;
+}
+
+/* Zeros of its own over a range, as hv-core maps anonymous memory over
+ * base-backed RAM (hv_vm_zero) */
+static int f_zero(void *ctx, uint64_t gpa, uint64_t len)
+{
+	struct ksm_fake_vm *vm = ctx;
+
+	if ((gpa | len) % PG || !len || locate(vm, gpa, len) < 0)
+		return -EINVAL;
+	if (mmap(ksm_fake_hva(vm, gpa), len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1,
+		 0) == MAP_FAILED)
+		return -errno;
+	set_anon(vm, gpa, len, vm->base_fd >= 0);
+	return 0;
+}
+
+static bool f_anon_backed(void *ctx, uint64_t gpa)
+{
+	struct ksm_fake_vm *vm = ctx;
+	int i = locate(vm, gpa, 1);
+	uint64_t pg;
+
+	if (i < 0)
+		return false;
+	pg = (gpa - vm->rr[i].gpa) / PG;
+	return (vm->anon[i][pg / 64] >> (pg % 64)) & 1;
 }
 
 static void *f_span_hva(void *ctx, uint64_t gpa, uint64_t len)
@@ -386,17 +432,13 @@ static int f_base_memfd(void *ctx)
 	return ((struct ksm_fake_vm *)ctx)->base_fd;
 }
 
-const struct ksm_vm_ops ksm_fake_ops = {
-	.name = f_name,
-	.ranges = f_ranges,
-	.pagemap = f_pagemap,
-	.page_cas = f_page_cas,
-	.pause = f_pause,
-	.resume = f_resume,
-	.replace_backing = f_replace,
-	.discard = f_discard,
-	.discard_many = f_discard_many,
-	.dirty_enable = f_dirty_enable,
-	.dirty_fetch = f_dirty_fetch,
-	.base_memfd = f_base_memfd,
-};
+#define FAKE_OPS							\
+	.name = f_name, .ranges = f_ranges, .pagemap = f_pagemap,	\
+	.page_cas = f_page_cas, .pause = f_pause, .resume = f_resume,	\
+	.replace_backing = f_replace, .discard = f_discard,		\
+	.discard_many = f_discard_many, .dirty_enable = f_dirty_enable,	\
+	.dirty_fetch = f_dirty_fetch, .base_memfd = f_base_memfd
+
+const struct ksm_vm_ops ksm_fake_ops = { FAKE_OPS };
+const struct ksm_vm_ops ksm_fake_ops_zero = { FAKE_OPS, .zero = f_zero,
+					       .anon_backed = f_anon_backed };

@@ -37,6 +37,8 @@
 
 struct kctr {
 	uint64_t pages_sharing, base_pages, zero_pages, volatile_pages;
+	uint64_t untouched_pages;  /* ZERO pages isolate.c took off base[g]:
+				    * never written, so never a saving */
 	uint64_t full_scans, pages_hashed, merges, unmerges, collisions;
 	uint64_t merge_races, map_failures, cpu_ns, pauses;
 	uint64_t pages_compared;   /* found equal to base[g] without a hash */
@@ -71,6 +73,9 @@ struct ksmvm_range {
 	uint64_t *dirty;       /* scratch for dirty_fetch */
 	uint64_t *nofast;      /* bitmap: a sampled match with base[g] failed
 				* its full compare; compare in full first */
+	uint64_t *untouched;   /* bitmap: ZERO because isolate.c mapped zeros
+				* over a page its guest never wrote (counted
+				* in untouched_pages, not zero_pages) */
 };
 
 struct kdom;

@@ -365,9 +365,10 @@ static int vm_alloc_ranges(struct ksm_vm *vm, const struct hv_ram_range *rr,
 		rg->todo = calloc(rg->nwords, sizeof(uint64_t));
 		rg->dirty = calloc(rg->nwords, sizeof(uint64_t));
 		rg->nofast = calloc(rg->nwords, sizeof(uint64_t));
+		rg->untouched = calloc(rg->nwords, sizeof(uint64_t));
 		if (!rg->hash || !rg->last_dirty || !rg->streak ||
 		    !rg->pflags || !rg->own || !rg->todo || !rg->dirty ||
-		    !rg->nofast)
+		    !rg->nofast || !rg->untouched)
 			return -ENOMEM;
 		/* everything needs a first hash */
 		for (w = 0; w < rg->nwords; w++)

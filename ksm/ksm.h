@@ -191,6 +191,9 @@ struct ksm_stats {
 	uint64_t pages_sharing;  /* guest pages mapping a frame or base page */
 	uint64_t base_pages;     /* of those, through the base memfd */
 	uint64_t zero_pages;     /* discarded zero pages */
+	uint64_t untouched_pages; /* pages the guest never wrote, given zeros
+				   * of their own so that base[g] could take
+				   * a merge: ZERO, but no saving */
 	uint64_t volatile_pages; /* skipped as volatile in the last pass */
 	uint64_t full_scans;     /* completed passes */
 	uint64_t pages_hashed;

@@ -30,6 +30,9 @@ int ksm_fake_vm_create(const char *name, int base_fd,
 void ksm_fake_vm_destroy(struct ksm_fake_vm *vm);
 
 extern const struct ksm_vm_ops ksm_fake_ops;   /* ctx = struct ksm_fake_vm * */
+/* The same with ops->zero, so that ksm may isolate pages a VM never wrote
+ * from base[g] (ksm/isolate.c), as it does for real VMs. */
+extern const struct ksm_vm_ops ksm_fake_ops_zero;
 
 /* Host pointer of a GPA, NULL outside RAM. */
 uint8_t *ksm_fake_hva(struct ksm_fake_vm *vm, uint64_t gpa);

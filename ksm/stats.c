@@ -19,6 +19,7 @@ void kstats_fill(struct ksm *k, const struct kctr *c, struct kpause *p,
 	st->pages_sharing = CTR_GET(c->pages_sharing);
 	st->base_pages = CTR_GET(c->base_pages);
 	st->zero_pages = CTR_GET(c->zero_pages);
+	st->untouched_pages = CTR_GET(c->untouched_pages);
 	st->volatile_pages = CTR_GET(c->volatile_pages);
 	st->full_scans = CTR_GET(c->full_scans);
 	st->pages_hashed = CTR_GET(c->pages_hashed);
@@ -57,12 +58,14 @@ void kdense_stats(struct ksm *k, struct ksm_stats *g)
 	kstats_fill(k, &k->c, &k->pause, g);
 	/* gauges: per VM, summed */
 	g->pages_sharing = g->base_pages = g->zero_pages = 0;
+	g->untouched_pages = 0;
 	g->volatile_pages = 0;
 	pthread_rwlock_rdlock(&k->list_lock);
 	for (vm = k->vms; vm; vm = vm->next) {
 		g->pages_sharing += CTR_GET(vm->c.pages_sharing);
 		g->base_pages += CTR_GET(vm->c.base_pages);
 		g->zero_pages += CTR_GET(vm->c.zero_pages);
+		g->untouched_pages += CTR_GET(vm->c.untouched_pages);
 		g->volatile_pages += CTR_GET(vm->c.volatile_pages);
 	}
 	/* stored contents: frames-memfd frames, base pages in use at their
@@ -85,7 +88,7 @@ void kdense_stats(struct ksm *k, struct ksm_stats *g)
 #define F(name, global) { #name, offsetof(struct ksm_stats, name), global }
 static const struct { const char *name; size_t off; bool global; } fields[] = {
 	F(frames, true), F(pages_sharing, false), F(base_pages, false),
-	F(zero_pages, false), F(volatile_pages, false), F(full_scans, false),
+	F(zero_pages, false), F(untouched_pages, false), F(volatile_pages, false), F(full_scans, false),
 	F(pages_hashed, false), F(pages_compared, false), F(merges, false),
 	F(unmerges, false), F(collisions, false), F(merge_races, false),
 	F(map_failures, false), F(base_zero_reclaimed, true),

@@ -51,7 +51,12 @@ void kunshare_page_state(struct ksm *k, struct ksm_vm *vm, uint32_t r,
 	}
 	switch (hv_ps_state(own)) {
 	case HV_PAGE_ZERO:
-		CTR_SUB(vm->c.zero_pages, 1);
+		if (kbit_test(rg->untouched, idx)) {
+			kbit_clear(rg->untouched, idx);
+			CTR_SUB(vm->c.untouched_pages, 1);
+		} else {
+			CTR_SUB(vm->c.zero_pages, 1);
+		}
 		break;
 	case HV_PAGE_BASE:
 		CTR_SUB(vm->c.pages_sharing, 1);

@@ -355,7 +355,7 @@ out:
 			zero += c[HV_PAGE_ZERO];
 		}
 		assert_int_equal(shared, st.pages_sharing);
-		assert_int_equal(zero, st.zero_pages);
+		assert_int_equal(zero, st.zero_pages + st.untouched_pages);
 	}
 	ksm_destroy(g_ksm);
 	g_ksm = NULL;
