@@ -123,6 +123,16 @@ void bench_tput_rates(const struct bench_tput *t, uint64_t now_ns,
 		      double rate[BENCH_MAX_GROUPS]);
 /* The active VMs' last totals over their run time up to end_s, summed. */
 double bench_tput_total(const struct bench_tput *t, double end_s);
+#define BENCH_TPUT_WINDOW_S 2.0
+struct bench_result;
+/* The lowest ratio of r's active groups' rate to ref's in the same
+ * BENCH_TPUT_WINDOW_S window, over the windows where both ran and ref had
+ * work reported; -1 without one.  *t_below: the start of the first window
+ * under floor, or -1. */
+double bench_tput_worst(const struct bench_scenario *sc, bool quick,
+			const struct bench_result *r,
+			const struct bench_result *ref, double floor,
+			double *t_below);
 
 /* ------------------------------------------------------------ arms */
 
@@ -197,7 +207,11 @@ struct bench_result {
 	double throughput_pct;      /* of none's in the same rep; -1 = n/a */
 	unsigned oom_kills, alloc_fail, mismatches, crashed, vms_ok, vms;
 	bool budget_missed;         /* a budget phase could not be applied */
-	double t_fail;              /* first OOM kill or early death; -1 = none */
+	double t_fail;              /* first failure (OOM kill, early death, or
+				     * in density a throughput window below
+				     * 90 % of none's); -1 = none */
+	bool tput_failed;           /* density: that failure was throughput */
+	double tput_worst_pct;      /* worst window against none's; -1 = n/a */
 	unsigned vms_fit;           /* density: VMs started before t_fail */
 	double fit_ram;             /* their guest RAM, bytes */
 	bool fits;
@@ -219,6 +233,8 @@ int bench_arm_run(const struct bench_opts *o, enum bench_arm_id arm, int rep,
 		  struct bench_result *r);
 /* The figures from r's timeline and guest results (bench_arm.c). */
 void bench_result_figures(const struct bench_opts *o, struct bench_result *r);
+/* density: vms_fit and fit_ram from r->t_fail */
+void bench_density_fit(const struct bench_opts *o, struct bench_result *r);
 json_t *bench_timeline_json(const struct bench_result *r);
 
 /* One request to a run's control socket; the reply, or NULL (1 s

@@ -143,6 +143,23 @@ static double psi_some10(void)
 	return v;
 }
 
+/* Workloads whose content follows a seed= (guest/README.md).  Without
+ * one, dirty, grow and verify default to seed 1: every busy VM of a group
+ * wrote the same pages, and the sharing arms merged what no real fleet
+ * would share (and paid copy-on-writes for it once the VMs turned busy). */
+static bool wl_seeded(const char *wl)
+{
+	static const char *const names[] = { "fill", "dirty", "grow", "verify" };
+	size_t n = strcspn(wl, " ");
+
+	if (strstr(wl, "seed="))
+		return false;
+	for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (n == strlen(names[i]) && !strncmp(wl, names[i], n))
+			return true;
+	return false;
+}
+
 static int write_config(const struct bench_opts *o, enum bench_arm_id arm,
 			const char *conf, const char *plog, uint64_t epoch_ns)
 {
@@ -186,19 +203,30 @@ static int write_config(const struct bench_opts *o, enum bench_arm_id arm,
 		if (g->active)
 			snprintf(wl + strlen(wl), sizeof(wl) - strlen(wl),
 				 " report_ms=%d", BENCH_REPORT_MS);
-		/* staggered starts: one section per VM, named as count names them */
-		bool each = bench_group_start(sc, i, o->quick) > 0 ||
-			    g->arrive_every > 0;
+		/* staggered starts or seeds of their own: one section per VM,
+		 * named as count names them; the seeds are the same in every arm */
+		bool seeded = wl_seeded(wl0);
+		bool staggered = bench_group_start(sc, i, o->quick) > 0 ||
+				 g->arrive_every > 0;
+		bool each = staggered || (seeded && g->count > 1);
 		for (unsigned k = 0; k < (each ? g->count : 1); k++) {
+			char extra[64] = "";
+			int x = 0;
+			if (seeded)
+				x += snprintf(extra + x, sizeof(extra) - (size_t)x,
+					      " seed=%u", 1000 * (i + 1) + k);
+			if (staggered)
+				snprintf(extra + x, sizeof(extra) - (size_t)x,
+					 " start_ms=%.0f",
+					 bench_vm_start(sc, i, k, o->quick) * 1000);
 			if (!each)
-				fprintf(f, "[vm %s]\ncount = %u\nworkload = %s\n", g->name,
-					g->count, wl);
+				fprintf(f, "[vm %s]\ncount = %u\nworkload = %s%s\n", g->name,
+					g->count, wl, extra);
 			else if (g->count > 1)
-				fprintf(f, "[vm %s%u]\nworkload = %s start_ms=%.0f\n",
-					g->name, k, wl, bench_vm_start(sc, i, k, o->quick) * 1000);
+				fprintf(f, "[vm %s%u]\nworkload = %s%s\n", g->name, k, wl,
+					extra);
 			else
-				fprintf(f, "[vm %s]\nworkload = %s start_ms=%.0f\n", g->name,
-					wl, bench_vm_start(sc, i, k, o->quick) * 1000);
+				fprintf(f, "[vm %s]\nworkload = %s%s\n", g->name, wl, extra);
 			fprintf(f, "mem = %lluM\n", (unsigned long long)(g->mem >> 20));
 			if (g->shares)
 				fprintf(f, "shares = %u\n", g->shares);
@@ -478,6 +506,8 @@ int bench_arm_run(const struct bench_opts *o, enum bench_arm_id arm, int rep,
 	r->arm = arm;
 	r->rep = rep;
 	r->throughput_pct = -1;
+	r->tput_worst_pct = -1;
+	r->tput_failed = false;
 	for (unsigned i = 0; i < sc->ngroups; i++)
 		r->vms += sc->group[i].count;
 	arm_file(arm, af, sizeof(af));
@@ -712,8 +742,13 @@ void bench_result_figures(const struct bench_opts *o, struct bench_result *r)
 			r->t_fail = r->s[i].t;
 	if (r->t_fail < 0 && !r->fits)
 		r->t_fail = l->t < d - 1 ? l->t : d;
-	/* density: the VMs started before it, less the last one (which broke
-	 * it); a failure without a time (a mismatch) counts at the end */
+	bench_density_fit(o, r);
+}
+
+/* The VMs started before the first failure, less the last one (which broke
+ * it); a failure without a time (a mismatch) counts at the end. */
+void bench_density_fit(const struct bench_opts *o, struct bench_result *r)
+{
 	r->vms_fit = 0;
 	r->fit_ram = 0;
 	double last_t = -1, last_mem = 0;

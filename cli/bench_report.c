@@ -48,11 +48,11 @@ static struct stat3 st3(const double *v, int n)
 }
 
 enum { F_PEAK, F_STEADY, F_RATIO, F_TSTEADY, F_CPU, F_CPU_GIB, F_TPUT,
-       F_PROC, F_VMS, F_DOC, F_N };
+       F_WORST, F_PROC, F_VMS, F_DOC, F_N };
 static const char *const fname[F_N] = {
 	"peak_mib", "steady_mib", "overcommit_ratio", "time_to_steady_s",
 	"reclaim_cpu_s", "reclaim_cpu_s_per_gib_saved", "throughput_pct_of_none",
-	"process_cpu_s", "density_vms", "density_overcommit",
+	"throughput_worst_window_pct_of_none", "process_cpu_s", "density_vms", "density_overcommit",
 };
 
 static double g_budget;   /* the scenario's, bytes (density overcommit) */
@@ -67,6 +67,7 @@ static double field(const struct bench_result *r, int f)
 	case F_CPU: return r->reclaim_cpu;
 	case F_CPU_GIB: return r->saved_gib > 0.01 ? r->reclaim_cpu / r->saved_gib : -1;
 	case F_TPUT: return r->throughput_pct;
+	case F_WORST: return r->tput_worst_pct;
 	case F_PROC: return r->proc_cpu;
 	case F_VMS: return r->vms_fit;
 	case F_DOC: return g_budget > 0 ? r->fit_ram / g_budget : -1;
@@ -100,6 +101,25 @@ int bench_report(const struct bench_opts *o, struct bench_result *res,
 				res[i].throughput_pct = res[i].throughput /
 							res[j].throughput * 100;
 	}
+	/* the worst window against none's; in a density scenario, the first
+	 * window under 90 % is a failure (where none still runs) */
+	for (size_t i = 0; i < nres; i++) {
+		res[i].tput_worst_pct = -1;
+		for (size_t j = 0; j < nres && res[i].ran; j++) {
+			if (res[j].arm != ARM_NONE || res[j].rep != res[i].rep ||
+			    !res[j].ran || i == j)
+				continue;
+			double tb, w = bench_tput_worst(o->sc, o->quick, &res[i],
+							&res[j], 0.9, &tb);
+			res[i].tput_worst_pct = w >= 0 ? w * 100 : -1;
+			if (o->sc->density && tb >= 0 &&
+			    (res[i].t_fail < 0 || tb < res[i].t_fail)) {
+				res[i].t_fail = tb;
+				res[i].tput_failed = true;
+				bench_density_fit(o, &res[i]);
+			}
+		}
+	}
 	char p[512];
 	snprintf(p, sizeof(p), "%s/summary.md", o->out);
 	FILE *md = fopen(p, "we");
@@ -114,14 +134,15 @@ int bench_report(const struct bench_opts *o, struct bench_result *res,
 		bench_duration(o->sc, o->quick), o->quick ? " (--quick)" : "", o->reps);
 	static const char hdr[] = "| arm | fits | peak MiB | steady MiB | overcommit "
 		"| to steady s | reclaim CPU s | CPU s/GiB saved | throughput % of none "
-		"| OOM | alloc fail | mismatch | crashed |\n";
+		"| worst 2 s window % | OOM | alloc fail | mismatch | crashed |\n";
 	char dens[ARM_COUNT][200];
 	int ndens = 0;
 	fputs(hdr, md);
-	fputs("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n", md);
-	printf("\n%-13s %-5s %-18s %-18s %-16s %-14s %-14s %-12s %-16s %s\n", "arm",
-	       "fits", "peak MiB", "steady MiB", "overcommit", "to steady s",
-	       "reclaim CPU s", "s/GiB saved", "throughput %", "OOM/alloc/mism/crash");
+	fputs("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n", md);
+	printf("\n%-13s %-5s %-18s %-18s %-16s %-14s %-14s %-12s %-16s %-16s %s\n",
+	       "arm", "fits", "peak MiB", "steady MiB", "overcommit", "to steady s",
+	       "reclaim CPU s", "s/GiB saved", "throughput %", "worst 2 s %",
+	       "OOM/alloc/mism/crash");
 	for (int a = 0; a < ARM_COUNT; a++) {
 		if (!(mask & (1u << a)))
 			continue;
@@ -150,7 +171,7 @@ int bench_report(const struct bench_opts *o, struct bench_result *res,
 		const char *name = bench_arm_names[a];
 		if (!ran) {
 			printf("%-13s skipped: %s\n", name, skip ? skip : "no run");
-			fprintf(md, "| %s | skipped: %s |||||||||||| \n", name,
+			fprintf(md, "| %s | skipped: %s ||||||||||||| \n", name,
 				skip ? skip : "no run");
 			json_object_set_new(arms, name, json_pack("{s:s}", "skipped",
 				skip ? skip : "no run"));
@@ -183,22 +204,35 @@ int bench_report(const struct bench_opts *o, struct bench_result *res,
 		fmt(c[F_CPU], 64, s[F_CPU], "", 2);
 		fmt(c[F_CPU_GIB], 64, s[F_CPU_GIB], "", 2);
 		fmt(c[F_TPUT], 64, s[F_TPUT], "", 1);
+		fmt(c[F_WORST], 64, s[F_WORST], "", 1);
 		snprintf(fit, sizeof(fit), "%d/%d", fits, ran);
-		printf("%-13s %-5s %-18s %-18s %-16s %-14s %-14s %-12s %-16s %u/%u/%u/%u%s\n",
+		printf("%-13s %-5s %-18s %-18s %-16s %-14s %-14s %-12s %-16s %-16s "
+		       "%u/%u/%u/%u%s\n",
 		       name, fit, c[F_PEAK], c[F_STEADY], c[F_RATIO], c[F_TSTEADY],
-		       c[F_CPU], c[F_CPU_GIB], c[F_TPUT], oom, af, mm, cr,
+		       c[F_CPU], c[F_CPU_GIB], c[F_TPUT], c[F_WORST], oom, af, mm, cr,
 		       missed ? " budget missed" : "");
-		fprintf(md, "| %s | %s%s | %s | %s | %s | %s | %s | %s | %s | %u | %u | "
-			"%u | %u |\n", name, fit, missed ? " (budget missed)" : "",
+		fprintf(md, "| %s | %s%s | %s | %s | %s | %s | %s | %s | %s | %s | %u | "
+			"%u | %u | %u |\n", name, fit, missed ? " (budget missed)" : "",
 			c[F_PEAK], c[F_STEADY], c[F_RATIO], c[F_TSTEADY], c[F_CPU],
-			c[F_CPU_GIB], c[F_TPUT], oom, af, mm, cr);
+			c[F_CPU_GIB], c[F_TPUT], c[F_WORST], oom, af, mm, cr);
 		if (o->sc->density) {
 			fmt(c[F_VMS], 64, s[F_VMS], " VMs", 0);
 			fmt(c[F_DOC], 64, s[F_DOC], "x", 2);
 			snprintf(dens[ndens++], sizeof(dens[0]), "| %s | %s | %s |\n",
 				 name, c[F_VMS], c[F_DOC]);
+			unsigned tf = 0;
+			for (size_t i = 0; i < nres; i++)
+				tf += res[i].arm == (enum bench_arm_id)a && res[i].ran &&
+				      res[i].tput_failed;
+			json_object_set_new(ja, "density_throughput_failures",
+					    json_integer(tf));
 			printf("%-13s density: %s fit before the first failure, guest RAM "
-			       "%s the budget\n", name, c[F_VMS], c[F_DOC]);
+			       "%s the budget", name, c[F_VMS], c[F_DOC]);
+			if (tf)
+				printf(" (in %u of %d repetitions the first failure was "
+				       "a 2 s window under 90 %% of none's throughput)", tf,
+				       ran);
+			printf("\n");
 		}
 	}
 	if (ndens) {

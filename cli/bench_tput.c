@@ -151,3 +151,69 @@ double bench_tput_total(const struct bench_tput *t, double end_s)
 	}
 	return sum;
 }
+
+/* A window that holds an active VM's start (its first rates come a report
+ * or two later, with up to a period of jitter between arms) or a phase
+ * (workloads turn on and off) compares timing, not throughput. */
+static bool window_quiet(const struct bench_scenario *sc, bool quick,
+			 double t0, double t1)
+{
+	double lead = 3.0 * BENCH_REPORT_MS / 1000;
+
+	for (unsigned g = 0; g < sc->ngroups; g++)
+		for (unsigned k = 0; sc->group[g].active && k < sc->group[g].count; k++) {
+			double st = bench_vm_start(sc, g, k, quick);
+			if (st + lead > t0 && st < t1)
+				return false;
+		}
+	for (unsigned p = 0; p < sc->nphases; p++) {
+		double at = bench_phase_at(sc, p, quick);
+		if (at + lead > t0 && at < t1)
+			return false;
+	}
+	return true;
+}
+
+/* Mean of the samples' summed group rates in [t0, t1); -1 without one. */
+static double window_rate(const struct bench_result *r, double t0, double t1)
+{
+	double sum = 0;
+	unsigned n = 0;
+
+	for (size_t i = 0; i < r->ns; i++) {
+		if (r->s[i].t < t0 || r->s[i].t >= t1)
+			continue;
+		for (unsigned g = 0; g < BENCH_MAX_GROUPS; g++)
+			sum += r->s[i].tput[g];
+		n++;
+	}
+	return n ? sum / n : -1;
+}
+
+double bench_tput_worst(const struct bench_scenario *sc, bool quick,
+			const struct bench_result *r,
+			const struct bench_result *ref, double floor,
+			double *t_below)
+{
+	double worst = -1, end;
+
+	*t_below = -1;
+	if (!r->ns || !ref->ns)
+		return -1;
+	end = fmin(r->s[r->ns - 1].t, ref->s[ref->ns - 1].t);
+	if (ref->t_fail >= 0)
+		end = fmin(end, ref->t_fail);
+	for (double t0 = 0; t0 + BENCH_TPUT_WINDOW_S <= end; t0 += BENCH_TPUT_WINDOW_S) {
+		double t1 = t0 + BENCH_TPUT_WINDOW_S;
+		if (!window_quiet(sc, quick, t0, t1))
+			continue;
+		double a = window_rate(r, t0, t1), b = window_rate(ref, t0, t1);
+		if (a < 0 || b <= 0)
+			continue;
+		if (worst < 0 || a / b < worst)
+			worst = a / b;
+		if (a / b < floor && *t_below < 0)
+			*t_below = t0;
+	}
+	return worst;
+}

@@ -5,6 +5,7 @@
  * file, for what the whole file lacks), arm lists, and the binary's exit
  * statuses and messages for --help and bad input.  Needs no /dev/kvm.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -346,6 +347,69 @@ static void binary(void **state)
 	free(out);
 }
 
+/* 10 Hz samples of one active group: rate ref from from_s on, and low
+ * instead of it in [lo0, lo1). */
+static void samples(struct bench_result *r, double end, double from_s,
+		    double rate, double low, double lo0, double lo1)
+{
+	r->ns = (size_t)(end * 10);
+	r->s = calloc(r->ns, sizeof(*r->s));
+	assert_non_null(r->s);
+	for (size_t i = 0; i < r->ns; i++) {
+		double t = (double)i / 10;
+		r->s[i].t = t;
+		r->s[i].tput[0] = t < from_s ? 0 : t >= lo0 && t < lo1 ? low : rate;
+	}
+	r->ran = true;
+	r->t_fail = -1;
+}
+
+/* The worst 2 s window against none's, and where it first falls under
+ * 90 %: not in a window that holds a VM's start, not after none failed. */
+static void worst_window(void **state)
+{
+	(void)state;
+	static struct bench_scenario sc;
+	char err[600];
+	char *p = tmpfile_with(
+		"[scenario]\nname = w\nbudget = 1G\nduration = 30\n"
+		"[group busy]\nworkload = dirty mib=8 rate=100\nactive = 1\n"
+		"start = 3\n");
+	assert_int_equal(bench_scenario_load(p, &sc, err, sizeof(err)), 0);
+	struct bench_result ref = { 0 }, r = { 0 };
+	double tb;
+
+	samples(&ref, 30, 3.5, 100e3, 0, 0, 0);
+	/* same as none: no window under 90 % */
+	samples(&r, 30, 3.5, 100e3, 0, 0, 0);
+	assert_true(fabs(bench_tput_worst(&sc, false, &r, &ref, 0.9, &tb) - 1) < 1e-9);
+	assert_true(tb < 0);
+	free(r.s);
+	/* a late first report only, in the start's window: not a failure */
+	samples(&r, 30, 4.0, 100e3, 0, 0, 0);
+	assert_true(bench_tput_worst(&sc, false, &r, &ref, 0.9, &tb) > 0.99);
+	assert_true(tb < 0);
+	free(r.s);
+	/* a stall at 12-14 s, and another after none's failure at 20 s */
+	samples(&r, 30, 3.5, 100e3, 40e3, 12, 14);
+	for (size_t i = 0; i < r.ns; i++)
+		if (r.s[i].t >= 22 && r.s[i].t < 24)
+			r.s[i].tput[0] = 0;
+	ref.t_fail = 20;
+	assert_true(fabs(bench_tput_worst(&sc, false, &r, &ref, 0.9, &tb) - 0.4) < 1e-9);
+	assert_true(fabs(tb - 12) < 1e-9);
+	/* 95 % of it passes a 90 % floor */
+	for (size_t i = 0; i < r.ns; i++)
+		if (r.s[i].t >= 12 && r.s[i].t < 14)
+			r.s[i].tput[0] = 95e3;
+	assert_true(fabs(bench_tput_worst(&sc, false, &r, &ref, 0.9, &tb) - 0.95) < 1e-9);
+	assert_true(tb < 0);
+	free(r.s);
+	free(ref.s);
+	unlink(p);
+	free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -356,6 +420,7 @@ int main(void)
 		cmocka_unit_test(ini_reader),
 		cmocka_unit_test(arms),
 		cmocka_unit_test(binary),
+		cmocka_unit_test(worst_window),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
