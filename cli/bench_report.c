@@ -254,7 +254,8 @@ int bench_report(const struct bench_opts *o, struct bench_result *res,
 		if (df)
 			fclose(df);
 		fprintf(md, "\nDensity: VMs that had started before the first failure "
-			"(OOM kill or the run's death; a mismatch or allocation failure "
+			"(OOM kill, the run's death, or while none runs a 2 s window under "
+			"90 %% of none's throughput; a mismatch or allocation failure "
 			"counts at the end), less the last one; their guest RAM over the "
 			"budget.\n\n| arm | VMs fit | guest RAM / budget |\n|---|---|---|\n");
 		for (int i = 0; i < ndens; i++)
@@ -265,7 +266,10 @@ int bench_report(const struct bench_opts *o, struct bench_result *res,
 		"mismatch or crashed VM and every budget phase applied.  Steady: the "
 		"median usage over the last %.0f%% of the run; to steady: the first "
 		"time after which usage stays within 5%% (at least 32 MiB) of it.  "
-		"Overcommit: guest RAM (%.0f MiB) / steady usage.\n\n"
+		"Overcommit: guest RAM (%.0f MiB) / steady usage.  Worst 2 s window: "
+		"the active VMs' pages per second against none's in the same window "
+		"of the same repetition, the lowest, leaving out windows with an "
+		"active VM's start or a phase and the time after none failed.\n\n"
 		"![usage](usage.png)\n\n![savings](savings.png)\n\n"
 		"![throughput](throughput.png)\n",
 		o->sc->steady_tail * 100, ram);
