@@ -39,6 +39,7 @@ json_t *ksm_stats_to_json(const struct ksm_stats *s, bool global)
 	json_object_set_new(o, "pages_sharing", J(s->pages_sharing));
 	json_object_set_new(o, "base_pages", J(s->base_pages));
 	json_object_set_new(o, "zero_pages", J(s->zero_pages));
+	json_object_set_new(o, "untouched_pages", J(s->untouched_pages));
 	json_object_set_new(o, "volatile_pages", J(s->volatile_pages));
 	json_object_set_new(o, "full_scans", J(s->full_scans));
 	json_object_set_new(o, "pages_hashed", J(s->pages_hashed));
