@@ -53,9 +53,10 @@ include hv-core/module.mk
 -include balloon-driver/module.mk
 -include balloon-host/module.mk
 -include policy/module.mk
--include images/module.mk
 include guest/module.mk
 -include guest/linux/module.mk
+# after guest/linux: the images rule names $(LINUX_IMAGE_STAMP)
+-include images/module.mk
 -include balloon-driver/linux/module.mk
 include cli/module.mk
 -include tests/module.mk
