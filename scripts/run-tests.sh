@@ -1,7 +1,8 @@
 #!/bin/bash
 # Runs test programs one after another and sums up: each is a cmocka
 # program (or a script) whose exit status is its verdict.  Prints a final
-# "N passed, N failed, N skipped" line (programs, not cases; cmocka prints
+# "N passed, N failed, N skipped" line, and each program's time
+# ("--- NAME: S s"), (programs, not cases; cmocka prints
 # the per-case lines itself) and exits nonzero if any failed.
 set -o pipefail
 kind=$1; shift
@@ -9,8 +10,11 @@ pass=0; fail=0; skip=0; failed=""
 for t in "$@"; do
 	echo "=== $kind: $(basename "$t")"
 	out=$(mktemp)
+	t0=$(date +%s.%N)
 	"$t" 2>&1 | tee "$out"
 	rc=$?
+	awk -v s="$t0" -v e="$(date +%s.%N)" -v n="$(basename "$t")" \
+		'BEGIN { printf "--- %s: %.1f s\n", n, e - s }'
 	# cmocka's own summary line: " N SKIPPED TEST(S)"
 	s=$(sed -n 's/^ \([0-9]*\) SKIPPED TEST.*/\1/p' "$out" | head -1)
 	s=${s:-0}
