@@ -1,9 +1,9 @@
 #!/bin/bash
 # Runs test programs one after another and sums up: each is a cmocka
-# program (or a script) whose exit status is its verdict.  Prints a final
-# "N passed, N failed, N skipped" line, and each program's time
-# ("--- NAME: S s"), (programs, not cases; cmocka prints
-# the per-case lines itself) and exits nonzero if any failed.
+# program (or a script) whose exit status is its verdict.  Prints each
+# program's time ("--- NAME: S s") and a final "N passed, N failed, N
+# skipped" line (programs, not cases; cmocka prints the per-case lines
+# itself), and exits nonzero if any failed.
 set -o pipefail
 kind=$1; shift
 pass=0; fail=0; skip=0; failed=""
