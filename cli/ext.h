@@ -94,6 +94,5 @@ void run_vm_figures(struct run_state *rs, const struct vm_run *r,
 void run_run_figures(struct run_state *rs, struct run_figures *f);
 json_t *vm_figures_json(const struct vm_figures *f, json_t *into);
 json_t *run_figures_json(const struct run_figures *f, json_t *into);
-json_t *ksm_stats_to_json(const struct ksm_stats *s, bool global);
 
 #endif

@@ -122,6 +122,12 @@ static int image_prepare_vm(struct run_state *rs, const struct vm_spec *s,
 }
 
 /* Loads the image of one VM; one log line. */
+/* image_load_put's store: a run of the image's pages at GPA = offset. */
+static int put_pages(void *ctx, uint64_t off, const void *src, uint64_t len)
+{
+	return hv_vm_populate(ctx, off, src, len);
+}
+
 static int load_vm(struct vm_run *r, char *err, size_t errlen)
 {
 	struct hv_vm *vm = r->vm;
@@ -167,8 +173,15 @@ static int load_vm(struct vm_run *r, char *err, size_t errlen)
 		return -ENOSPC;
 	}
 	struct image_load_stats st;
-	rc = image_load(im, from, end, rr[0].hva + from, (uint64_t *)(h + 1),
-			&st, e, sizeof(e));
+	struct hv_populate *pop;
+	rc = hv_vm_populate_begin(vm, from, end - from, &pop);
+	if (!rc) {
+		rc = image_load_put(im, from, end, put_pages, pop,
+				    (uint64_t *)(h + 1), &st, e, sizeof(e));
+		hv_vm_populate_end(pop);
+	} else {
+		snprintf(e, sizeof(e), "%s", strerror(-rc));
+	}
 	if (rc) {
 		snprintf(err, errlen, "%s: ram_image: %s", hv_vm_name(vm), e);
 		image_close(im);

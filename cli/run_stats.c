@@ -31,37 +31,6 @@ void run_run_figures(struct run_state *rs, struct run_figures *f)
 
 #define J(x) json_integer((json_int_t)(x))
 
-json_t *ksm_stats_to_json(const struct ksm_stats *s, bool global)
-{
-	json_t *o = json_object();
-	if (global)
-		json_object_set_new(o, "frames", J(s->frames));
-	json_object_set_new(o, "pages_sharing", J(s->pages_sharing));
-	json_object_set_new(o, "base_pages", J(s->base_pages));
-	json_object_set_new(o, "zero_pages", J(s->zero_pages));
-	json_object_set_new(o, "untouched_pages", J(s->untouched_pages));
-	json_object_set_new(o, "volatile_pages", J(s->volatile_pages));
-	json_object_set_new(o, "full_scans", J(s->full_scans));
-	json_object_set_new(o, "pages_hashed", J(s->pages_hashed));
-	json_object_set_new(o, "pages_compared", J(s->pages_compared));
-	json_object_set_new(o, "merges", J(s->merges));
-	json_object_set_new(o, "unmerges", J(s->unmerges));
-	json_object_set_new(o, "collisions", J(s->collisions));
-	json_object_set_new(o, "merge_races", J(s->merge_races));
-	json_object_set_new(o, "map_failures", J(s->map_failures));
-	if (global) {
-		json_object_set_new(o, "cpu_seconds", json_real(s->cpu_seconds));
-		json_object_set_new(o, "base_zero_reclaimed",
-				    J(s->base_zero_reclaimed));
-	}
-	json_object_set_new(o, "bytes_saved", J(s->bytes_saved));
-	json_object_set_new(o, "pauses", J(s->pauses));
-	json_object_set_new(o, "pause_p50_ns", J(s->pause_p50_ns));
-	json_object_set_new(o, "pause_p99_ns", J(s->pause_p99_ns));
-	json_object_set_new(o, "pause_max_ns", J(s->pause_max_ns));
-	return o;
-}
-
 json_t *vm_figures_json(const struct vm_figures *f, json_t *o)
 {
 	if (f->ksm) {
@@ -69,7 +38,7 @@ json_t *vm_figures_json(const struct vm_figures *f, json_t *o)
 		if (f->ksm_starting) {
 			k = json_pack("{s:s}", "engine", "starting");
 		} else {
-			k = f->ksm_per_vm ? ksm_stats_to_json(&f->ksm_st, false)
+			k = f->ksm_per_vm ? ksm_stats_fields_json(&f->ksm_st, false)
 					  : json_object();
 			json_object_set_new(k, "domain",
 					    json_string(f->ksm_domain ? f->ksm_domain : ""));
@@ -107,7 +76,7 @@ json_t *run_figures_json(const struct run_figures *f, json_t *o)
 			}
 			k = json_pack("{s:s, s:o, s:o, s:I, s:I}",
 				      "engine", f->ksm_engine ? f->ksm_engine : "",
-				      "global", ksm_stats_to_json(&f->ksm_global, true),
+				      "global", ksm_stats_fields_json(&f->ksm_global, true),
 				      "tunables", tun,
 				      "vmas", (json_int_t)f->vmas,
 				      "max_map_count", (json_int_t)f->max_map_count);

@@ -291,6 +291,20 @@ unsigned hv_dontneed_spans(const struct hv_span *s, unsigned n,
  * or the base memfd at offset GPA): the pages then read zero or the base
  * page.  Same rules as hv_vm_replace_backing (pause or write-protect). */
 int hv_vm_restore_backing(struct hv_vm *vm, uint64_t gpa, uint64_t len);
+/* Stores content into guest pages that were never touched, before the VM
+ * runs, as the VM's own private copies (populate.c).  On base-backed RAM
+ * a plain store would first allocate a zero page of the base memfd at
+ * that GPA; this installs anonymous pages directly (userfaultfd
+ * UFFDIO_COPY over the range, registered from begin to end), or copies
+ * where that is unavailable (direct() says which).  No vCPU may touch the
+ * range between begin and end. */
+struct hv_populate;
+int hv_vm_populate_begin(struct hv_vm *vm, uint64_t gpa, uint64_t len,
+			 struct hv_populate **out);
+int hv_vm_populate(struct hv_populate *p, uint64_t gpa, const void *src,
+		   uint64_t len);
+bool hv_vm_populate_direct(const struct hv_populate *p);
+void hv_vm_populate_end(struct hv_populate *p);
 /* Number of VMAs in this process (/proc/self/maps lines), for reports. */
 long hv_vma_count(void);
 

@@ -127,6 +127,15 @@ struct image_load_stats {
 int image_load(const struct image *im, uint64_t from, uint64_t to, void *dst,
 	       uint64_t *sums, struct image_load_stats *st, char *err,
 	       size_t errlen);
+/* The same, storing each run of nonzero pages of the range through
+ * put(ctx, off, src, len) (off: the run's image offset) instead of into
+ * a buffer: for memory that a plain store would fault in the wrong way
+ * (hv-core's hv_vm_populate).  A put error stops the load. */
+typedef int (*image_put_fn)(void *ctx, uint64_t off, const void *src,
+			    uint64_t len);
+int image_load_put(const struct image *im, uint64_t from, uint64_t to,
+		   image_put_fn put, void *ctx, uint64_t *sums,
+		   struct image_load_stats *st, char *err, size_t errlen);
 
 /* ------------------------------------------------------------------ stat */
 

@@ -7,7 +7,9 @@
  * into the destination, then hashes the chunk while it is in the cache:
  * the checksum (every data page, the whole image) and the guest's
  * per-page sums (the range only).  Pages outside the range go through a
- * scratch buffer, for the checksum alone.
+ * scratch buffer, for the checksum alone; so do all pages when a put
+ * function stores them (image_load_put), which gets the runs of nonzero
+ * pages of the range.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -150,6 +152,8 @@ struct load_ctx {
 	const struct image *im;
 	uint64_t from, to;
 	uint8_t *dst;
+	image_put_fn put;
+	void *put_ctx;
 	uint64_t *sums;
 	uint8_t *scratch;
 	XXH3_state_t *sum;
@@ -185,6 +189,28 @@ static void hash_chunk(struct load_ctx *c, const uint8_t *p, uint64_t off,
 	}
 }
 
+/* The runs of nonzero pages of a chunk in the range, to c->put. */
+static int put_runs(struct load_ctx *c, const uint8_t *p, uint64_t off,
+		    uint64_t len)
+{
+	for (uint64_t i = 0, j; i < len; i = j) {
+		if (image_page_is_zero(p + i)) {
+			j = i + IMAGE_PAGE;
+			continue;
+		}
+		for (j = i + IMAGE_PAGE; j < len && !image_page_is_zero(p + j);)
+			j += IMAGE_PAGE;
+		int rc = c->put(c->put_ctx, off + i, p + i, j - i);
+		if (rc) {
+			snprintf(c->err, c->errlen, "%s: storing the pages at "
+				 "%#llx: %s", c->im->dir,
+				 (unsigned long long)(off + i), strerror(-rc));
+			return rc;
+		}
+	}
+	return 0;
+}
+
 static int load_extent(void *ctx, uint64_t off, uint64_t len)
 {
 	struct load_ctx *c = ctx;
@@ -197,19 +223,22 @@ static int load_extent(void *ctx, uint64_t off, uint64_t len)
 			n = c->to - off;
 		if (!in && off < c->from && off + n > c->from)
 			n = c->from - off;
-		uint8_t *p = in ? c->dst + (off - c->from) : c->scratch;
+		uint8_t *p = in && !c->put ? c->dst + (off - c->from) :
+					     c->scratch;
 		int rc = read_full(c->im, p, n, off, c->err, c->errlen);
 		if (rc)
 			return rc;
 		hash_chunk(c, p, off, n, in);
+		if (in && c->put && (rc = put_runs(c, p, off, n)))
+			return rc;
 		off += n;
 	}
 	return 0;
 }
 
-int image_load(const struct image *im, uint64_t from, uint64_t to, void *dst,
-	       uint64_t *sums, struct image_load_stats *st, char *err,
-	       size_t errlen)
+static int load(const struct image *im, uint64_t from, uint64_t to, void *dst,
+		image_put_fn put, void *put_ctx, uint64_t *sums,
+		struct image_load_stats *st, char *err, size_t errlen)
 {
 	struct image_load_stats local;
 	uint64_t t0 = 0;
@@ -230,8 +259,9 @@ int image_load(const struct image *im, uint64_t from, uint64_t to, void *dst,
 		return -EINVAL;
 	}
 	struct load_ctx c = {
-		.im = im, .from = from, .to = to, .dst = dst, .sums = sums,
-		.st = st, .err = err, .errlen = errlen,
+		.im = im, .from = from, .to = to, .dst = dst, .put = put,
+		.put_ctx = put_ctx, .sums = sums, .st = st, .err = err,
+		.errlen = errlen,
 	};
 	c.scratch = malloc(LOAD_CHUNK);
 	c.sum = XXH3_createState();
@@ -268,6 +298,20 @@ out:
 	XXH3_freeState(c.sum);
 	free(c.scratch);
 	return rc;
+}
+
+int image_load(const struct image *im, uint64_t from, uint64_t to, void *dst,
+	       uint64_t *sums, struct image_load_stats *st, char *err,
+	       size_t errlen)
+{
+	return load(im, from, to, dst, NULL, NULL, sums, st, err, errlen);
+}
+
+int image_load_put(const struct image *im, uint64_t from, uint64_t to,
+		   image_put_fn put, void *ctx, uint64_t *sums,
+		   struct image_load_stats *st, char *err, size_t errlen)
+{
+	return load(im, from, to, NULL, put, ctx, sums, st, err, errlen);
 }
 
 int image_verify(const struct image *im, char *err, size_t errlen)

@@ -152,7 +152,7 @@ void kbatch_commit(struct ksm *k, enum kop_kind kind, uint64_t hash,
 		  kind == KOP_JOIN_BASE ? NULL :
 		  b->bufs + (size_t)b->n * KSM_PAGE;
 	b->dom = pg[0].vm->dom;
-	if (kind == KOP_JOIN_FRAME) {
+	if (kind == KOP_JOIN_FRAME || kind == KOP_FILL) {
 		b->dom->frames[frame].pending += npg;
 		op->npend = (uint8_t)npg;
 	}
@@ -296,6 +296,11 @@ static void prepare(struct ksm *k, struct kdom *d, struct kop *op)
 		return;
 	case KOP_JOIN_BASE:
 		return;   /* checked against the final base in base_recheck */
+	case KOP_FILL:
+		/* its block's frame at g: written by its first user */
+		if (kfill_write(k, d, op->frame, op->ref, op->node) != 0)
+			drop_op(op);
+		return;
 	case KOP_NEW_BASE:
 	case KOP_NEW_FRAME:
 		op->hash = ksm_hash_page(k, op->ref);
@@ -492,6 +497,8 @@ static void commit_page(struct ksm *k, struct kdom *d, struct kop *op,
 		nw = hv_ps_make(HV_PAGE_FRAME, flags, op->frame);
 		rg->pflags[p->idx] |= KP_REMAPPED;
 		CTR_ADD(vm->c.pages_sharing, 1);
+		if (op->kind == KOP_FILL)
+			CTR_ADD(vm->c.fill_pages, 1);
 		break;
 	}
 	/* BUSY kept everyone else off the entry: this CAS cannot fail */
@@ -511,10 +518,13 @@ static void commit(struct ksm *k, struct kbatch *b, struct kdom *d,
 	unsigned i, nok = 0;
 
 	/* the joins it announced end here, done or not */
-	if (op->kind == KOP_JOIN_FRAME)
+	if (op->kind == KOP_JOIN_FRAME || op->kind == KOP_FILL)
 		d->frames[op->frame].pending -= op->npend;
-	if (!op->claimed)
+	if (!op->claimed) {
+		if (op->kind == KOP_FILL)
+			kfill_settle(d, op->frame);
 		return;
+	}
 	for (i = 0; i < op->npg; i++) {
 		if (!(op->claimed & (1u << i)))
 			continue;
@@ -532,6 +542,11 @@ static void commit(struct ksm *k, struct kbatch *b, struct kdom *d,
 		if (nok && b->nfu < b->cap)
 			b->fu[b->nfu++] = (struct kfollow){ op->slot, op->hash,
 							     op->frame, UINT64_MAX };
+		break;
+	case KOP_FILL:
+		for (i = 0; i < nok; i++)
+			kframe_ref(d, op->frame);
+		kfill_settle(d, op->frame);
 		break;
 	case KOP_JOIN_FRAME:
 		for (i = 0; i < nok; i++)
@@ -630,7 +645,8 @@ void kbatch_flush(struct ksm *k)
 			if (op->kind == KOP_ZERO_MAP) {
 				a->fd = KACT_ZERO;
 			} else if (op->kind == KOP_NEW_FRAME ||
-			    op->kind == KOP_JOIN_FRAME) {
+				   op->kind == KOP_JOIN_FRAME ||
+				   op->kind == KOP_FILL) {
 				kframe_loc(d, op->frame, &a->fd, &a->off);
 			} else if (op->kind != KOP_ZERO &&
 				   kpage_off_base(p->vm, p->r, p->idx)) {

@@ -208,6 +208,43 @@ void kdom_put(struct ksm *k, struct kdom *d)
 #define FAIL(...) do { snprintf(err, errlen, __VA_ARGS__); \
 		       ret = -EUCLEAN; goto out; } while (0)
 
+/* Each fill block: its frames name it, its live count is right, and each
+ * live frame holds its byte in full (the content every mapper reads). */
+static int check_fill(struct kdom *d, char *err, size_t errlen)
+{
+	uint8_t buf[KSM_PAGE];
+	unsigned b, i;
+	int ret = 0;
+
+	for (b = 0; b < KSM_FILL_BLOCKS; b++) {
+		struct kfillblk *blk = &d->fills[b];
+		uint32_t live = 0;
+
+		if (!blk->byte)
+			continue;
+		for (i = 0; i < KSM_FILL_RUN; i++) {
+			uint32_t f = blk->first + i;
+			struct kframe *fr = &d->frames[f];
+
+			if (f >= d->hwm || fr->fill != b + 1)
+				FAIL("domain %u fill block %u: frame %u is not "
+				     "its own", d->id, b, f);
+			if (fr->used != KF_LIVE)
+				continue;
+			live++;
+			if (kframe_read(d, f, buf) != 0 ||
+			    kfill_byte(buf) != blk->byte)
+				FAIL("domain %u fill frame %u does not hold "
+				     "byte %#x", d->id, f, blk->byte);
+		}
+		if (live != blk->live)
+			FAIL("domain %u fill block %u: %u live frames, counter "
+			     "says %u", d->id, b, live, blk->live);
+	}
+out:
+	return ret;
+}
+
 static int check_domain(struct ksm *k, struct kdom *d, char *err,
 			size_t errlen)
 {
@@ -338,7 +375,18 @@ static int check_domain(struct ksm *k, struct kdom *d, char *err,
 			FAIL("domain %u frame %u: pending outside a batch",
 			     d->id, f);
 		}
+		if (fr->fill && (fr->fill > KSM_FILL_BLOCKS ||
+				 !d->fills[fr->fill - 1].byte ||
+				 f - d->fills[fr->fill - 1].first >= KSM_FILL_RUN))
+			FAIL("domain %u frame %u names fill block %u, which does "
+			     "not hold it", d->id, f, fr->fill - 1);
+		if ((fr->used == KF_FILLRES) != (fr->fill && fr->used != KF_LIVE))
+			FAIL("domain %u frame %u: state %u, fill block %u",
+			     d->id, f, fr->used, fr->fill);
 	}
+	ret = check_fill(d, err, errlen);
+	if (ret)
+		goto out;
 	if (live != d->frames_used)
 		FAIL("domain %u: %llu live frames, counter says %llu", d->id,
 		     (unsigned long long)live,

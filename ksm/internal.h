@@ -28,6 +28,8 @@
 				 * old base[g] to be left (scan.c) */
 #define KSM_GROUP_MAX   16u     /* pages of one batch op: the equal pages
 				 * at one GPA across the domain's VMs */
+#define KSM_FILL_RUN    64u     /* frames of a fill block (fill.c) */
+#define KSM_FILL_BLOCKS 32u     /* fill blocks per domain */
 
 /* Relaxed counters: written by the scanner, read by stats at any time. */
 #define CTR_ADD(x, n) __atomic_fetch_add(&(x), (n), __ATOMIC_RELAXED)
@@ -42,6 +44,7 @@ struct kctr {
 	uint64_t full_scans, pages_hashed, merges, unmerges, collisions;
 	uint64_t merge_races, map_failures, cpu_ns, pauses;
 	uint64_t pages_compared;   /* found equal to base[g] without a hash */
+	uint64_t fill_pages;       /* FRAME pages of a fill block (fill.c) */
 	uint64_t base_zero_reclaimed;
 };
 
@@ -130,11 +133,22 @@ struct kframe {
 	 * refs counts only the pages that map it at another GPA; the pages
 	 * at its own GPA are base_refs (base_frame.c). */
 	uint64_t bpfn;
+	uint16_t fill;           /* 1 + its fill block (fill.c), 0 = none */
 };
 
 #define KF_FREE    0u
 #define KF_PENDING 1u   /* allocated by a batch, not yet committed */
-#define KF_LIVE    2u   /* refs > 0, in the stable table */
+#define KF_LIVE    2u   /* refs > 0, in the stable table (a fill frame:
+			 * in no table) */
+#define KF_FILLRES 3u   /* a fill block's frame that no page maps: a hole */
+
+/* A fill block (fill.c): KSM_FILL_RUN frames from first, each holding
+ * byte (or a hole while unused); byte 0 = a free slot. */
+struct kfillblk {
+	uint8_t byte, slot;
+	uint32_t first, live;
+	uint64_t hash;
+};
 
 #define KB_DATA   0x01u  /* base[g] may hold nonzero content */
 #define KB_HASHED 0x02u  /* base_hash[g] is the hash of base[g] */
@@ -172,7 +186,8 @@ struct kdom {
 	struct kframe *frames;
 	uint32_t frames_cap, hwm, cursor;
 	uint64_t frames_used;        /* LIVE */
-	uint64_t frames_nonfree;     /* LIVE + PENDING */
+	uint64_t frames_nonfree;     /* LIVE + PENDING + FILLRES */
+	struct kfillblk fills[KSM_FILL_BLOCKS];
 	/* Tables, one per NUMA slot (one when merging across nodes). */
 	unsigned nslots;
 	struct cds_lfht *stable[KSM_MAX_NODES];
@@ -351,6 +366,8 @@ void knuma_unprefer(const struct ksm *k, int node);
 
 /* ---- merge_frame.c */
 uint32_t kframe_alloc(struct kdom *d);
+int kframe_reserve(struct kdom *d, uint32_t n, uint32_t *first);
+void kframe_trim(struct kdom *d);
 void kframe_release(struct kdom *d, uint32_t f);
 int kframe_write(struct ksm *k, struct kdom *d, uint32_t f, const void *buf,
 		 int node);
@@ -373,6 +390,17 @@ void kbframe_publish(struct ksm *k, struct kdom *d, uint64_t pfn,
 		     uint64_t hash, unsigned slot, int node);
 uint32_t kstore_find(struct ksm *k, struct kdom *d, unsigned slot,
 		     uint64_t hash, const uint8_t *bytes, unsigned npg);
+
+/* ---- fill.c: pages of one nonzero byte, in runs */
+int kfill_byte(const void *page);   /* the byte, or -1 (zero: -1) */
+bool kfill_in_run(struct ksm *k, struct ksm_vm *vm, uint32_t r, uint32_t idx,
+		  uint8_t byte);
+uint32_t kfill_frame(struct ksm *k, struct kdom *d, uint8_t byte,
+		     unsigned slot, uint64_t pfn, uint64_t *hash);
+int kfill_write(struct ksm *k, struct kdom *d, uint32_t f, const void *buf,
+		int node);
+void kfill_release(struct kdom *d, uint32_t f);
+void kfill_settle(struct kdom *d, uint32_t f);
 
 /* ---- merge_base.c */
 int kbase_init(struct ksm *k, struct kdom *d);
@@ -413,8 +441,9 @@ bool kzero_discardable(const struct ksm_vm *vm, uint32_t r, uint32_t idx);
 /* KOP_ZERO drops the page's copy (what lies under reads zero);
  * KOP_ZERO_MAP maps zeros over it (ops->zero), where a discard would read
  * base[g]'s data or a frame: a zero page is zero wherever it is. */
+/* KOP_FILL maps a fill block's frame (fill.c), written first if unused. */
 enum kop_kind { KOP_ZERO, KOP_JOIN_BASE, KOP_NEW_BASE, KOP_JOIN_FRAME,
-		KOP_NEW_FRAME, KOP_ZERO_MAP };
+		KOP_NEW_FRAME, KOP_ZERO_MAP, KOP_FILL };
 struct kpage {
 	struct ksm_vm *vm;
 	uint32_t r, idx;

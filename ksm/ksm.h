@@ -190,6 +190,8 @@ struct ksm_stats {
 				  * base pages with users (global only) */
 	uint64_t pages_sharing;  /* guest pages mapping a frame or base page */
 	uint64_t base_pages;     /* of those, through the base memfd */
+	uint64_t fill_pages;     /* of those, one byte repeated, mapping a
+				  * fill block (ksm/README.md) */
 	uint64_t zero_pages;     /* discarded zero pages */
 	uint64_t untouched_pages; /* pages the guest never wrote, given zeros
 				   * of their own so that base[g] could take
@@ -221,6 +223,9 @@ void ksm_vm_stats(struct ksm_vm *vm, struct ksm_stats *st);
 /* {"engine":..,"global":{..},"vms":[{"name":..,"domain":..,"stats":..}],
  *  "tunables":{..}}, a new reference (NULL only when out of memory). */
 json_t *ksm_stats_json(struct ksm *ksm);
+/* One struct ksm_stats as a JSON object (global: with the global-only
+ * fields), a new reference: the one place the fields get their names. */
+json_t *ksm_stats_fields_json(const struct ksm_stats *s, bool global);
 /* Frame and base refcounts against every VM's page-state map, the
  * frames memfd's allocated blocks against the live frames, and the
  * counters.  Returns 0, or -EUCLEAN with the first inconsistency in err. */

@@ -76,6 +76,37 @@ found:
 	return f;
 }
 
+/* n consecutive frame indices at the top, reserved (KF_FILLRES) for a
+ * fill block; their memfd pages stay holes until written. */
+int kframe_reserve(struct kdom *d, uint32_t n, uint32_t *first)
+{
+	uint32_t i;
+	int ret;
+
+	if ((uint64_t)d->hwm + n > HV_PS_FRAME_MAX)
+		return -ENOSPC;
+	ret = frames_grow(d, d->hwm + n);
+	if (ret)
+		return ret;
+	*first = d->hwm;
+	for (i = 0; i < n; i++) {
+		memset(&d->frames[d->hwm + i], 0, sizeof(d->frames[0]));
+		d->frames[d->hwm + i].used = KF_FILLRES;
+	}
+	d->hwm += n;
+	d->frames_nonfree += n;
+	return 0;
+}
+
+/* The high-water mark drops over free frames at the top. */
+void kframe_trim(struct kdom *d)
+{
+	while (d->hwm && d->frames[d->hwm - 1].used == KF_FREE)
+		d->hwm--;
+	if (d->cursor > d->hwm)
+		d->cursor = d->hwm;
+}
+
 /* Back to FREE and a hole: nobody maps it.  A base frame's page of the
  * frames memfd was never written; base[g] is the caller's (kbase_left). */
 void kframe_release(struct kdom *d, uint32_t f)
@@ -91,12 +122,8 @@ void kframe_release(struct kdom *d, uint32_t f)
 	}
 	memset(fr, 0, sizeof(*fr));
 	d->frames_nonfree--;
-	if (f + 1 == d->hwm) {
-		while (d->hwm && d->frames[d->hwm - 1].used == KF_FREE)
-			d->hwm--;
-		if (d->cursor > d->hwm)
-			d->cursor = d->hwm;
-	}
+	if (f + 1 == d->hwm)
+		kframe_trim(d);
 }
 
 int kframe_write(struct ksm *k, struct kdom *d, uint32_t f, const void *buf,
@@ -171,6 +198,10 @@ void kframe_unref(struct ksm *k, struct kdom *d, uint32_t f)
 	fr = &d->frames[f];
 	if (--fr->refs)
 		return;
+	if (fr->fill) {
+		kfill_release(d, f);
+		return;
+	}
 	if (fr->bpfn) {
 		g = fr->bpfn - 1;
 		if (d->base_refs[g])

@@ -12,6 +12,8 @@
  * Classification of a page, first match wins (one function per stage):
  *   1. zero                          -> ZERO op (discard), or ZERO_MAP
  *                                       where a discard would not read 0
+ *      one nonzero byte repeated,    -> FILL: the frame of the byte's
+ *      in a run of them                 block at g % 64 (fill.c)
  *   2. base[g] holds this content    -> JOIN_BASE (with the equal pages
  *                                       of the other VMs at g)
  *   3. other VMs hold it at g        -> NEW_BASE for all of them
@@ -164,6 +166,34 @@ static enum kstage stage_zero(struct kcls *c)
 	c->h = k->zero_hash;
 	c->hashed = true;
 	return KS_NEXT;
+}
+
+/* 1b. One nonzero byte repeated, with a neighbour that holds it too: the
+ * byte's fill block, at g % KSM_FILL_RUN, with every VM's equal page at g
+ * (a run maps consecutive frames: one VMA per KSM_FILL_RUN pages). */
+static enum kstage stage_fill(struct kcls *c)
+{
+	struct ksm *k = c->k;
+	struct ksm_vm *vm = c->vm;
+	struct group_ref gr = { c->ref, false };
+	int byte = kfill_byte(c->hva);
+	unsigned ng = 0;
+	uint32_t f;
+	uint64_t h;
+
+	if (byte < 0 || !kfill_in_run(k, vm, c->r, c->idx, (uint8_t)byte))
+		return KS_NEXT;
+	f = kfill_frame(k, c->d, (uint8_t)byte, c->slot, c->pfn, &h);
+	if (f == UINT32_MAX)
+		return KS_NEXT;
+	memset(c->ref, byte, KSM_PAGE);
+	vm->r[c->r].hash[c->idx] = h;
+	if (vm->uses_base)
+		ng = kbase_group(k, vm, c->pfn, c->pg + 1, c->gmax - 1,
+				 group_equal, &gr);
+	CTR_ADD(k->c.pages_compared, 1 + ng);
+	kbatch_commit(k, KOP_FILL, h, f, c->slot, c->node, c->pg, 1 + ng);
+	return KS_DONE;
 }
 
 /* 2. base[g] holds these bytes: join it, with every VM's equal page at g
@@ -355,8 +385,8 @@ static void classify(struct ksm *k, struct ksm_vm *vm, uint32_t r,
 	if (!c.gmax)
 		c.gmax = 1;
 	c.ref = kbatch_reserve(k);
-	if (stage_zero(&c) == KS_DONE || stage_base(&c) == KS_DONE ||
-	    stage_peers(&c) == KS_DONE)
+	if (stage_zero(&c) == KS_DONE || stage_fill(&c) == KS_DONE ||
+	    stage_base(&c) == KS_DONE || stage_peers(&c) == KS_DONE)
 		return;
 	if (!c.hashed)
 		c.h = hash_now(k, vm, r, idx);

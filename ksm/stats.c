@@ -18,6 +18,7 @@ void kstats_fill(struct ksm *k, const struct kctr *c, struct kpause *p,
 	(void)k;
 	st->pages_sharing = CTR_GET(c->pages_sharing);
 	st->base_pages = CTR_GET(c->base_pages);
+	st->fill_pages = CTR_GET(c->fill_pages);
 	st->zero_pages = CTR_GET(c->zero_pages);
 	st->untouched_pages = CTR_GET(c->untouched_pages);
 	st->volatile_pages = CTR_GET(c->volatile_pages);
@@ -57,13 +58,14 @@ void kdense_stats(struct ksm *k, struct ksm_stats *g)
 
 	kstats_fill(k, &k->c, &k->pause, g);
 	/* gauges: per VM, summed */
-	g->pages_sharing = g->base_pages = g->zero_pages = 0;
+	g->pages_sharing = g->base_pages = g->zero_pages = g->fill_pages = 0;
 	g->untouched_pages = 0;
 	g->volatile_pages = 0;
 	pthread_rwlock_rdlock(&k->list_lock);
 	for (vm = k->vms; vm; vm = vm->next) {
 		g->pages_sharing += CTR_GET(vm->c.pages_sharing);
 		g->base_pages += CTR_GET(vm->c.base_pages);
+		g->fill_pages += CTR_GET(vm->c.fill_pages);
 		g->zero_pages += CTR_GET(vm->c.zero_pages);
 		g->untouched_pages += CTR_GET(vm->c.untouched_pages);
 		g->volatile_pages += CTR_GET(vm->c.volatile_pages);
@@ -88,7 +90,7 @@ void kdense_stats(struct ksm *k, struct ksm_stats *g)
 #define F(name, global) { #name, offsetof(struct ksm_stats, name), global }
 static const struct { const char *name; size_t off; bool global; } fields[] = {
 	F(frames, true), F(pages_sharing, false), F(base_pages, false),
-	F(zero_pages, false), F(untouched_pages, false), F(volatile_pages, false), F(full_scans, false),
+	F(fill_pages, false), F(zero_pages, false), F(untouched_pages, false), F(volatile_pages, false), F(full_scans, false),
 	F(pages_hashed, false), F(pages_compared, false), F(merges, false),
 	F(unmerges, false), F(collisions, false), F(merge_races, false),
 	F(map_failures, false), F(base_zero_reclaimed, true),
@@ -97,7 +99,7 @@ static const struct { const char *name; size_t off; bool global; } fields[] = {
 };
 #undef F
 
-static json_t *jstats(const struct ksm_stats *s, bool global)
+json_t *ksm_stats_fields_json(const struct ksm_stats *s, bool global)
 {
 	json_t *o = json_object();
 
@@ -121,13 +123,13 @@ json_t *ksm_stats_json(struct ksm *k)
 
 	ksm_stats(k, &s);
 	json_object_set_new(o, "engine", json_string(ksm_engine_name(k)));
-	json_object_set_new(o, "global", jstats(&s, true));
+	json_object_set_new(o, "global", ksm_stats_fields_json(&s, true));
 	pthread_rwlock_rdlock(&k->list_lock);
 	for (vm = k->vms; vm; vm = vm->next) {
 		ksm_vm_stats(vm, &s);
 		json_array_append_new(vms, json_pack("{s:s, s:i, s:o}", "name",
 			vm->name, "domain", (json_int_t)(vm->dom ? vm->dom->id : 0),
-			"stats", jstats(&s, false)));
+			"stats", ksm_stats_fields_json(&s, false)));
 	}
 	pthread_rwlock_unlock(&k->list_lock);
 	json_object_set_new(o, "vms", vms);

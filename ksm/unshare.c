@@ -65,6 +65,9 @@ void kunshare_page_state(struct ksm *k, struct ksm_vm *vm, uint32_t r,
 		break;
 	case HV_PAGE_FRAME:
 		CTR_SUB(vm->c.pages_sharing, 1);
+		if (hv_ps_frame(own) < vm->dom->hwm &&
+		    vm->dom->frames[hv_ps_frame(own)].fill)
+			CTR_SUB(vm->c.fill_pages, 1);
 		kframe_unref(k, vm->dom, hv_ps_frame(own));
 		break;
 	default:

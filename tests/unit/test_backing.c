@@ -6,7 +6,8 @@
  * contiguous zeroed pages into few VMAs, and keeps the off-base bitmap
  * right through zero, restore and replace (also from a dup of the base
  * memfd, as ksm maps it).  On anonymous RAM it is a plain
- * discard.  Skipped without /dev/kvm.
+ * discard.  hv_vm_populate() stores content on base-memfd RAM without
+ * allocating a page of the memfd.  Skipped without /dev/kvm.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "testvm.h"
 #include "cgroup.h"
@@ -236,6 +238,43 @@ static void replace_from_a_dup_of_the_base(void **state)
 	close(fd);
 }
 
+/* The image loader's store: the pages read the content, are the VM's
+ * own copies, and the base memfd stays empty (a plain store would have
+ * allocated a zero page of it per page first); a page present already
+ * takes a copy. */
+static void populate_leaves_base_empty(void **state)
+{
+	(void)state;
+	SKIP_WITHOUT_KVM();
+	struct testvm t;
+	int fd = memfd_create("backing_pop", 0);
+	uint8_t *src = malloc(LEN), *p;
+	struct hv_populate *pop;
+	struct stat st;
+	assert_true(fd >= 0 && src);
+	for (uint64_t i = 0; i < LEN; i++)
+		src[i] = (uint8_t)(i / PG * 7 + 1);
+	create(&t, fd);
+	p = hv_gpa_to_hva(t.vm, REGION, LEN);
+	p[5 * PG] = 0x33;   /* present before the fill: faults a memfd page */
+	assert_int_equal(hv_vm_populate_begin(t.vm, REGION, LEN, &pop), 0);
+	assert_true(hv_vm_populate_direct(pop));
+	assert_int_equal(hv_vm_populate(pop, REGION, src, LEN), 0);
+	assert_int_equal(hv_vm_populate(pop, REGION + LEN, src, PG), -EINVAL);
+	hv_vm_populate_end(pop);
+	assert_memory_equal(p, src, LEN);
+	assert_int_equal(fstat(fd, &st), 0);
+	/* only the page touched before the fill */
+	assert_true(st.st_blocks * 512 <= (off_t)PG);
+	/* they are private copies: a write changes this VM only */
+	p[0] ^= 0xff;
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_true(st.st_blocks * 512 <= (off_t)PG);
+	testvm_destroy(&t);
+	close(fd);
+	free(src);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -243,6 +282,7 @@ int main(void)
 		cmocka_unit_test(discard_on_base_reads_base),
 		cmocka_unit_test(zero_on_anonymous_ram),
 		cmocka_unit_test(replace_from_a_dup_of_the_base),
+		cmocka_unit_test(populate_leaves_base_empty),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
