@@ -193,8 +193,8 @@ static int load_vm(struct vm_run *r, char *err, size_t errlen)
 		.header_bytes = sizeof(*h), .first_gpa = from, .npages = npages,
 		.image_pages = im->npages, .zero_hash = dvm_page_hash(zero),
 	};
-	/* KVM logs only the guest's writes: tell the dirty log's consumers */
-	hv_dirty_mark(vm, from, end - from);
+	/* KVM logs only the guest's writes: tell the dirty log's consumers
+	 * (hv_vm_populate marked the image's pages; zero pages stay out) */
 	hv_dirty_mark(vm, table, tbytes);
 	fprintf(stderr, "densevm: %s: ram_image %s: loaded %llu pages (%.1f MiB) "
 		"of [%#llx, %#llx) in %.3f s, %llu zero pages left untouched; "

@@ -11,6 +11,17 @@
 #include "ctl.h"
 #include "image_cmd.h"
 
+#ifndef DENSEVM_NO_JEMALLOC
+/* jemalloc's own defaults keep freed pages for 10 s (dirty_decay_ms) and
+ * cache per-arena slack: host memory a dense host cannot spare, and which
+ * a memory cgroup charges.  Freed metadata (ksm's rebuilt tables, batch
+ * scratch) goes back within a second here, from a background thread: on
+ * the 4-image fleet that was 7 MiB less usage at steady state.  The
+ * MALLOC_CONF environment variable still overrides it. */
+const char *malloc_conf = "dirty_decay_ms:1000,muzzy_decay_ms:0,"
+			  "background_thread:true";
+#endif
+
 static const char usage[] =
 "usage: densevm COMMAND [ARGS]\n"
 "\n"

@@ -296,8 +296,8 @@ int hv_vm_restore_backing(struct hv_vm *vm, uint64_t gpa, uint64_t len);
  * a plain store would first allocate a zero page of the base memfd at
  * that GPA; this installs anonymous pages directly (userfaultfd
  * UFFDIO_COPY over the range, registered from begin to end), or copies
- * where that is unavailable (direct() says which).  No vCPU may touch the
- * range between begin and end. */
+ * where that is unavailable (direct() says which), and marks them in the
+ * dirty log.  No vCPU may touch the range between begin and end. */
 struct hv_populate;
 int hv_vm_populate_begin(struct hv_vm *vm, uint64_t gpa, uint64_t len,
 			 struct hv_populate **out);

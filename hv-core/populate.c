@@ -13,7 +13,8 @@
  * Nothing may fault in the range meanwhile (the VM has not run yet):
  * a fault there would wait for a missing-page event nobody serves, so a
  * populate never overlaps a running vCPU.  Anonymous RAM, or a kernel
- * without userfaultfd, takes a plain copy.
+ * without userfaultfd, takes a plain copy.  What is stored is marked in
+ * the dirty log, and only that: zero pages left alone stay out of it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -73,6 +74,9 @@ int hv_vm_populate(struct hv_populate *p, uint64_t gpa, const void *src,
 	if (gpa < p->gpa || len > p->len || gpa - p->gpa > p->len - len ||
 	    (gpa | len) & (HV_PAGE_SIZE - 1))
 		return -EINVAL;
+	/* KVM logs only the guest's writes: the dirty log's consumers
+	 * (ksm, the working-set sampler) learn of these from us */
+	hv_dirty_mark(p->vm, gpa, len);
 	while (len) {
 		struct uffdio_copy c = {
 			.dst = (uintptr_t)dst, .src = (uintptr_t)s, .len = len,

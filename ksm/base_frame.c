@@ -60,7 +60,6 @@ void kbframe_publish(struct ksm *k, struct kdom *d, uint64_t pfn,
 		d->bframes_alone++;
 	d->base_frame[pfn] = f + 1;
 	n->hash = hash;
-	n->stable = true;
 	n->slot = (uint8_t)slot;
 	n->frame = f;
 	ktab_add(d->stable[slot], n);

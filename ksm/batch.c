@@ -479,7 +479,7 @@ static void commit_page(struct ksm *k, struct kdom *d, struct kop *op,
 
 	switch (op->kind) {
 	case KOP_ZERO_MAP:   /* anonymous memory maps it now, not a frame */
-		rg->pflags[p->idx] &= (uint8_t)~KP_REMAPPED;
+		rg->pg[p->idx].pflags &= (uint8_t)~KP_REMAPPED;
 		/* fall through */
 	case KOP_ZERO:
 		nw = hv_ps_make(HV_PAGE_ZERO, flags, 0);
@@ -489,13 +489,13 @@ static void commit_page(struct ksm *k, struct kdom *d, struct kop *op,
 	case KOP_NEW_BASE:
 		nw = hv_ps_make(HV_PAGE_BASE, flags, 0);
 		kbase_ref(d, pfn);
-		rg->pflags[p->idx] &= (uint8_t)~KP_REMAPPED;
+		rg->pg[p->idx].pflags &= (uint8_t)~KP_REMAPPED;
 		CTR_ADD(vm->c.pages_sharing, 1);
 		CTR_ADD(vm->c.base_pages, 1);
 		break;
 	default:
 		nw = hv_ps_make(HV_PAGE_FRAME, flags, op->frame);
-		rg->pflags[p->idx] |= KP_REMAPPED;
+		rg->pg[p->idx].pflags |= KP_REMAPPED;
 		CTR_ADD(vm->c.pages_sharing, 1);
 		if (op->kind == KOP_FILL)
 			CTR_ADD(vm->c.fill_pages, 1);
@@ -503,8 +503,7 @@ static void commit_page(struct ksm *k, struct kdom *d, struct kop *op,
 	}
 	/* BUSY kept everyone else off the entry: this CAS cannot fail */
 	kmap_cas(vm, pfn, op->old[i] | HV_PF_BUSY, nw);
-	rg->own[p->idx] = kown_of(nw);
-	rg->hash[p->idx] = op->hash;
+	kpg_set_own(&rg->pg[p->idx], kown_of(nw));
 	kbit_clear(rg->todo, p->idx);
 	CTR_ADD(vm->c.merges, 1);
 	CTR_ADD(k->c.merges, 1);

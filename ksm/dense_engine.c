@@ -36,11 +36,11 @@ static int vm_adopt_states(struct ksm *k, struct ksm_vm *vm, char *err,
 			switch (hv_ps_state(st)) {
 			case HV_PAGE_ZERO:
 				CTR_ADD(vm->c.zero_pages, 1);
-				vm->r[r].own[i] = kown_of(st);
+				kpg_set_own(&vm->r[r].pg[i], kown_of(st));
 				break;
 			case HV_PAGE_BASE:
 				if (vm->uses_base) {
-					vm->r[r].own[i] = kown_of(st);
+					kpg_set_own(&vm->r[r].pg[i], kown_of(st));
 					kbase_ref(vm->dom, pfn);
 					CTR_ADD(vm->c.pages_sharing, 1);
 					CTR_ADD(vm->c.base_pages, 1);
@@ -75,13 +75,19 @@ static int dense_add_vm(struct ksm *k, struct ksm_vm *vm, unsigned domain,
 	vm->uses_base = base_fd >= 0 && fstat(base_fd, &st) == 0 &&
 			st.st_dev == vm->dom->base_dev &&
 			st.st_ino == vm->dom->base_ino;
-	ret = vm_adopt_states(k, vm, err, errlen);
+	ret = kcand_vm_attach(vm->dom, vm) ? -ENOMEM : 0;
+	if (ret)
+		snprintf(err, errlen, "ksm: vm '%s': out of memory", vm->name);
+	else
+		ret = vm_adopt_states(k, vm, err, errlen);
 	if (!ret && vm->ops->dirty_enable &&
 	    (ret = vm->ops->dirty_enable(vm->ctx, true)) != 0)
 		snprintf(err, errlen, "ksm: vm '%s': dirty log: %s", vm->name,
 			 strerror(-ret));
-	if (ret)
+	if (ret) {
+		kcand_vm_detach(vm->dom, vm);
 		kdom_put(k, vm->dom);
+	}
 	return ret;
 }
 
@@ -96,11 +102,12 @@ static void dense_remove_vm(struct ksm *k, struct ksm_vm *vm)
 		return;
 	krel_purge_vm(k, vm);
 	kcand_del_vm(k, vm);
+	kcand_vm_detach(vm->dom, vm);
 	for (r = 0; r < vm->nranges; r++)
 		for (i = 0; i < vm->r[r].npages; i++) {
 			uint64_t pfn = kpage_gpa(vm, r, (uint32_t)i) / KSM_PAGE;
 
-			if (vm->r[r].own[i])
+			if (kpg_own(&vm->r[r].pg[i]))
 				kunshare_page_state(k, vm, r, (uint32_t)i,
 						    kmap_get(vm, pfn), true);
 		}

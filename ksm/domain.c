@@ -40,11 +40,7 @@ void ksmvm_put(struct ksm *k, struct ksm_vm *vm)
 	if (--vm->refs)
 		return;
 	for (r = 0; r < vm->nranges; r++) {
-		free(vm->r[r].hash);
-		free(vm->r[r].last_dirty);
-		free(vm->r[r].streak);
-		free(vm->r[r].pflags);
-		free(vm->r[r].own);
+		free(vm->r[r].pg);
 		free(vm->r[r].todo);
 		free(vm->r[r].dirty);
 		free(vm->r[r].nofast);
@@ -93,8 +89,9 @@ static void kdom_free(struct kdom *d)
 
 	for (s = 0; s < d->nslots; s++) {
 		ktab_destroy(d->stable[s]);
-		ktab_destroy(d->cand[s]);
+		kctab_free(&d->cand[s]);
 	}
+	free(d->vslot);
 	if (d->frames_fd >= 0)
 		close(d->frames_fd);
 	kbase_unmap(d);
@@ -149,8 +146,7 @@ struct kdom *kdom_get(struct ksm *k, unsigned id, int base_fd,
 		d->nslots = knuma_slots(k);
 		for (s = 0; s < d->nslots; s++) {
 			d->stable[s] = ktab_new();
-			d->cand[s] = ktab_new();
-			if (!d->stable[s] || !d->cand[s]) {
+			if (!d->stable[s]) {
 				kdom_free(d);
 				goto nomem;
 			}
@@ -266,7 +262,7 @@ static int check_domain(struct ksm *k, struct kdom *d, char *err,
 			continue;
 		for (r = 0; r < vm->nranges; r++) {
 			for (idx = 0; idx < vm->r[r].npages; idx++) {
-				uint32_t own = vm->r[r].own[idx];
+				uint32_t own = kpg_own(&vm->r[r].pg[idx]);
 				hv_pstate_t st;
 
 				pfn = kpage_gpa(vm, r, (uint32_t)idx) / KSM_PAGE;

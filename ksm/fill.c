@@ -101,7 +101,7 @@ static bool neighbour_fill(struct ksm *k, struct ksm_vm *vm, uint32_t r,
 			   uint32_t idx, uint8_t byte)
 {
 	struct ksmvm_range *rg = &vm->r[r];
-	uint32_t own = rg->own[idx];
+	uint32_t own = kpg_own(&rg->pg[idx]);
 	hv_pstate_t st;
 	uint64_t e;
 

@@ -61,17 +61,48 @@ struct kpause {
 			     * own backing: a discard would not read zero */
 #define KP_SLOT_SHIFT 2     /* bits 2-7: table slot of the candidate */
 
+/* What ksm keeps per guest page: 8 bytes, ksm's whole memory per page
+ * but for bitmaps (and for a candidate, about 17 bytes of cand.c's
+ * table).  u is one of two things, never both at once: a page in the
+ * candidate table (KP_IN_CAND) is PRIVATE, its own copy, which ksm did
+ * not make; a page ksm made shared is no candidate.  Use the accessors. */
+struct kpg {
+	uint32_t u;            /* KP_IN_CAND: its table key (khash32); else
+				* own: what ksm made the page, hv_ps_make(
+				* state, 0, frame) of ZERO/BASE/FRAME, 0 =
+				* not ksm's.  Refcounts follow own, never a
+				* map entry someone else may have set. */
+	uint16_t last_dirty;   /* pass (mod 2^16) whose dirty-log read last
+				* saw it dirty: a wrapped match only makes a
+				* page wait a pass longer, never merge */
+	uint8_t streak;        /* consecutive reads it was dirty in */
+	uint8_t pflags;        /* KP_* */
+};
+
+static inline uint32_t kpg_own(const struct kpg *p)
+{
+	return (p->pflags & KP_IN_CAND) ? 0 : p->u;
+}
+/* The page's candidate entry is gone: u holds no key any more. */
+static inline void kpg_leave_cand(struct kpg *p)
+{
+	if (p->pflags & KP_IN_CAND) {
+		p->pflags &= KP_REMAPPED;
+		p->u = 0;
+	}
+}
+/* A page ksm makes shared has left the candidate table already (its
+ * entry deleted, KP_IN_CAND clear); only own is set here. */
+static inline void kpg_set_own(struct kpg *p, uint32_t own)
+{
+	p->pflags &= (uint8_t)~KP_IN_CAND;
+	p->u = own;
+}
+
 struct ksmvm_range {
 	uint64_t gpa, len, npages, nwords;
 	uint8_t *hva;
-	uint64_t *hash;        /* content hash at the last hashing */
-	uint32_t *last_dirty;  /* pass whose dirty-log read last saw it dirty */
-	uint8_t *streak;       /* consecutive passes it was dirty */
-	uint8_t *pflags;       /* KP_* */
-	uint32_t *own;         /* what ksm made the page: hv_ps_make(state,
-				* 0, frame) of ZERO/BASE/FRAME, 0 = not
-				* ksm's.  Refcounts follow this, never a
-				* map entry someone else may have set. */
+	struct kpg *pg;
 	uint64_t *todo;        /* bitmap: written since last hashed */
 	uint64_t *dirty;       /* scratch for dirty_fetch */
 	uint64_t *nofast;      /* bitmap: a sampled match with base[g] failed
@@ -87,6 +118,7 @@ struct ksm_vm {
 	struct ksm *ksm;
 	struct kdom *dom;
 	unsigned id;
+	uint16_t dslot;   /* its index in dom->vslot (cand.c) */
 	char name[64];
 	const struct ksm_vm_ops *ops;
 	void *ctx;
@@ -153,6 +185,32 @@ struct kfillblk {
 #define KB_DATA   0x01u  /* base[g] may hold nonzero content */
 #define KB_HASHED 0x02u  /* base_hash[g] is the hash of base[g] */
 
+/* A candidate page (cand.c): key = khash32 of its content hash. */
+struct kcent {
+	uint32_t key, idx;
+	uint16_t vm;              /* dom->vslot index */
+	uint8_t r, state;         /* KC_* */
+};
+#define KC_EMPTY 0u
+#define KC_LIVE  1u
+#define KC_TOMB  2u
+static inline bool kcand_live(const struct kcent *e)
+{
+	return e->state == KC_LIVE;
+}
+struct kctab {
+	struct kcent *e;          /* cap entries */
+	uint32_t cap, live, tombs;
+};
+struct kcand_it {
+	struct kctab *t;
+	uint32_t key, pos, left;
+};
+static inline uint32_t khash32(uint64_t h)
+{
+	return (uint32_t)(h ^ (h >> 32));
+}
+
 struct kdom {
 	unsigned id;
 	bool private_dom;
@@ -191,21 +249,21 @@ struct kdom {
 	/* Tables, one per NUMA slot (one when merging across nodes). */
 	unsigned nslots;
 	struct cds_lfht *stable[KSM_MAX_NODES];
-	struct cds_lfht *cand[KSM_MAX_NODES];
+	struct kctab cand[KSM_MAX_NODES];
+	/* its VMs by the 16-bit slot candidate entries name them with */
+	struct ksm_vm **vslot;
+	uint32_t nvslots;
 	struct kdom *next;
 };
 
-/* A table node: a frame in the stable table, or a page in the candidate
- * table.  Freed after a grace period (ksm->grave). */
+/* A stable-table node: a frame of the content store.  Freed after a
+ * grace period (ksm->grave). */
 struct knode {
 	struct cds_lfht_node ln;
 	uint64_t hash;
 	struct knode *grave_next;
-	bool stable;
 	uint8_t slot;             /* table slot it lives in */
-	uint32_t frame;           /* stable */
-	struct ksm_vm *vm;        /* candidate */
-	uint32_t r, idx;
+	uint32_t frame;
 };
 
 struct kbatch;
@@ -270,9 +328,21 @@ struct knode *ktab_next(struct cds_lfht *ht, struct cds_lfht_iter *it);
 void ktab_add(struct cds_lfht *ht, struct knode *n);
 void ktab_del(struct ksm *k, struct cds_lfht *ht, struct knode *n);
 void ktab_reclaim(struct ksm *k);
+
+/* ---- cand.c: the candidate tables (scanner-private, under ksm->lock) */
+void kctab_free(struct kctab *t);
+uint64_t kctab_bytes(const struct kctab *t);
+int kcand_vm_attach(struct kdom *d, struct ksm_vm *vm);
+void kcand_vm_detach(struct kdom *d, struct ksm_vm *vm);
 void kcand_add(struct ksm *k, struct kdom *d, unsigned slot, uint64_t hash,
 	       struct ksm_vm *vm, uint32_t r, uint32_t idx);
-void kcand_del(struct ksm *k, struct kdom *d, struct knode *n);
+/* Every live entry with the hash's key; no add may run meanwhile. */
+struct kcent *kcand_first(struct kdom *d, unsigned slot, uint64_t hash,
+			  struct kcand_it *it);
+struct kcent *kcand_next(struct kcand_it *it);
+struct kcent *kcand_next_at(struct kcand_it *it);
+unsigned kcand_slot_of(const struct kdom *d, const struct kcent *e);
+void kcand_del(struct ksm *k, struct kdom *d, struct kcent *e);
 void kcand_del_page(struct ksm *k, struct ksm_vm *vm, uint32_t r,
 		    uint32_t idx);
 void kcand_del_vm(struct ksm *k, struct ksm_vm *vm);
@@ -328,7 +398,7 @@ static inline uint8_t *kpage_hva(const struct ksm_vm *vm, uint32_t r,
 static inline bool kpage_off_base(const struct ksm_vm *vm, uint32_t r,
 				  uint32_t idx)
 {
-	return (vm->r[r].pflags[idx] & KP_REMAPPED) ||
+	return (vm->r[r].pg[idx].pflags & KP_REMAPPED) ||
 	       (vm->uses_base && vm->ops->off_base &&
 		vm->ops->off_base(vm->ctx, kpage_gpa(vm, r, idx)));
 }
@@ -448,6 +518,8 @@ struct kpage {
 	struct ksm_vm *vm;
 	uint32_t r, idx;
 };
+/* The page a candidate entry names (cand.c). */
+struct kpage kcand_page(const struct kdom *d, const struct kcent *e);
 /* ref is the op's reference content, filled when queued */
 int kbatch_init(struct ksm *k);
 void kbatch_free(struct ksm *k);

@@ -201,9 +201,8 @@ void kbatch_isolate_readers(struct ksm *k, struct kbatch *b, struct kdom *d)
 		nw = hv_ps_make(HV_PAGE_ZERO, hv_ps_flags(b->iso[i].old) &
 				~HV_PF_BUSY, 0);
 		kmap_cas(p->vm, gpfn, b->iso[i].old | HV_PF_BUSY, nw);
-		rg->own[p->idx] = kown_of(nw);
-		rg->hash[p->idx] = k->zero_hash;
-		rg->pflags[p->idx] &= (uint8_t)~KP_REMAPPED;
+		kpg_set_own(&rg->pg[p->idx], kown_of(nw));
+		rg->pg[p->idx].pflags &= (uint8_t)~KP_REMAPPED;
 		kbit_clear(rg->todo, p->idx);
 		kbit_set(rg->untouched, p->idx);
 		CTR_ADD(p->vm->c.untouched_pages, 1);

@@ -59,22 +59,20 @@ static int change_slots(struct ksm *k, bool across, char *err, size_t errlen)
 	for (d = k->doms; d; d = d->next) {
 		for (s = 0; s < d->nslots; s++) {
 			ktab_destroy(d->stable[s]);
-			ktab_destroy(d->cand[s]);
-			d->stable[s] = d->cand[s] = NULL;
+			kctab_free(&d->cand[s]);
+			d->stable[s] = NULL;
 		}
 		d->nslots = knuma_slots(k);
-		for (s = 0; s < d->nslots; s++) {
+		for (s = 0; s < d->nslots; s++)
 			d->stable[s] = ktab_new();
-			d->cand[s] = ktab_new();
-		}
 	}
 	for (vm = k->vms; vm; vm = vm->next)
 		for (r = 0; r < vm->nranges; r++) {
 			struct ksmvm_range *rg = &vm->r[r];
 			uint64_t i;
 
-			for (i = 0; i < rg->npages; i++) {
-				rg->pflags[i] &= KP_REMAPPED;
+			for (i = 0; rg->pg && i < rg->npages; i++) {
+				kpg_leave_cand(&rg->pg[i]);
 				kbit_set(rg->todo, i);
 			}
 		}
@@ -336,8 +334,10 @@ void ksm_destroy(struct ksm *k)
 	free(k);
 }
 
+/* The ranges, and per page what the dense engine keeps (the kernel
+ * engine keeps nothing per page: Linux KSM has its own rmap items). */
 static int vm_alloc_ranges(struct ksm_vm *vm, const struct hv_ram_range *rr,
-			   unsigned n)
+			   unsigned n, bool per_page)
 {
 	uint32_t i;
 
@@ -357,17 +357,14 @@ static int vm_alloc_ranges(struct ksm_vm *vm, const struct hv_ram_range *rr,
 		rg->hva = rr[i].hva;
 		rg->npages = np;
 		rg->nwords = (np + 63) / 64;
-		rg->hash = calloc(np, sizeof(*rg->hash));
-		rg->last_dirty = calloc(np, sizeof(*rg->last_dirty));
-		rg->streak = calloc(np, 1);
-		rg->pflags = calloc(np, 1);
-		rg->own = calloc(np, sizeof(*rg->own));
+		if (!per_page)
+			continue;
+		rg->pg = calloc(np, sizeof(*rg->pg));
 		rg->todo = calloc(rg->nwords, sizeof(uint64_t));
 		rg->dirty = calloc(rg->nwords, sizeof(uint64_t));
 		rg->nofast = calloc(rg->nwords, sizeof(uint64_t));
 		rg->untouched = calloc(rg->nwords, sizeof(uint64_t));
-		if (!rg->hash || !rg->last_dirty || !rg->streak ||
-		    !rg->pflags || !rg->own || !rg->todo || !rg->dirty ||
+		if (!rg->pg || !rg->todo || !rg->dirty ||
 		    !rg->nofast || !rg->untouched)
 			return -ENOMEM;
 		/* everything needs a first hash */
@@ -415,7 +412,7 @@ int ksm_add_vm(struct ksm *k, const struct ksm_vm_ops *ops, void *ctx,
 		ksmvm_put(k, vm);
 		return -EINVAL;
 	}
-	ret = vm_alloc_ranges(vm, rr, n);
+	ret = vm_alloc_ranges(vm, rr, n, k->cfg.engine == KSM_ENGINE_DENSE);
 	if (ret) {
 		snprintf(err, errlen, "ksm: vm '%s': %s", vm->name,
 			 ret == -EINVAL ? "RAM range not page aligned"

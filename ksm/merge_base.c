@@ -211,7 +211,7 @@ bool kbase_page_elsewhere(const struct ksm_vm *vm, uint32_t r, uint32_t idx,
 {
 	if (hv_ps_flags(st) & HV_PF_BUSY)
 		return false;
-	if (vm->r[r].pflags[idx] & KP_REMAPPED)
+	if (vm->r[r].pg[idx].pflags & KP_REMAPPED)
 		return true;
 	/* only ksm maps base back over anonymous memory, under its lock */
 	return vm->ops->anon_backed &&
@@ -371,7 +371,7 @@ unsigned kbase_group(struct ksm *k, const struct ksm_vm *vm, uint64_t pfn,
 		st = kmap_get(p, pfn);
 		if (hv_ps_state(st) != HV_PAGE_PRIVATE ||
 		    (hv_ps_flags(st) & (HV_PF_BUSY | HV_PF_DEVICE)) ||
-		    (p->r[r].pflags[idx] & KP_REMAPPED))
+		    (p->r[r].pg[idx].pflags & KP_REMAPPED))
 			continue;
 		/* never read a page the guest did not write: that would
 		 * fault a hole of the base memfd in */
@@ -381,7 +381,7 @@ unsigned kbase_group(struct ksm *k, const struct ksm_vm *vm, uint64_t pfn,
 		pg = (struct kpage){ p, r, idx };
 		if (!match(k, &pg, arg))
 			continue;
-		if (p->r[r].pflags[idx] & KP_IN_CAND)
+		if (p->r[r].pg[idx].pflags & KP_IN_CAND)
 			kcand_del_page(k, p, r, idx);
 		out[n++] = pg;
 	}
@@ -488,7 +488,7 @@ void kbase_left(struct ksm *k, struct kdom *d, uint64_t pfn,
 	for (vm = k->vms; vm; vm = vm->next)
 		if (vm->dom == d && vm->uses_base && !vm->dead &&
 		    ksmvm_locate(vm, pfn * KSM_PAGE, &r, &idx) &&
-		    (vm->r[r].pflags[idx] & KP_IN_CAND))
+		    (vm->r[r].pg[idx].pflags & KP_IN_CAND))
 			kbit_set(vm->r[r].todo, idx);
 }
 

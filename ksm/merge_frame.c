@@ -173,8 +173,7 @@ void kframe_commit_new(struct ksm *k, struct kdom *d, uint32_t f,
 	n = calloc(1, sizeof(*n));
 	if (n) {
 		n->hash = hash;
-		n->stable = true;
-		n->slot = (uint8_t)slot;
+			n->slot = (uint8_t)slot;
 		n->frame = f;
 		fr->sn = n;
 		ktab_add(d->stable[slot], n);

@@ -104,7 +104,7 @@ static bool base_busy_wait(struct ksm *k, struct ksm_vm *vm, uint32_t r,
 	struct kdom *d = vm->dom;
 
 	return pfn < d->base_npages && d->base_refs[pfn] &&
-	       k->pass - vm->r[r].last_dirty[idx] < KSM_BASE_WAIT;
+	       (uint16_t)(k->pass - vm->r[r].pg[idx].last_dirty) < KSM_BASE_WAIT;
 }
 
 /* Hashes the page (a page whose hash is known skips this). */
@@ -148,7 +148,6 @@ static enum kstage stage_zero(struct kcls *c)
 
 	if (!ksm_page_is_zero(c->hva))
 		return KS_NEXT;
-	vm->r[c->r].hash[c->idx] = k->zero_hash;
 	if (kzero_discardable(vm, c->r, c->idx)) {
 		ng = vm->uses_base ? kbase_group(k, vm, c->pfn, c->pg + 1,
 				c->gmax - 1, group_zero, NULL) : 0;
@@ -187,7 +186,6 @@ static enum kstage stage_fill(struct kcls *c)
 	if (f == UINT32_MAX)
 		return KS_NEXT;
 	memset(c->ref, byte, KSM_PAGE);
-	vm->r[c->r].hash[c->idx] = h;
 	if (vm->uses_base)
 		ng = kbase_group(k, vm, c->pfn, c->pg + 1, c->gmax - 1,
 				 group_equal, &gr);
@@ -212,7 +210,6 @@ static enum kstage stage_base(struct kcls *c)
 	    kbase_hash(k, c->d, c->pfn, &bh) != 0)
 		return KS_NEXT;
 	if (same_gpa_equal(c->hva, base, kbit_test(vm->r[c->r].nofast, c->idx))) {
-		vm->r[c->r].hash[c->idx] = bh;
 		gr = (struct group_ref){ base, false };
 		ng = kbase_group(k, vm, c->pfn, c->pg + 1, c->gmax - 1,
 				 group_equal, &gr);
@@ -301,8 +298,8 @@ static enum kstage stage_candidates(struct kcls *c)
 	struct ksm_vm *vm = c->vm;
 	struct kdom *d = c->d;
 	uint32_t r = c->r, idx = c->idx;
-	struct cds_lfht_iter it;
-	struct knode *n;
+	struct kcand_it it;
+	struct kcent *e;
 	unsigned walked = 0;
 
 	if (kbatch_pending_new(k, c->h)) {
@@ -310,30 +307,33 @@ static enum kstage stage_candidates(struct kcls *c)
 		kcand_add(k, d, c->slot, c->h, vm, r, idx);
 		return KS_DONE;
 	}
-	for (n = ktab_first(d->cand[c->slot], c->h, &it);
-	     n && walked < KSM_WALK_MAX;
-	     n = ktab_next(d->cand[c->slot], &it), walked++) {
-		struct ksm_vm *cvm = n->vm;
+	for (e = kcand_first(d, c->slot, c->h, &it);
+	     e && walked < KSM_WALK_MAX; e = kcand_next(&it), walked++) {
+		struct kpage cp = kcand_page(d, e);
 		const uint8_t *chva;
 		hv_pstate_t cst;
 		bool same_gpa;
 
-		if (cvm == vm && n->r == r && n->idx == idx)
+		if (cp.vm == vm && cp.r == r && cp.idx == idx)
 			continue;
-		chva = kpage_hva(cvm, n->r, n->idx);
-		cst = kmap_get(cvm, kpage_gpa(cvm, n->r, n->idx) / KSM_PAGE);
+		chva = kpage_hva(cp.vm, cp.r, cp.idx);
+		cst = kmap_get(cp.vm, kpage_gpa(cp.vm, cp.r, cp.idx) / KSM_PAGE);
 		if (hv_ps_state(cst) != HV_PAGE_PRIVATE ||
 		    (hv_ps_flags(cst) & (HV_PF_BUSY | HV_PF_DEVICE))) {
-			kcand_del(k, d, n);
+			kcand_del(k, d, e);
 			continue;
 		}
 		if (memcmp(c->hva, chva, KSM_PAGE) != 0) {
-			if (!still_hashes_to(k, chva, n->hash)) {
+			uint64_t ch = ksm_hash_page(k, chva);
+
+			if (khash32(ch) != e->key) {
 				/* the candidate changed: rehash it later */
-				kbit_set(cvm->r[n->r].todo, n->idx);
-				kcand_del(k, d, n);
+				kbit_set(cp.vm->r[cp.r].todo, cp.idx);
+				kcand_del(k, d, e);
 				continue;
 			}
+			if (ch != c->h)
+				continue;   /* two contents, one 32-bit key */
 			if (!still_hashes_to(k, c->hva, c->h)) {
 				kbit_set(vm->r[r].todo, idx);
 				return KS_DONE;
@@ -341,8 +341,8 @@ static enum kstage stage_candidates(struct kcls *c)
 			count_collision(k, vm);
 			continue;
 		}
-		same_gpa = vm->uses_base && cvm->uses_base &&
-			   kpage_gpa(cvm, n->r, n->idx) == c->pfn * KSM_PAGE;
+		same_gpa = vm->uses_base && cp.vm->uses_base &&
+			   kpage_gpa(cp.vm, cp.r, cp.idx) == c->pfn * KSM_PAGE;
 		if (same_gpa && base_busy_wait(k, vm, r, idx, c->pfn)) {
 			/* other VMs still share the old base[g]: they are
 			 * likely to follow, and then base[g] takes the new
@@ -352,8 +352,8 @@ static enum kstage stage_candidates(struct kcls *c)
 			break;
 		}
 		memcpy(c->ref, c->hva, KSM_PAGE);
-		c->pg[1] = (struct kpage){ cvm, n->r, n->idx };
-		kcand_del(k, d, n);
+		c->pg[1] = cp;
+		kcand_del(k, d, e);
 		kbatch_commit(k, same_gpa ? KOP_NEW_BASE : KOP_NEW_FRAME, c->h,
 			      0, c->slot, c->node, c->pg, 2);
 		return KS_DONE;
@@ -390,7 +390,6 @@ static void classify(struct ksm *k, struct ksm_vm *vm, uint32_t r,
 		return;
 	if (!c.hashed)
 		c.h = hash_now(k, vm, r, idx);
-	vm->r[r].hash[idx] = c.h;
 	if (stage_stable(&c) == KS_DONE)
 		return;
 	stage_candidates(&c);
@@ -404,35 +403,39 @@ static void classify(struct ksm *k, struct ksm_vm *vm, uint32_t r,
 void kscan_absorb(struct ksm *k, struct kdom *d, unsigned slot,
 		  uint64_t hash, uint32_t frame, uint64_t base_pfn)
 {
-	struct cds_lfht_iter it;
-	struct knode *n, *next, *left = NULL;
+	struct kcand_it it;
+	struct kcent *e, *left = NULL;
 	unsigned walked = 0;
 
-	for (n = ktab_first(d->cand[slot], hash, &it);
-	     n && walked < KSM_ABSORB_MAX; n = next, walked++) {
-		struct ksm_vm *cvm = n->vm;
-		struct kpage pg[2] = { { cvm, n->r, n->idx }, { 0 } };
-		const uint8_t *chva = kpage_hva(cvm, n->r, n->idx);
+	for (e = kcand_first(d, slot, hash, &it);
+	     e && walked < KSM_ABSORB_MAX; e = kcand_next(&it), walked++) {
+		struct kpage pg[2] = { kcand_page(d, e), { 0 } };
+		struct ksm_vm *cvm = pg[0].vm;
+		const uint8_t *chva = kpage_hva(cvm, pg[0].r, pg[0].idx);
+		uint64_t cgpa = kpage_gpa(cvm, pg[0].r, pg[0].idx);
 		hv_pstate_t cst;
 		struct kframe *fr;
 		uint8_t *ref;
 
-		next = ktab_next(d->cand[slot], &it);
-		cst = kmap_get(cvm, kpage_gpa(cvm, n->r, n->idx) / KSM_PAGE);
+		cst = kmap_get(cvm, cgpa / KSM_PAGE);
 		if (hv_ps_state(cst) != HV_PAGE_PRIVATE ||
 		    (hv_ps_flags(cst) & (HV_PF_BUSY | HV_PF_DEVICE))) {
-			kcand_del(k, d, n);
+			kcand_del(k, d, e);
 			continue;
 		}
+		/* the queue may flush here: that adds no candidate, so the
+		 * table (and this iteration) stays as it is */
 		kbatch_ensure_room(k, 2);
+		if (!kcand_live(e) || (left && !kcand_live(left)))
+			break;   /* a flush took them: its own absorb ran */
 		ref = kbatch_reserve(k);
 		if (base_pfn != UINT64_MAX) {
 			const uint8_t *base = kbase_ptr(d, base_pfn);
 
 			if (cvm->uses_base && base &&
-			    kpage_gpa(cvm, n->r, n->idx) == base_pfn * KSM_PAGE &&
+			    cgpa == base_pfn * KSM_PAGE &&
 			    memcmp(chva, base, KSM_PAGE) == 0) {
-				kcand_del(k, d, n);
+				kcand_del(k, d, e);
 				kbatch_commit(k, KOP_JOIN_BASE, hash, 0, slot, -1,
 					      pg, 1);
 				continue;
@@ -446,7 +449,7 @@ void kscan_absorb(struct ksm *k, struct kdom *d, unsigned slot,
 			    fr->refs + fr->pending < k->cfg.max_sharers) {
 				if (kframe_read(d, frame, ref) == 0 &&
 				    memcmp(chva, ref, KSM_PAGE) == 0) {
-					kcand_del(k, d, n);
+					kcand_del(k, d, e);
 					kbatch_commit(k, KOP_JOIN_FRAME, hash, frame,
 						      slot, fr->node, pg, 1);
 				}
@@ -455,15 +458,15 @@ void kscan_absorb(struct ksm *k, struct kdom *d, unsigned slot,
 		}
 		/* a leftover: pair it with an equal one into a new frame */
 		if (!left) {
-			left = n;
+			left = e;
 			continue;
 		}
-		if (memcmp(chva, kpage_hva(left->vm, left->r, left->idx),
+		pg[1] = kcand_page(d, left);
+		if (memcmp(chva, kpage_hva(pg[1].vm, pg[1].r, pg[1].idx),
 			   KSM_PAGE) != 0)
 			continue;
 		memcpy(ref, chva, KSM_PAGE);
-		pg[1] = (struct kpage){ left->vm, left->r, left->idx };
-		kcand_del(k, d, n);
+		kcand_del(k, d, e);
 		kcand_del(k, d, left);
 		kbatch_commit(k, KOP_NEW_FRAME, hash, 0, slot, -1, pg, 2);
 		return;
@@ -619,8 +622,8 @@ static void scan_vm(struct ksm *k, struct ksm_vm *vm, bool throttled)
 					kbit_clear(rg->todo, idx);
 					continue;
 				}
-				if (K && rg->last_dirty[idx] == vm->read_pass &&
-				    rg->streak[idx] >= K) {
+				if (K && rg->pg[idx].last_dirty == (uint16_t)vm->read_pass &&
+				    rg->pg[idx].streak >= K) {
 					vol++;
 					continue;        /* volatile */
 				}
@@ -635,7 +638,7 @@ static void scan_vm(struct ksm *k, struct ksm_vm *vm, bool throttled)
 				if (vm->anon && (e & PM_PRESENT) &&
 				    !(e & (PM_FILE | PM_EXCLUSIVE)))
 					continue;        /* the zero page */
-				if (rg->pflags[idx] & KP_IN_CAND)
+				if (rg->pg[idx].pflags & KP_IN_CAND)
 					kcand_del_page(k, vm, r, (uint32_t)idx);
 				classify(k, vm, r, (uint32_t)idx, nodes[i]);
 				since++;

@@ -1,11 +1,11 @@
 /*
- * tables.c - the stable and candidate tables (liburcu cds_lfht, QSBR flavour)
- * and the RCU bookkeeping around them.
+ * tables.c - the stable tables of the content store (liburcu cds_lfht,
+ * QSBR flavour) and the RCU bookkeeping around them.  (The candidate
+ * tables, scanner-private, are cand.c's.)
  *
  * Keys are 64-bit content hashes; duplicates are allowed (hash collisions,
- * frames that reached max_sharers, several candidate pages with the same
- * content hash), so lookups walk the duplicate chain and the caller
- * compares bytes.  Readers need only be RCU-online; the scanner is the only
+ * frames that reached max_sharers), so lookups walk the duplicate chain
+ * and the caller compares bytes.  Readers need only be RCU-online; the scanner is the only
  * writer (under ksm->lock).  Deleted nodes go to ksm->grave and are freed
  * after a grace period at the end of a pass.
  *
@@ -201,71 +201,4 @@ void ktab_reclaim(struct ksm *k)
 		free(n);
 	}
 	k->grave = NULL;
-}
-
-/* ------------------------------------------------------ candidate pages */
-
-void kcand_add(struct ksm *k, struct kdom *d, unsigned slot, uint64_t hash,
-	       struct ksm_vm *vm, uint32_t r, uint32_t idx)
-{
-	struct knode *n = calloc(1, sizeof(*n));
-
-	(void)k;
-	if (!n)
-		return;   /* a missed candidate only costs a missed merge */
-	n->hash = hash;
-	n->slot = (uint8_t)slot;
-	n->vm = vm;
-	n->r = r;
-	n->idx = idx;
-	ktab_add(d->cand[slot], n);
-	vm->r[r].pflags[idx] = (uint8_t)((vm->r[r].pflags[idx] & KP_REMAPPED) |
-		KP_IN_CAND | (slot << KP_SLOT_SHIFT));
-}
-
-void kcand_del(struct ksm *k, struct kdom *d, struct knode *n)
-{
-	struct ksmvm_range *rg = &n->vm->r[n->r];
-
-	rg->pflags[n->idx] &= KP_REMAPPED;
-	ktab_del(k, d->cand[n->slot], n);
-}
-
-/* Removes the page's candidate node, found by its last hash. */
-void kcand_del_page(struct ksm *k, struct ksm_vm *vm, uint32_t r,
-		    uint32_t idx)
-{
-	struct ksmvm_range *rg = &vm->r[r];
-	struct cds_lfht_iter it;
-	struct knode *n;
-	unsigned slot;
-
-	if (!(rg->pflags[idx] & KP_IN_CAND))
-		return;
-	slot = rg->pflags[idx] >> KP_SLOT_SHIFT;
-	for (n = ktab_first(vm->dom->cand[slot], rg->hash[idx], &it); n;
-	     n = ktab_next(vm->dom->cand[slot], &it)) {
-		if (n->vm == vm && n->r == r && n->idx == idx) {
-			kcand_del(k, vm->dom, n);
-			return;
-		}
-	}
-	rg->pflags[idx] &= KP_REMAPPED;
-}
-
-void kcand_del_vm(struct ksm *k, struct ksm_vm *vm)
-{
-	struct kdom *d = vm->dom;
-	struct cds_lfht_iter it;
-	struct knode *n;
-	unsigned s;
-
-	for (s = 0; s < d->nslots; s++) {
-		rcu_read_lock();
-		cds_lfht_for_each_entry(d->cand[s], &it, n, ln) {
-			if (n->vm == vm)
-				kcand_del(k, d, n);
-		}
-		rcu_read_unlock();
-	}
 }

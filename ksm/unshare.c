@@ -35,13 +35,13 @@ void kunshare_page_state(struct ksm *k, struct ksm_vm *vm, uint32_t r,
 {
 	struct ksmvm_range *rg = &vm->r[r];
 	uint64_t pfn = kpage_gpa(vm, r, idx) / KSM_PAGE;
-	uint32_t own = rg->own[idx];
+	uint32_t own = kpg_own(&rg->pg[idx]);
 	hv_pstate_t cur = st;
 	int tries;
 
 	if (!own)
 		return;
-	rg->own[idx] = 0;
+	kpg_set_own(&rg->pg[idx], 0);
 	/* only we change entries we own; retry on flag changes */
 	for (tries = 0; reset_map && kown_of(cur) == own && tries < 64; tries++) {
 		if (kmap_cas(vm, pfn, cur, hv_ps_make(HV_PAGE_PRIVATE,
@@ -113,7 +113,7 @@ void ksm_page_released(void *ctx, uint64_t gpa, hv_pstate_t old)
 	if (kpm_read(k, hva, 1, &e) == 0 && !kpm_private(e))
 		madvise(hva, KSM_PAGE, MADV_POPULATE_WRITE);
 	if (vm->uses_base && vm->dom &&
-	    (__atomic_load_n(&vm->r[r].pflags[idx], __ATOMIC_RELAXED) &
+	    (__atomic_load_n(&vm->r[r].pg[idx].pflags, __ATOMIC_RELAXED) &
 	     KP_REMAPPED)) {
 		memcpy(buf, hva, KSM_PAGE);
 		if (vm->ops->replace_backing(vm->ctx, gpa & ~(uint64_t)(KSM_PAGE - 1),
@@ -157,7 +157,7 @@ void krel_drain(struct ksm *k)
 		kunshare_page_state(k, vm, r, idx, 0, false);
 		/* the page is not remapped any more if its base came back */
 		if (vm->uses_base)
-			vm->r[r].pflags[idx] &= (uint8_t)~KP_REMAPPED;
+			vm->r[r].pg[idx].pflags &= (uint8_t)~KP_REMAPPED;
 		kbit_set(vm->r[r].todo, idx);
 	}
 	free(list);
@@ -226,20 +226,20 @@ void kunshare_range(struct ksm *k, struct ksm_vm *vm, uint32_t r,
 				break;
 			/* volatility: dirty in consecutive reads of the log */
 			if (vm->prev_read_pass != UINT32_MAX &&
-			    rg->last_dirty[idx] == vm->prev_read_pass) {
-				if (rg->streak[idx] < 255)
-					rg->streak[idx]++;
-			} else if (rg->last_dirty[idx] != k->pass) {
-				rg->streak[idx] = 1;
+			    rg->pg[idx].last_dirty == (uint16_t)vm->prev_read_pass) {
+				if (rg->pg[idx].streak < 255)
+					rg->pg[idx].streak++;
+			} else if (rg->pg[idx].last_dirty != (uint16_t)k->pass) {
+				rg->pg[idx].streak = 1;
 			}
-			rg->last_dirty[idx] = (uint32_t)k->pass;
+			rg->pg[idx].last_dirty = (uint16_t)k->pass;
 			pfn = kpage_gpa(vm, r, (uint32_t)idx) / KSM_PAGE;
 			st = kmap_get(vm, pfn);
 			if (hv_ps_flags(st) & HV_PF_BUSY) {
 				kbit_set(rg->todo, idx);   /* owner's page */
 				continue;
 			}
-			if (rg->own[idx] && kown_of(st) != rg->own[idx]) {
+			if (kpg_own(&rg->pg[idx]) && kown_of(st) != kpg_own(&rg->pg[idx])) {
 				/* changed by another owner (a ZERO page
 				 * ballooned, say): ksm's share is gone */
 				kunshare_page_state(k, vm, r, (uint32_t)idx, st,
@@ -252,7 +252,7 @@ void kunshare_range(struct ksm *k, struct ksm_vm *vm, uint32_t r,
 				kbit_set(rg->todo, idx);
 				continue;
 			}
-			if (!shared_state(st) || !rg->own[idx])
+			if (!shared_state(st) || !kpg_own(&rg->pg[idx]))
 				continue;          /* not ours */
 			if (!have_pm) {
 				if (kpm_read(k, kpage_hva(vm, r, (uint32_t)(w * 64)),

@@ -19,7 +19,7 @@
 
 bool kzero_discardable(const struct ksm_vm *vm, uint32_t r, uint32_t idx)
 {
-	if (vm->r[r].pflags[idx] & KP_REMAPPED)
+	if (vm->r[r].pg[idx].pflags & KP_REMAPPED)
 		return false;
 	if (vm->anon)
 		return true;
