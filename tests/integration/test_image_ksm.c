@@ -381,7 +381,9 @@ static void images_under_kernel_ksm(void **state)
 			      "for 120 s\n", __func__);
 		skip();
 	}
-	run_case("kernel", 10, 3);
+	/* ksmd runs at nice 5: under load it took 9 s for 2 passes (64 %
+	 * of the ideal); the hold ends as soon as the saving is stable */
+	run_case("kernel", 25, 3);
 }
 
 /*
