@@ -7,9 +7,11 @@
  *   image sums=GPA [hold=H] [churn=PCT] [seconds=S|-1 | end_ms=T] [seed=X]
  *
  * end_ms=T ends the hold and the churn at T ms from the epoch (sched.c;
- * without epoch=, from boot) instead of after `seconds`: densevm bench
- * gives every image VM the end of its run less a margin, so the final
- * check runs inside the run whenever the VM started.  With report_ms=
+ * without epoch=, from boot) instead of after `seconds`, and after the
+ * final check the VM keeps its memory and waits until it is stopped:
+ * densevm bench gives every image VM the end of its run less a margin, so
+ * the final check runs inside the run whenever the VM started, and the
+ * run's usage stays what it was to the end.  With report_ms=
  * (sched.c) the churn reports its rewrites so far as the work done.
  *
  * sums= is where the host put the checksum table (guest/image_sums.h:
@@ -218,6 +220,11 @@ static int image_run(unsigned cpu)
 	gprintf("image: done pages=%lu rewrites=%lu mismatches=0\n", im.npages, j);
 	hc_result(DVM_RESULT_IMAGE_REWRITES, j);
 	hc_result(DVM_RESULT_IMAGE_PAGES, im.npages);
+	/* end_ms: the run goes on (the bench stops it at its end): keep the
+	 * memory as it is rather than exit, so the run's usage does not end
+	 * early */
+	while (im.end)
+		guest_wait(NS_PER_SEC);
 	return GUEST_EXIT_OK;
 }
 

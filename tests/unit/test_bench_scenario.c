@@ -9,9 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "testvm.h"
 #include "cli/bench.h"
+#include "cli/cli.h"
 
 static char *tmpfile_with(const char *text)
 {
@@ -23,12 +25,49 @@ static char *tmpfile_with(const char *text)
 	return p;
 }
 
+/* Synthetic images boot0..boot3 of 16 MiB in a folder of their own,
+ * found by name through DENSEVM_IMAGES (the shipped `real` scenario names
+ * them; `make images` captures the real ones, which a unit test cannot
+ * wait for). */
+static char g_images[64];
+
+static int make_images(void **state)
+{
+	(void)state;
+	snprintf(g_images, sizeof(g_images), "/tmp/densevm-scimg-%d", (int)getpid());
+	mkdir(g_images, 0755);
+	for (int i = 0; i < 4; i++) {
+		char name[16], seed[8], *out;
+		snprintf(name, sizeof(name), "boot%d", i);
+		snprintf(seed, sizeof(seed), "%d", i + 1);
+		char *argv[] = { "densevm", "image", "synth", name, "--mem", "16M",
+				 "--seed", seed, "--dir", g_images, NULL };
+		int rc = run_densevm(argv, &out);
+		if (rc)
+			fprintf(stderr, "image synth %s: exit %d: %s\n", name, rc, out);
+		free(out);
+		if (rc)
+			return -1;
+	}
+	setenv("DENSEVM_IMAGES", g_images, 1);
+	return 0;
+}
+
+static int drop_images(void **state)
+{
+	(void)state;
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_images);
+	if (system(cmd)) {}
+	return 0;
+}
+
 static void shipped_scenarios(void **state)
 {
 	(void)state;
 	static const char *const names[] = { "default", "clones", "mixed",
 					     "squeeze", "density", "phases",
-					     "many" };
+					     "many", "real" };
 	static struct bench_scenario sc;
 	char err[600], p[256];
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -293,6 +332,103 @@ static void ini_reader(void **state)
 	free(p);
 }
 
+/* The group key image: the list lands in order as paths, VM k takes
+ * image k % n (one [vm] section each, with its own churn seed and the
+ * workload's end_ms), mem is derived or checked, and every misuse is a
+ * FILE:LINE error; a missing image is one at load. */
+static void images(void **state)
+{
+	(void)state;
+	static struct bench_scenario sc;
+	char err[700], want[900], p0[128];
+	char *p = tmpfile_with(
+		"[scenario]\nname = img\nduration = 30\nquick_duration = 10\n"
+		"[group churn]\ncount = 3\nimage = boot0, boot1\n"
+		"workload = image churn=2\nactive = 1\n"
+		"[group fixed]\nimage = boot2\nmem = 64M\nworkload = image\n"
+		"[group other]\nworkload = idle\n");
+	if (bench_scenario_load(p, &sc, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_int_equal(sc.group[0].nimages, 2);
+	snprintf(p0, sizeof(p0), "%s/boot1", g_images);
+	assert_string_equal(sc.group[0].image[1], p0);
+	assert_int_equal(sc.group[0].mem, 20ull << 20);   /* derived */
+	assert_int_equal(image_vm_mem(16ull << 20), 20ull << 20);
+	assert_int_equal(image_vm_mem(512ull << 20), 516ull << 20);
+	assert_int_equal(sc.group[1].mem, 64ull << 20);   /* as given */
+	assert_int_equal(sc.group[2].nimages, 0);
+	assert_int_equal(bench_scenario_ram(&sc), (3 * 20ull + 64 + 128) << 20);
+
+	/* the arm's run config */
+	char conf[] = "/tmp/densevm-scconf-XXXXXX";
+	int fd = mkstemp(conf);
+	assert_true(fd >= 0);
+	close(fd);
+	struct bench_opts o = { .sc = &sc, .quick = true, .reps = 1 };
+	assert_int_equal(bench_write_config(&o, ARM_DENSE, conf, "/dev/null", 42), 0);
+	FILE *f = fopen(conf, "r");
+	assert_non_null(f);
+	char text[8192];
+	size_t n = fread(text, 1, sizeof(text) - 1, f);
+	text[n] = 0;
+	fclose(f);
+	unlink(conf);
+	static const char *const lines[] = {
+		"[vm churn0]\nworkload = image churn=2 end_ms=6000 epoch=42 "
+		"report_ms=500 seed=1000\nmem = 20M\nram_image = %s/boot0\n",
+		"[vm churn1]\nworkload = image churn=2 end_ms=6000 epoch=42 "
+		"report_ms=500 seed=1001\nmem = 20M\nram_image = %s/boot1\n",
+		"[vm churn2]\nworkload = image churn=2 end_ms=6000 epoch=42 "
+		"report_ms=500 seed=1002\nmem = 20M\nram_image = %s/boot0\n",
+		"[vm fixed]\ncount = 1\nworkload = image end_ms=6000 epoch=42 "
+		"seed=2000\nmem = 64M\nram_image = %s/boot2\n",
+		"[vm other]\ncount = 1\nworkload = idle epoch=42\nmem = 128M\n",
+	};
+	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+		snprintf(want, sizeof(want), lines[i], g_images);
+		if (!strstr(text, want))
+			fail_msg("the config lacks:\n%s\nit is:\n%s", want, text);
+	}
+	assert_null(strstr(text, "[vm other]\ncount = 1\nworkload = idle epoch=42\n"
+			    "mem = 128M\nram_image"));
+	unlink(p);
+	free(p);
+
+	static const struct { const char *text; int line; const char *msg; } bad[] = {
+		{ "[scenario]\nname = a\n[group g]\nimage = boot0\nworkload = idle\n",
+		  4, "[group g] image: the group's workload must be an `image ...` "
+		  "workload (it is 'idle')" },
+		{ "[scenario]\nname = a\n[group g]\nimage = boot0\nworkload = image\n"
+		  "quick_workload = idle\n", 4, "the group's quick_workload must be" },
+		{ "[scenario]\nname = a\n[group g]\ncount = 2\nworkload = image churn=1\n",
+		  5, "[group g] an `image` workload needs RAM images: add image = NAME" },
+		{ "[scenario]\nname = a\n[group g]\nworkload = image\nimage = boot0 nosuch\n",
+		  5, "[group g] image: no image nosuch in %s: run `make images`" },
+		{ "[scenario]\nname = a\n[group g]\nworkload = image\n"
+		  "image = /nonexistent/img\n", 5,
+		  "[group g] image: no image at /nonexistent/img" },
+		{ "[scenario]\nname = a\n[group g]\nworkload = image\nimage = boot0\n"
+		  "mem = 18M\n", 6, "[group g] mem: 18M cannot hold image boot0 "
+		  "(16 MiB) with its checksum table and 2 MiB of guest heap: at least 20M" },
+		{ "[scenario]\nname = a\n[group g]\nworkload = image\nimage = , ,\n", 5,
+		  "[group g] image: name one or more images" },
+		{ "[scenario]\nname = a\n[group g]\nworkload = image\n"
+		  "image = a b c d e f g h i\n", 5, "[group g] image: more than 8 images" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char msg[300];
+		p = tmpfile_with(bad[i].text);
+		snprintf(msg, sizeof(msg), bad[i].msg, g_images);
+		int rc = bench_scenario_load(p, &sc, err, sizeof(err));
+		snprintf(want, sizeof(want), "%s:%d: ", p, bad[i].line);
+		if (rc == 0 || strncmp(err, want, strlen(want)) || !strstr(err, msg))
+			fail_msg("case %zu: rc %d, '%s' (want '%s... %s')", i, rc, err,
+				 want, msg);
+		unlink(p);
+		free(p);
+	}
+}
+
 static void arms(void **state)
 {
 	(void)state;
@@ -421,6 +557,7 @@ int main(void)
 		cmocka_unit_test(arms),
 		cmocka_unit_test(binary),
 		cmocka_unit_test(worst_window),
+		cmocka_unit_test(images),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, make_images, drop_images);
 }
