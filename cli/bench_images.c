@@ -9,10 +9,11 @@
  * and the `image` workload go together; every image exists, so a missing
  * one is an error at load, before any arm runs; mem holds the largest
  * image, or is derived from it), and the workload's end: an `image`
- * workload that sets neither seconds= nor end_ms= gets end_ms = the run's
- * end less BENCH_IMAGE_END_MARGIN_S, so each VM's final check of every
- * page runs inside the run (a VM the bench stopped first would prove
- * nothing).  bench_arm.c writes the config lines and counts the checks.
+ * workload that sets neither seconds= nor end_ms= gets end_ms at
+ * BENCH_IMAGE_END_FRAC of the run, so each VM's final check of every page
+ * runs inside the run (a VM the bench stopped first would prove nothing);
+ * it then keeps its memory to the end.  bench_config.c writes the config
+ * lines and bench_arm.c counts the checks that passed.
  */
 #include <errno.h>
 #include <limits.h>
@@ -174,7 +175,7 @@ void bench_images_workload(const char *wl, double duration, char *out,
 			   size_t outlen)
 {
 	bool set = strstr(wl, "seconds=") || strstr(wl, "end_ms=");
-	double end = duration - BENCH_IMAGE_END_MARGIN_S;
+	double end = duration * BENCH_IMAGE_END_FRAC;
 	if (!bench_wl_image(wl) || set || end < 1)
 		snprintf(out, outlen, "%s", wl);
 	else

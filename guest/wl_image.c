@@ -28,7 +28,8 @@
  * with HC_WAIT sleeps in between.  A rewrite first checks both pages.
  * Each page carries the index of the image page whose content it must
  * hold now (cur[], initially itself), so at the end every page, rewritten
- * or not, zero or not, is checked against sums[cur[i]].
+ * or not, zero or not, is checked against sums[cur[i]]; with end_ms the
+ * image's holes that were never written are left unread, as at the start.
  */
 #include "workload.h"
 #include "image_sums.h"
@@ -211,13 +212,25 @@ static int image_run(unsigned cpu)
 		if (now - t0 < next)
 			guest_wait(next - (now - t0));
 	}
+	uint64_t unread = 0, c0 = now_ns();
 	for (uint64_t i = 0; i < im.npages; i++) {
 		guest_service_every(i);
+		/* end_ms (the bench): a page that was a hole of the image and
+		 * was never written stays unread, as at the start: reading it
+		 * faults it in (about 200 us each on a nested host, 12 s for a
+		 * boot image's 58k holes) and allocates it in a memfd's RAM,
+		 * which would move the usage the bench measures */
+		if (im.end && im.cur[i] == i && im.sums[i] == zero) {
+			unread++;
+			continue;
+		}
 		check(i, "at the end");
 	}
 	if (im.bad)
 		return failed("at the end");
-	gprintf("image: done pages=%lu rewrites=%lu mismatches=0\n", im.npages, j);
+	gprintf("image: done pages=%lu rewrites=%lu unread_holes=%lu "
+		"check_ms=%lu mismatches=0\n", im.npages, j, unread,
+		(now_ns() - c0) / NS_PER_MS);
 	hc_result(DVM_RESULT_IMAGE_REWRITES, j);
 	hc_result(DVM_RESULT_IMAGE_PAGES, im.npages);
 	/* end_ms: the run goes on (the bench stops it at its end): keep the

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <jansson.h>
 #include "testvm.h"
 #include "cli/bench.h"
 #include "cli/cli.h"
@@ -374,13 +375,13 @@ static void images(void **state)
 	fclose(f);
 	unlink(conf);
 	static const char *const lines[] = {
-		"[vm churn0]\nworkload = image churn=2 end_ms=6000 epoch=42 "
+		"[vm churn0]\nworkload = image churn=2 end_ms=5000 epoch=42 "
 		"report_ms=500 seed=1000\nmem = 20M\nram_image = %s/boot0\n",
-		"[vm churn1]\nworkload = image churn=2 end_ms=6000 epoch=42 "
+		"[vm churn1]\nworkload = image churn=2 end_ms=5000 epoch=42 "
 		"report_ms=500 seed=1001\nmem = 20M\nram_image = %s/boot1\n",
-		"[vm churn2]\nworkload = image churn=2 end_ms=6000 epoch=42 "
+		"[vm churn2]\nworkload = image churn=2 end_ms=5000 epoch=42 "
 		"report_ms=500 seed=1002\nmem = 20M\nram_image = %s/boot0\n",
-		"[vm fixed]\ncount = 1\nworkload = image end_ms=6000 epoch=42 "
+		"[vm fixed]\ncount = 1\nworkload = image end_ms=5000 epoch=42 "
 		"seed=2000\nmem = 64M\nram_image = %s/boot2\n",
 		"[vm other]\ncount = 1\nworkload = idle epoch=42\nmem = 128M\n",
 	};
@@ -427,6 +428,125 @@ static void images(void **state)
 		unlink(p);
 		free(p);
 	}
+}
+
+static const char *goal_text(json_t *root, size_t i, json_t **met)
+{
+	json_t *g = json_array_get(json_object_get(root, "goals"), i);
+	assert_non_null(g);
+	*met = json_object_get(g, "met");
+	return json_string_value(json_object_get(g, "measured"));
+}
+
+/* What the summary may claim, and the goals block computed from results:
+ * ratios with the numbers they came from, n/a with the reason. */
+static void goals(void **state)
+{
+	(void)state;
+	static struct bench_scenario sc;
+	char err[600];
+	char *p = tmpfile_with(
+		"[scenario]\nname = g\nbudget = 1G\nduration = 30\ndensity = 1\n"
+		"[group busy]\nworkload = dirty mib=8 rate=100\nactive = 1\n");
+	assert_int_equal(bench_scenario_load(p, &sc, err, sizeof(err)), 0);
+	unlink(p);
+	free(p);
+	struct bench_opts o = { .sc = &sc, .quick = true, .reps = 1 };
+	struct bench_result r[3] = {
+		{ .arm = ARM_NONE, .ran = true, .vms_fit = 8, .t_fail = 8.4,
+		  .oom_kills = 1, .t_steady = 3, .throughput_pct = 100 },
+		{ .arm = ARM_KERNEL_MOM, .ran = true, .vms_fit = 8, .t_fail = 8.5,
+		  .oom_kills = 1, .t_steady = 4, .saved_gib = 20.0 / 1024,
+		  .reclaim_cpu = 0.04, .throughput_pct = 100 },
+		{ .arm = ARM_DENSE_POLICY, .ran = true, .vms_fit = 18, .t_fail = 20,
+		  .oom_kills = 1, .t_steady = 9, .saved_gib = 1, .reclaim_cpu = 5,
+		  .throughput_pct = 101, .tput_worst_pct = 97 },
+	};
+	/* no claim where it would not be true */
+	assert_true(bench_t_steady(&r[1]) < 0);          /* it does not fit */
+	assert_true(bench_cpu_per_gib(&r[1]) < 0);       /* 20 MiB: noise */
+	assert_true(bench_cpu_per_gib(&r[2]) == 5);
+	unsigned mask = 1u << ARM_NONE | 1u << ARM_KERNEL_MOM | 1u << ARM_DENSE_POLICY;
+	char *md;
+	size_t mdlen;
+	FILE *f = open_memstream(&md, &mdlen);
+	json_t *root = json_object(), *met;
+	bench_goals(&o, r, 3, mask, f, root);
+	fclose(f);
+	const char *t = goal_text(root, 0, &met);
+	assert_string_equal(t, "18 vs 8 VMs = 2.25x");
+	assert_true(json_is_true(met));
+	assert_string_equal(goal_text(root, 1, &met), "18 vs 8 VMs = 2.25x");
+	t = goal_text(root, 2, &met);
+	assert_non_null(strstr(t, "n/a: dense+policy does not fit"));
+	assert_true(json_is_null(met));
+	t = goal_text(root, 3, &met);
+	assert_string_equal(t, "n/a: kernel+mom reclaimed at most 20 MiB (under "
+			    "64 MiB)");
+	t = goal_text(root, 4, &met);
+	assert_string_equal(t, "dense+policy 101.0 % of none's; worst 2 s window "
+			    "97.0 %");
+	assert_true(json_is_true(met));
+	assert_non_null(strstr(goal_text(root, 5, &met), "n/a: no arm's memory fit"));
+	assert_non_null(strstr(md, "## Against the goals"));
+	json_decref(root);
+	free(md);
+
+	/* both fit: the time to steady and CPU per GiB ratios; a lower bound
+	 * of the reference is no ratio */
+	sc.density = false;
+	for (int i = 0; i < 3; i++) {
+		r[i].oom_kills = 0;
+		r[i].fits = true;
+		r[i].t_fail = -1;
+	}
+	r[1].t_steady = 20;
+	r[1].saved_gib = 0.25;
+	r[1].reclaim_cpu = 0.5;      /* 2 s/GiB */
+	r[2].t_steady = 4;
+	r[2].reclaim_cpu = 1;        /* 1 s/GiB over 1 GiB */
+	r[2].mismatches = 1;         /* counted although it "fits" */
+	r[2].fits = false;
+	root = json_object();
+	f = open_memstream(&md, &mdlen);
+	bench_goals(&o, r, 3, mask, f, root);
+	fclose(f);
+	assert_non_null(strstr(goal_text(root, 0, &met), "not a density scenario"));
+	t = goal_text(root, 2, &met);
+	assert_non_null(strstr(t, "n/a: dense+policy does not fit"));
+	r[2].mismatches = 0;
+	r[2].fits = true;
+	json_decref(root);
+	free(md);
+	root = json_object();
+	f = open_memstream(&md, &mdlen);
+	bench_goals(&o, r, 3, mask, f, root);
+	fclose(f);
+	t = goal_text(root, 2, &met);
+	assert_string_equal(t, "kernel+mom 20.0 s / dense+policy 4.0 s = 5.00x "
+			    "sooner");
+	assert_true(json_is_true(met));
+	t = goal_text(root, 3, &met);
+	assert_string_equal(t, "dense+policy 1.00 s/GiB (1.00 CPU-s, 1024 MiB) / "
+			    "kernel+mom 2.00 s/GiB (0.50 CPU-s, 256 MiB) = 0.50");
+	assert_true(json_is_false(met));
+	t = goal_text(root, 5, &met);
+	assert_non_null(strstr(t, "0 allocation failures, 0 mismatches, 0 crashed "
+			       "VMs in the runs whose memory fit (none 1/1, "
+			       "kernel+mom 1/1, dense+policy 1/1)"));
+	assert_true(json_is_true(met));
+	json_decref(root);
+	free(md);
+	sc.density = true;
+	r[0].t_fail = -1;   /* none without a failure: a lower bound */
+	root = json_object();
+	f = open_memstream(&md, &mdlen);
+	bench_goals(&o, r, 3, mask, f, root);
+	fclose(f);
+	assert_non_null(strstr(goal_text(root, 0, &met), "n/a: none had no "
+			       "failure in the run"));
+	json_decref(root);
+	free(md);
 }
 
 static void arms(void **state)
@@ -558,6 +678,7 @@ int main(void)
 		cmocka_unit_test(binary),
 		cmocka_unit_test(worst_window),
 		cmocka_unit_test(images),
+		cmocka_unit_test(goals),
 	};
 	return cmocka_run_group_tests(tests, make_images, drop_images);
 }
