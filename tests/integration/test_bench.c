@@ -14,7 +14,7 @@
  *     crashed VMs counted, not as a success;
  *   - a group of RAM images (2 synthetic 24 MiB images, round robin)
  *     through the dense arm: every VM's final check passes, the churn
- *     reports a rate, the timeline is written (8 s).
+ *     reports a rate, the timeline is written (6 s).
  */
 #include <math.h>
 #include <stdio.h>
@@ -264,7 +264,7 @@ static void image_group(void **state)
 			fail_msg("image synth: exit %d: %s", rc, log);
 		free(log);
 	}
-	snprintf(text, sizeof(text), "[scenario]\nname = img\nduration = 8\n"
+	snprintf(text, sizeof(text), "[scenario]\nname = img\nduration = 6\n"
 		 "budget = 512M\n[group img]\ncount = 2\nactive = 1\n"
 		 "image = %s/syn1 %s/syn2\nworkload = image churn=5\n", g_dir,
 		 g_dir);
@@ -308,7 +308,7 @@ static void image_group(void **state)
 	for (size_t i = 0; i < n; i++)
 		with += tput_of(json_array_get(smp, i), "img") > 0;
 	print_message("timeline: %zu samples, %zu with a churn rate\n", n, with);
-	assert_true(n >= 70);
+	assert_true(n >= 55);   /* 10 Hz over 6 s */
 	assert_true(with > 10);
 	json_decref(t);
 	snprintf(p, sizeof(p), "%s/timeline-dense-0.csv", out);
