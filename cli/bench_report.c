@@ -438,6 +438,8 @@ int bench_plot(const char *dir)
 		fprintf(f, "set terminal %s size %d,%d\nset output '%s/savings.%s'\n"
 			"set multiplot layout %d,%d title 'memory reclaimed by source, "
 			"stacked (first repetition that ran)'\nset key inside left top font ',8'\n"
+			/* headroom above the stack: the key sits there, not on it */
+			"set offsets 0, 0, graph 0.6, 0\n"
 			"set ylabel 'MiB'\nset yrange [0:*]\nunset title\n",
 			t ? "svg" : "pngcairo", 360 * cols + 60, 300 * rows + 40, dir,
 			term[t][1], rows, cols);
@@ -449,7 +451,8 @@ int bench_plot(const char *dir)
 				"filledcurves x1 lc rgb '#ff7f0e' title 'cross-GPA merged', '' using "
 				"1:4 skip 1 with filledcurves x1 lc rgb '#d62728' title "
 				"'same-GPA merged'\n", titles[i], files[i]);
-		fprintf(f, "unset multiplot\nset key outside right top font ',11'\n");
+		fprintf(f, "unset multiplot\nset offsets 0, 0, 0, 0\n"
+			"set key outside right top font ',11'\n");
 		/* throughput of the active groups (column 16, when the
 		 * timelines have it: older results folders do not) */
 		if (csv_has_tput(files[0])) {
