@@ -242,7 +242,9 @@ struct bench_result {
 	struct bench_sample *s;
 	size_t ns, cap;
 	/* figures */
-	double peak, steady, ratio, t_steady, reclaim_cpu, proc_cpu, saved_gib;
+	double peak, steady, ratio, t_steady, reclaim_cpu, proc_cpu;
+	double saved_gib;           /* saved + ballooned, median over the
+				     * steady window (as steady usage) */
 	double throughput;          /* active groups' pages rewritten per second */
 	double throughput_pct;      /* of none's in the same rep; -1 = n/a */
 	unsigned oom_kills, alloc_fail, mismatches, crashed, vms_ok, vms;

@@ -607,20 +607,31 @@ void bench_result_figures(const struct bench_opts *o, struct bench_result *r)
 	if (!r->ns)
 		return;
 	double d = bench_duration(o->sc, o->quick), from = d * (1 - o->sc->steady_tail);
-	uint64_t *tail = malloc(r->ns * sizeof(*tail));
-	size_t nt = 0;
-	double peak = 0, saved = 0;
-	for (size_t i = 0; i < r->ns; i++) {
+	/* the steady window: the samples from `from` on, or the last quarter
+	 * of a run that ended early */
+	size_t i0 = 0;
+	while (i0 < r->ns && r->s[i0].t < from)
+		i0++;
+	if (i0 == r->ns)
+		i0 = r->ns * 3 / 4;
+	uint64_t *tail = malloc(2 * (r->ns - i0) * sizeof(*tail));
+	uint64_t *stail = tail + (r->ns - i0);
+	size_t nt = r->ns - i0;
+	double peak = 0;
+	for (size_t i = 0; i < r->ns; i++)
 		peak = fmax(peak, (double)r->s[i].usage);
-		saved = fmax(saved, (double)(r->s[i].saved + r->s[i].ballooned));
-		if (r->s[i].t >= from)
-			tail[nt++] = r->s[i].usage;
+	for (size_t i = i0; i < r->ns; i++) {
+		tail[i - i0] = r->s[i].usage;
+		stail[i - i0] = r->s[i].saved + r->s[i].ballooned;
 	}
-	if (!nt)   /* the run ended early: its last quarter */
-		for (size_t i = r->ns * 3 / 4; i < r->ns; i++)
-			tail[nt++] = r->s[i].usage;
 	qsort(tail, nt, sizeof(*tail), cmp_u64);
+	qsort(stail, nt, sizeof(*stail), cmp_u64);
 	r->steady = (double)tail[nt / 2];
+	/* what the arm holds reclaimed over the same window (a median, not the
+	 * peak: kernel KSM's counters are the host's, and an arm that starts
+	 * right after another kernel arm reads its stale pages_sharing for a
+	 * few hundred ms) */
+	double saved = (double)stail[nt / 2];
 	free(tail);
 	r->peak = peak;
 	r->ratio = r->steady > 0 ? (double)bench_scenario_ram(o->sc) / r->steady : 0;
