@@ -634,7 +634,15 @@ void bench_result_figures(const struct bench_opts *o, struct bench_result *r)
 	double saved = (double)stail[nt / 2];
 	free(tail);
 	r->peak = peak;
-	r->ratio = r->steady > 0 ? (double)bench_scenario_ram(o->sc) / r->steady : 0;
+	/* guest RAM over steady usage: of the VMs that had started by the
+	 * run's end (a density run ends at its OOM kill, with most of the
+	 * fleet not yet arrived) */
+	double ram = 0, end = r->s[r->ns - 1].t;
+	for (unsigned g = 0; g < o->sc->ngroups; g++)
+		for (unsigned k = 0; k < o->sc->group[g].count; k++)
+			if (bench_vm_start(o->sc, g, k, o->quick) < end)
+				ram += (double)o->sc->group[g].mem;
+	r->ratio = r->steady > 0 ? ram / r->steady : 0;
 	/* time to steady: after the last sample outside the band */
 	double band = fmax(0.05 * r->steady, 32 * MiB);
 	r->t_steady = 0;

@@ -549,6 +549,38 @@ static void goals(void **state)
 	free(md);
 }
 
+/* A run's figures: overcommit over the VMs that had started (a run that
+ * ended at 12 s saw 3 of 4 arrivals), and what was reclaimed as the
+ * median over the steady window, not a spike (a stale kernel counter). */
+static void figures(void **state)
+{
+	(void)state;
+	static struct bench_scenario sc;
+	char err[600];
+	char *p = tmpfile_with(
+		"[scenario]\nname = f\nduration = 30\n[group g]\ncount = 4\n"
+		"arrive_every = 5\nmem = 128M\nworkload = idle\n");
+	assert_int_equal(bench_scenario_load(p, &sc, err, sizeof(err)), 0);
+	unlink(p);
+	free(p);
+	struct bench_opts o = { .sc = &sc, .reps = 1 };
+	struct bench_result r = { .ran = true, .ns = 121 };
+	r.s = calloc(r.ns, sizeof(*r.s));
+	assert_non_null(r.s);
+	for (size_t i = 0; i < r.ns; i++) {
+		r.s[i].t = (double)i / 10;
+		r.s[i].usage = 100ull << 20;
+		r.s[i].saved = (i == 20 ? 1000ull : 10ull) << 20;
+	}
+	bench_result_figures(&o, &r);
+	print_message("steady %.0f MiB, overcommit %.2fx, reclaimed %.0f MiB\n",
+		      r.steady / 1048576, r.ratio, r.saved_gib * 1024);
+	assert_true(fabs(r.ratio - 3 * 128.0 / 100) < 1e-9);
+	assert_true(fabs(r.saved_gib * 1024 - 10) < 1e-9);
+	assert_true(bench_cpu_per_gib(&r) < 0);   /* 10 MiB: no claim */
+	free(r.s);
+}
+
 static void arms(void **state)
 {
 	(void)state;
@@ -679,6 +711,7 @@ int main(void)
 		cmocka_unit_test(worst_window),
 		cmocka_unit_test(images),
 		cmocka_unit_test(goals),
+		cmocka_unit_test(figures),
 	};
 	return cmocka_run_group_tests(tests, make_images, drop_images);
 }
