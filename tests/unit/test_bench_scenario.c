@@ -430,6 +430,29 @@ static void images(void **state)
 	}
 }
 
+/* Loads scenario text into sc; fails the test on an error. */
+static void load_text(const char *text, struct bench_scenario *sc)
+{
+	char err[600], *p = tmpfile_with(text);
+	if (bench_scenario_load(p, sc, err, sizeof(err)))
+		fail_msg("%s", err);
+	unlink(p);
+	free(p);
+}
+
+/* The goals block of results r: its JSON (root) and Markdown (*md). */
+static json_t *goals_of(const struct bench_opts *o, struct bench_result *r,
+			size_t n, unsigned mask, char **md)
+{
+	size_t mdlen;
+	json_t *root = json_object();
+	FILE *f = open_memstream(md, &mdlen);
+	assert_non_null(f);
+	bench_goals(o, r, n, mask, f, root);
+	fclose(f);
+	return root;
+}
+
 static const char *goal_text(json_t *root, size_t i, json_t **met)
 {
 	json_t *g = json_array_get(json_object_get(root, "goals"), i);
@@ -444,13 +467,8 @@ static void goals(void **state)
 {
 	(void)state;
 	static struct bench_scenario sc;
-	char err[600];
-	char *p = tmpfile_with(
-		"[scenario]\nname = g\nbudget = 1G\nduration = 30\ndensity = 1\n"
-		"[group busy]\nworkload = dirty mib=8 rate=100\nactive = 1\n");
-	assert_int_equal(bench_scenario_load(p, &sc, err, sizeof(err)), 0);
-	unlink(p);
-	free(p);
+	load_text("[scenario]\nname = g\nbudget = 1G\nduration = 30\ndensity = 1\n"
+		  "[group busy]\nworkload = dirty mib=8 rate=100\nactive = 1\n", &sc);
 	struct bench_opts o = { .sc = &sc, .quick = true, .reps = 1 };
 	struct bench_result r[3] = {
 		{ .arm = ARM_NONE, .ran = true, .vms_fit = 8, .t_fail = 8.4,
@@ -468,11 +486,7 @@ static void goals(void **state)
 	assert_true(bench_cpu_per_gib(&r[2]) == 5);
 	unsigned mask = 1u << ARM_NONE | 1u << ARM_KERNEL_MOM | 1u << ARM_DENSE_POLICY;
 	char *md;
-	size_t mdlen;
-	FILE *f = open_memstream(&md, &mdlen);
-	json_t *root = json_object(), *met;
-	bench_goals(&o, r, 3, mask, f, root);
-	fclose(f);
+	json_t *met, *root = goals_of(&o, r, 3, mask, &md);
 	const char *t = goal_text(root, 0, &met);
 	assert_string_equal(t, "18 vs 8 VMs = 2.25x");
 	assert_true(json_is_true(met));
@@ -507,10 +521,7 @@ static void goals(void **state)
 	r[2].reclaim_cpu = 1;        /* 1 s/GiB over 1 GiB */
 	r[2].mismatches = 1;         /* counted although it "fits" */
 	r[2].fits = false;
-	root = json_object();
-	f = open_memstream(&md, &mdlen);
-	bench_goals(&o, r, 3, mask, f, root);
-	fclose(f);
+	root = goals_of(&o, r, 3, mask, &md);
 	assert_non_null(strstr(goal_text(root, 0, &met), "not a density scenario"));
 	t = goal_text(root, 2, &met);
 	assert_non_null(strstr(t, "n/a: dense+policy does not fit"));
@@ -518,10 +529,7 @@ static void goals(void **state)
 	r[2].fits = true;
 	json_decref(root);
 	free(md);
-	root = json_object();
-	f = open_memstream(&md, &mdlen);
-	bench_goals(&o, r, 3, mask, f, root);
-	fclose(f);
+	root = goals_of(&o, r, 3, mask, &md);
 	t = goal_text(root, 2, &met);
 	assert_string_equal(t, "kernel+mom 20.0 s / dense+policy 4.0 s = 5.00x "
 			    "sooner");
@@ -539,10 +547,7 @@ static void goals(void **state)
 	free(md);
 	sc.density = true;
 	r[0].t_fail = -1;   /* none without a failure: a lower bound */
-	root = json_object();
-	f = open_memstream(&md, &mdlen);
-	bench_goals(&o, r, 3, mask, f, root);
-	fclose(f);
+	root = goals_of(&o, r, 3, mask, &md);
 	assert_non_null(strstr(goal_text(root, 0, &met), "n/a: none had no "
 			       "failure in the run"));
 	json_decref(root);
@@ -556,13 +561,8 @@ static void figures(void **state)
 {
 	(void)state;
 	static struct bench_scenario sc;
-	char err[600];
-	char *p = tmpfile_with(
-		"[scenario]\nname = f\nduration = 30\n[group g]\ncount = 4\n"
-		"arrive_every = 5\nmem = 128M\nworkload = idle\n");
-	assert_int_equal(bench_scenario_load(p, &sc, err, sizeof(err)), 0);
-	unlink(p);
-	free(p);
+	load_text("[scenario]\nname = f\nduration = 30\n[group g]\ncount = 4\n"
+		  "arrive_every = 5\nmem = 128M\nworkload = idle\n", &sc);
 	struct bench_opts o = { .sc = &sc, .reps = 1 };
 	struct bench_result r = { .ran = true, .ns = 121 };
 	r.s = calloc(r.ns, sizeof(*r.s));
