@@ -244,7 +244,11 @@ struct bench_result {
 	/* figures */
 	double peak, steady, ratio, t_steady, reclaim_cpu, proc_cpu;
 	double saved_gib;           /* saved + ballooned, median over the
-				     * steady window (as steady usage) */
+				     * steady window (as steady usage): what
+				     * the engines say */
+	double reclaimed_gib;       /* none's steady usage less this arm's,
+				     * same rep: what the host got; -1 = no
+				     * reference (bench_report) */
 	double throughput;          /* active groups' pages rewritten per second */
 	double throughput_pct;      /* of none's in the same rep; -1 = n/a */
 	unsigned oom_kills, alloc_fail, mismatches, crashed, vms_ok, vms;
@@ -301,7 +305,8 @@ struct bench_stat { double med, lo, hi; int n; };
 struct bench_stat bench_stat(const double *v, int n);
 /* What the summary may claim (bench_goals.c): the time to steady only in
  * a repetition the arm fits, the reclaim CPU per GiB only over at least
- * BENCH_MIN_RECLAIM_MIB reclaimed; -1 otherwise. */
+ * BENCH_MIN_RECLAIM_MIB reclaimed (reclaimed_gib: measured on the host's
+ * side, against none); -1 otherwise. */
 #define BENCH_MIN_RECLAIM_MIB 64
 double bench_t_steady(const struct bench_result *r);
 double bench_cpu_per_gib(const struct bench_result *r);

@@ -64,16 +64,22 @@ int bench_report(const struct bench_opts *o, struct bench_result *res,
 		 size_t nres, unsigned mask)
 {
 	g_budget = (double)o->sc->budget;
-	/* throughput against none's in the same repetition */
+	/* throughput, and what the host got back, against none's in the
+	 * same repetition (a none that ran to the end) */
 	for (size_t i = 0; i < nres; i++) {
 		res[i].throughput_pct = -1;
-		for (size_t j = 0; j < nres; j++)
-			if (res[j].arm == ARM_NONE && res[j].rep == res[i].rep &&
-			    res[j].ran && !res[j].oom_kills && !res[j].crashed &&
-			    !res[j].alloc_fail && res[j].throughput > 0 &&
-			    res[i].ran)
+		res[i].reclaimed_gib = -1;
+		for (size_t j = 0; j < nres; j++) {
+			if (res[j].arm != ARM_NONE || res[j].rep != res[i].rep ||
+			    !res[j].ran || res[j].oom_kills || res[j].crashed ||
+			    res[j].alloc_fail || !res[i].ran)
+				continue;
+			if (res[j].throughput > 0)
 				res[i].throughput_pct = res[i].throughput /
 							res[j].throughput * 100;
+			res[i].reclaimed_gib = (res[j].steady - res[i].steady) /
+					       (1024 * MiB);
+		}
 	}
 	/* the worst window against none's; in a density scenario, the first
 	 * window under 90 % is a failure (where none still runs) */
@@ -275,9 +281,9 @@ int bench_report(const struct bench_opts *o, struct bench_result *res,
 		"time after which usage stays within 5%% (at least 32 MiB) of it, "
 		"counted only in the repetitions the arm fits (\"never under "
 		"budget\": it never got under; flat usage over the budget is not "
-		"steady).  CPU s/GiB saved: the reclaim CPU over what the arm holds "
-		"reclaimed (sharing and balloons, the median over the steady "
-		"window), only where that is at least %d MiB.  Overcommit: guest "
+		"steady).  CPU s/GiB saved: the reclaim CPU over what the host got "
+		"back (none's steady usage less the arm's, same repetition), only "
+		"where that is at least %d MiB.  Overcommit: guest "
 		"RAM (%.0f MiB; in a run that ended early or before the last "
 		"arrivals, of the VMs started by then) / steady usage.  Worst 2 s "
 		"window: "
@@ -292,12 +298,13 @@ int bench_report(const struct bench_opts *o, struct bench_result *res,
 	for (size_t i = 0; i < nres; i++) {
 		const struct bench_result *r = &res[i];
 		json_t *one = r->ran ? json_pack(
-			"{s:s, s:i, s:b, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:i, s:i,"
-			" s:i, s:i, s:i, s:b, s:i}",
+			"{s:s, s:i, s:b, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:i,"
+			" s:i, s:i, s:i, s:i, s:b, s:i}",
 			"arm", bench_arm_names[r->arm], "rep", r->rep, "fits", r->fits,
 			"peak_mib", r->peak / MiB, "steady_mib", r->steady / MiB,
 			"overcommit_ratio", r->ratio,
 			"reclaim_cpu_s", r->reclaim_cpu, "saved_gib", r->saved_gib,
+			"reclaimed_gib_vs_none", r->reclaimed_gib,
 			"throughput", r->throughput, "throughput_pct_of_none",
 			r->throughput_pct, "oom_kills", r->oom_kills, "alloc_failures",
 			r->alloc_fail, "mismatches", r->mismatches, "crashed_vms",

@@ -474,10 +474,10 @@ static void goals(void **state)
 		{ .arm = ARM_NONE, .ran = true, .vms_fit = 8, .t_fail = 8.4,
 		  .oom_kills = 1, .t_steady = 3, .throughput_pct = 100 },
 		{ .arm = ARM_KERNEL_MOM, .ran = true, .vms_fit = 8, .t_fail = 8.5,
-		  .oom_kills = 1, .t_steady = 4, .saved_gib = 20.0 / 1024,
+		  .oom_kills = 1, .t_steady = 4, .reclaimed_gib = 20.0 / 1024,
 		  .reclaim_cpu = 0.04, .throughput_pct = 100 },
 		{ .arm = ARM_DENSE_POLICY, .ran = true, .vms_fit = 18, .t_fail = 20,
-		  .oom_kills = 1, .t_steady = 9, .saved_gib = 1, .reclaim_cpu = 5,
+		  .oom_kills = 1, .t_steady = 9, .reclaimed_gib = 1, .reclaim_cpu = 5,
 		  .throughput_pct = 101, .tput_worst_pct = 97 },
 	};
 	/* no claim where it would not be true */
@@ -495,8 +495,8 @@ static void goals(void **state)
 	assert_non_null(strstr(t, "n/a: dense+policy does not fit"));
 	assert_true(json_is_null(met));
 	t = goal_text(root, 3, &met);
-	assert_string_equal(t, "n/a: kernel+mom reclaimed at most 20 MiB (under "
-			    "64 MiB)");
+	assert_string_equal(t, "n/a: kernel+mom reclaimed at most 20 MiB against "
+			    "none (under 64 MiB)");
 	t = goal_text(root, 4, &met);
 	assert_string_equal(t, "dense+policy 101.0 % of none's; worst 2 s window "
 			    "97.0 %");
@@ -515,7 +515,7 @@ static void goals(void **state)
 		r[i].t_fail = -1;
 	}
 	r[1].t_steady = 20;
-	r[1].saved_gib = 0.25;
+	r[1].reclaimed_gib = 0.25;
 	r[1].reclaim_cpu = 0.5;      /* 2 s/GiB */
 	r[2].t_steady = 4;
 	r[2].reclaim_cpu = 1;        /* 1 s/GiB over 1 GiB */
@@ -535,8 +535,9 @@ static void goals(void **state)
 			    "sooner");
 	assert_true(json_is_true(met));
 	t = goal_text(root, 3, &met);
-	assert_string_equal(t, "dense+policy 1.00 s/GiB (1.00 CPU-s, 1024 MiB) / "
-			    "kernel+mom 2.00 s/GiB (0.50 CPU-s, 256 MiB) = 0.50");
+	assert_string_equal(t, "dense+policy 1.00 s/GiB (1.00 CPU-s over 1024 "
+			    "MiB) / kernel+mom 2.00 s/GiB (0.50 CPU-s over 256 "
+			    "MiB) = 0.50");
 	assert_true(json_is_false(met));
 	t = goal_text(root, 5, &met);
 	assert_non_null(strstr(t, "0 allocation failures, 0 mismatches, 0 crashed "
@@ -579,6 +580,49 @@ static void figures(void **state)
 	assert_true(fabs(r.saved_gib * 1024 - 10) < 1e-9);
 	assert_true(bench_cpu_per_gib(&r) < 0);   /* 10 MiB: no claim */
 	free(r.s);
+}
+
+/* The summary's CPU per GiB is over what the host got back against none
+ * in the same repetition, whatever the engines' counters say. */
+static void summary(void **state)
+{
+	(void)state;
+	static struct bench_scenario sc;
+	load_text("[scenario]\nname = s\nbudget = 2G\nduration = 30\n"
+		  "[group g]\nworkload = idle\n", &sc);
+	char dir[] = "/tmp/densevm-scsum-XXXXXX", p[128];
+	assert_non_null(mkdtemp(dir));
+	struct bench_opts o = { .sc = &sc, .out = dir, .quick = true, .reps = 1 };
+	struct bench_result r[3] = {
+		{ .arm = ARM_NONE, .ran = true, .steady = 1000.0 * 1048576 },
+		/* its counters say 1 GiB, the host got 20 MiB */
+		{ .arm = ARM_KERNEL_MOM, .ran = true, .steady = 980.0 * 1048576,
+		  .saved_gib = 1, .reclaim_cpu = 0.2 },
+		{ .arm = ARM_DENSE, .ran = true, .steady = 600.0 * 1048576,
+		  .saved_gib = 0.5, .reclaim_cpu = 2 },
+	};
+	for (int i = 0; i < 3; i++)
+		r[i].t_fail = r[i].throughput_pct = r[i].tput_worst_pct = -1;
+	unsigned mask = 1u << ARM_NONE | 1u << ARM_KERNEL_MOM | 1u << ARM_DENSE;
+	assert_int_equal(bench_report(&o, r, 3, mask), 0);
+	assert_true(fabs(r[2].reclaimed_gib * 1024 - 400) < 1e-9);
+	snprintf(p, sizeof(p), "%s/summary.json", dir);
+	json_t *j = json_load_file(p, 0, NULL), *met;
+	assert_non_null(j);
+	json_t *arms = json_object_get(j, "arms");
+	json_t *km = json_object_get(json_object_get(arms, "kernel+mom"),
+				     "reclaim_cpu_s_per_gib_saved");
+	json_t *dn = json_object_get(json_object_get(arms, "dense"),
+				     "reclaim_cpu_s_per_gib_saved");
+	assert_true(json_is_null(km));
+	assert_true(fabs(json_number_value(json_object_get(dn, "median")) -
+			 2 / (400.0 / 1024)) < 1e-6);
+	assert_non_null(strstr(goal_text(j, 3, &met), "n/a: dense+policy did "
+			       "not run"));
+	json_decref(j);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
 }
 
 static void arms(void **state)
@@ -712,6 +756,7 @@ int main(void)
 		cmocka_unit_test(images),
 		cmocka_unit_test(goals),
 		cmocka_unit_test(figures),
+		cmocka_unit_test(summary),
 	};
 	return cmocka_run_group_tests(tests, make_images, drop_images);
 }
