@@ -77,7 +77,9 @@ int bench_report(const struct bench_opts *o, struct bench_result *res,
 			if (res[j].throughput > 0)
 				res[i].throughput_pct = res[i].throughput /
 							res[j].throughput * 100;
-			res[i].reclaimed_gib = (res[j].steady - res[i].steady) /
+			/* an arm above none's usage got nothing back (and -1
+			 * stays "no reference") */
+			res[i].reclaimed_gib = fmax(0, res[j].steady - res[i].steady) /
 					       (1024 * MiB);
 		}
 	}
