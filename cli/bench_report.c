@@ -117,8 +117,9 @@ int bench_report(const struct bench_opts *o, struct bench_result *res,
 	static const char hdr[] = "| arm | fits | peak MiB | steady MiB | overcommit "
 		"| to steady s | reclaim CPU s | CPU s/GiB saved | throughput % of none "
 		"| worst 2 s window % | OOM | alloc fail | mismatch | crashed |\n";
-	char dens[ARM_COUNT][200];
+	char dens[ARM_COUNT][200], imgs[ARM_COUNT * 40] = "";
 	int ndens = 0;
+	size_t nimg = 0;
 	fputs(hdr, md);
 	fputs("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n", md);
 	printf("\n%-13s %-5s %-18s %-18s %-16s %-19s %-14s %-14s %-16s %-16s %s\n",
@@ -218,9 +219,13 @@ int bench_report(const struct bench_opts *o, struct bench_result *res,
 			"%u | %u | %u |\n", name, fit, missed ? " (budget missed)" : "",
 			c[F_PEAK], c[F_STEADY], c[F_RATIO], c[F_TSTEADY], c[F_CPU],
 			c[F_CPU_GIB], c[F_TPUT], c[F_WORST], oom, af, mm, cr);
-		if (img)
+		if (img) {
 			printf("%-13s image VMs whose final check passed: %u/%u\n", name,
 			       imgv, img);
+			nimg += (size_t)snprintf(imgs + nimg, sizeof(imgs) - nimg,
+						 "%s%s %u/%u", nimg ? ", " : "", name,
+						 imgv, img);
+		}
 		if (o->sc->density) {
 			/* without a failure the count is a lower bound */
 			fmt(c[F_VMS] + 3, 61, s[F_VMS], " VMs", 0);
@@ -249,6 +254,9 @@ int bench_report(const struct bench_opts *o, struct bench_result *res,
 			printf("\n");
 		}
 	}
+	if (nimg)
+		fprintf(md, "\nImage VMs whose final check of every page passed: "
+			"%s.\n", imgs);
 	if (ndens) {
 		/* for the density bars */
 		char dp[512];
