@@ -6,7 +6,8 @@
 #   make test         unit tests, then integration tests that boot VMs
 #   make guest-linux  the Debian cloud kernel + busybox initramfs image
 #   make deps         install the Debian packages that are missing
-#   make bench        densevm bench default: VMs under a budget, every arm
+#   make bench        densevm bench default and density: VMs under a budget, every arm
+#   make bench-real   densevm bench real: captured Linux images, every arm
 #   make bench-micro  the micro-benchmarks (not tests: they measure and report)
 
 BUILD    := build$(if $(SAN),/san,)

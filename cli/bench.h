@@ -1,10 +1,12 @@
 /*
  * bench.h - `densevm bench`, the dense-consolidation benchmark: its
- * scenario files (bench_scenario.c) and their workload phases
- * (bench_phase.c), the memory cgroup each arm runs in (bench_cgroup.c), one
- * arm's run and timeline (bench_arm.c), the guests' throughput
+ * scenario files (bench_scenario.c), their workload phases
+ * (bench_phase.c) and RAM images (bench_images.c), the memory cgroup each
+ * arm runs in (bench_cgroup.c), one arm's `densevm run` config
+ * (bench_config.c), its run and timeline (bench_arm.c), the guests' throughput
  * (bench_tput.c), the host's cost per VM (bench_cost.c), the summary,
- * tables and plots (bench_report.c) and the command (cmd_bench.c).
+ * tables and plots (bench_report.c), the goals block (bench_goals.c) and
+ * the command (cmd_bench.c).
  *
  * A scenario is a fleet of VM groups under a host budget (a memory cgroup
  * limit) for a duration, with phases at time offsets that move the budget,
@@ -19,19 +21,27 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 #include <jansson.h>
 #include "util/cgroup.h"
 
 #define BENCH_MAX_GROUPS 16
 #define BENCH_MAX_PHASES 16
+#define BENCH_MAX_IMAGES 8
 
 struct bench_group {
 	char name[40];
 	unsigned count;
 	uint64_t mem;
+	bool mem_set;               /* else derived from its images */
 	char workload[256];
 	char quick_workload[256];   /* with --quick; "" = workload */
+	/* RAM images (bench_images.c): VM k loads image[k % nimages], a
+	 * path after the load (names resolved in build/images) */
+	char image[BENCH_MAX_IMAGES][256];
+	unsigned nimages;
+	int image_line, mem_line, workload_line;
 	unsigned shares;            /* 0 = the default */
 	uint64_t min, max;
 	bool active;                /* its throughput is measured */
@@ -64,6 +74,9 @@ struct bench_scenario {
 	char desc[256];
 	uint64_t budget;            /* the cgroup limit at start; 0 = none */
 	double duration, quick_duration;
+	bool quick_keep;            /* quick_timing = keep: --quick ends the run
+				     * sooner but keeps starts, arrivals and
+				     * phases at their times (else scaled) */
 	double sample_hz;
 	double steady_tail;         /* steady usage: median of this last fraction */
 	bool density;               /* report VMs that arrived before a failure */
@@ -78,9 +91,36 @@ struct bench_scenario {
  * what the whole file lacks).  0 or -errno. */
 int bench_scenario_load(const char *path, struct bench_scenario *sc,
 			char *err, size_t errlen);
+/* What --quick multiplies starts, arrivals and phase times by: 1 without
+ * it or with quick_timing = keep, else quick_duration / duration. */
+double bench_quick_scale(const struct bench_scenario *sc, bool quick);
 /* When VM k of group g starts (seconds from the run's start). */
 double bench_vm_start(const struct bench_scenario *sc, unsigned g, unsigned k,
 		      bool quick);
+/* ---------------------------------------- RAM images (bench_images.c) */
+
+/* A group's `image = NAME|PATH ...` (spaces or commas): 0, or -1 with
+ * msg saying why. */
+int bench_images_key(struct bench_group *g, const char *section,
+		     const char *val, char *msg, size_t msglen);
+/* After the file is read: an `image` workload needs the key and the key
+ * an `image` workload, every image exists (names become paths), and mem
+ * holds the largest (derived when the group has no mem).  "FILE:LINE:
+ * why" in err; 0 or -EINVAL. */
+int bench_images_resolve(struct bench_scenario *sc, char *err, size_t errlen);
+/* The image workload's own end: end_ms= at this fraction of the run, so
+ * that its final check of every page runs inside the run.  The check
+ * reads every page the image holds, and under a sharing arm each merged
+ * page read faults: 2-10 s per 512 MiB boot image here, 12 s at worst
+ * with 8 of them on 2 CPUs; the second half of the run leaves room. */
+#define BENCH_IMAGE_END_FRAC 0.5
+/* wl plus " end_ms=MS" for an `image` workload that sets neither end_ms
+ * nor seconds (out holds wl otherwise). */
+void bench_images_workload(const char *wl, double duration, char *out,
+			   size_t outlen);
+/* True when wl is an `image` workload. */
+bool bench_wl_image(const char *wl);
+
 /* ------------------------------------------- phases (bench_phase.c) */
 
 /* A phase's group keys (start, idle, activate, grow = GROUP...): 1 taken,
@@ -202,10 +242,18 @@ struct bench_result {
 	struct bench_sample *s;
 	size_t ns, cap;
 	/* figures */
-	double peak, steady, ratio, t_steady, reclaim_cpu, proc_cpu, saved_gib;
+	double peak, steady, ratio, t_steady, reclaim_cpu, proc_cpu;
+	double saved_gib;           /* saved + ballooned, median over the
+				     * steady window (as steady usage): what
+				     * the engines say */
+	double reclaimed_gib;       /* none's steady usage less this arm's,
+				     * same rep: what the host got; -1 = no
+				     * reference (bench_report) */
 	double throughput;          /* active groups' pages rewritten per second */
 	double throughput_pct;      /* of none's in the same rep; -1 = n/a */
 	unsigned oom_kills, alloc_fail, mismatches, crashed, vms_ok, vms;
+	unsigned img_vms, img_verified;   /* image VMs; their final checks
+					   * that passed ("image: done") */
 	bool budget_missed;         /* a budget phase could not be applied */
 	double t_fail;              /* first failure (OOM kill, early death, or
 				     * in density a throughput window below
@@ -228,6 +276,13 @@ struct bench_opts {
 	unsigned reps;
 };
 
+/* Which arms run a ksm engine, and which the policy (bench_config.c). */
+bool bench_arm_ksm(enum bench_arm_id a);
+bool bench_arm_policy(enum bench_arm_id a);
+/* Writes the arm's `densevm run` config to conf (bench_config.c); the
+ * policy logs to plog, and the guests' schedules count from epoch_ns. */
+int bench_write_config(const struct bench_opts *o, enum bench_arm_id arm,
+		       const char *conf, const char *plog, uint64_t epoch_ns);
 /* Runs one arm once; fills r (r->skipped when it could not run). */
 int bench_arm_run(const struct bench_opts *o, enum bench_arm_id arm, int rep,
 		  struct bench_result *r);
@@ -243,6 +298,22 @@ json_t *bench_ctl_req(const char *sock, const char *cmd, const char *a1,
 		      const char *a2, const char *a3);
 
 /* ----------------------------------------------------------- report */
+
+/* The median and min-max of the values >= 0 of v (n of them at most 64
+ * count); n = how many; -1s without one. */
+struct bench_stat { double med, lo, hi; int n; };
+struct bench_stat bench_stat(const double *v, int n);
+/* What the summary may claim (bench_goals.c): the time to steady only in
+ * a repetition the arm fits, the reclaim CPU per GiB only over at least
+ * BENCH_MIN_RECLAIM_MIB reclaimed (reclaimed_gib: measured on the host's
+ * side, against none); -1 otherwise. */
+#define BENCH_MIN_RECLAIM_MIB 64
+double bench_t_steady(const struct bench_result *r);
+double bench_cpu_per_gib(const struct bench_result *r);
+/* The "against the goals" block: the issue's ratios from the run (or
+ * "n/a: why"), on stdout, as a section of md, and as root's "goals". */
+void bench_goals(const struct bench_opts *o, const struct bench_result *res,
+		 size_t nres, unsigned mask, FILE *md, json_t *root);
 
 /* Summary table on stdout, DIR/summary.md, DIR/summary.json. */
 int bench_report(const struct bench_opts *o, struct bench_result *res,

@@ -1,7 +1,8 @@
 /*
  * bench_arm.c - one arm of `densevm bench`, once: writes the `densevm run`
- * config for the arm, starts the real `densevm run` inside a fresh memory
- * cgroup whose limit is the scenario's budget, samples it at sample_hz
+ * config for the arm (bench_config.c), starts the real `densevm run`
+ * inside a fresh memory cgroup whose limit is the scenario's budget,
+ * samples it at sample_hz
  * (cgroup usage and limit, OOM kills, ksm's savings by source and CPU
  * through the control socket, the policy's CPU and balloons, the process's
  * CPU, PSI, pauses, VMAs, the active groups' throughput from the guests'
@@ -9,7 +10,8 @@
  * budget phases at their offsets (the workload phases are the guests' own
  * schedule, given in their args with the run's start as epoch), stops the
  * run at the end, and reads the guests' results (mismatches, allocation
- * failures, crashes) from its output and JSON report.
+ * failures, crashes, the image VMs' final checks) from its output and
+ * JSON report.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -44,17 +46,6 @@ static void arm_file(enum bench_arm_id a, char *buf, size_t len)
 	for (char *c = buf; *c; c++)
 		if (*c == '+')
 			*c = '_';
-}
-
-static bool arm_ksm(enum bench_arm_id a)
-{
-	return a == ARM_KERNEL_KSM || a == ARM_KERNEL_MOM || a == ARM_DENSE ||
-	       a == ARM_DENSE_POLICY;
-}
-
-static bool arm_policy(enum bench_arm_id a)
-{
-	return a == ARM_KERNEL_MOM || a == ARM_POLICY || a == ARM_DENSE_POLICY;
 }
 
 json_t *bench_ctl_req(const char *sock, const char *cmd, const char *a1,
@@ -143,102 +134,6 @@ static double psi_some10(void)
 	return v;
 }
 
-/* Workloads whose content follows a seed= (guest/README.md).  Without
- * one, dirty, grow and verify default to seed 1: every busy VM of a group
- * wrote the same pages, and the sharing arms merged what no real fleet
- * would share (and paid copy-on-writes for it once the VMs turned busy). */
-static bool wl_seeded(const char *wl)
-{
-	static const char *const names[] = { "fill", "dirty", "grow", "verify" };
-	size_t n = strcspn(wl, " ");
-
-	if (strstr(wl, "seed="))
-		return false;
-	for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (n == strlen(names[i]) && !strncmp(wl, names[i], n))
-			return true;
-	return false;
-}
-
-static int write_config(const struct bench_opts *o, enum bench_arm_id arm,
-			const char *conf, const char *plog, uint64_t epoch_ns)
-{
-	const struct bench_scenario *sc = o->sc;
-	FILE *f = fopen(conf, "we");
-	if (!f)
-		return -errno;
-	double d = bench_duration(sc, o->quick);
-	fprintf(f, "; densevm bench: scenario %s, arm %s\n[run]\ntimeout = %.0f\n"
-		"[balloon]\nstats_period_ms = 500\n", sc->name, bench_arm_names[arm],
-		d + 60);
-	/* our ballooning includes free page reporting: memory a guest freed
-	 * goes back without waiting for pressure.  MOM's stack as deployed
-	 * (oVirt) leaves QEMU's free-page-reporting off, and so does its arm. */
-	if (arm == ARM_POLICY || arm == ARM_DENSE_POLICY)
-		fprintf(f, "free_page_reporting = on\n");
-	if (arm == ARM_KERNEL_KSM || arm == ARM_KERNEL_MOM)
-		/* ksmtuned's top rate: npages_max 1250 every 10 ms */
-		fprintf(f, "[ksm]\nengine = kernel\npages_per_sec = 125000\n"
-			"sleep_ms = 10\n");
-	else if (arm_ksm(arm))
-		fprintf(f, "[ksm]\nengine = dense\n");
-	if (arm == ARM_KERNEL_MOM)
-		fprintf(f, "[policy]\nstrategy = mom\nlog = %s\n", plog);
-	else if (arm_policy(arm))
-		/* the policy's default scan floor (200 pages/s) starves the dense
-		 * engine in a boot storm: ours runs it at its first-pass speed */
-		fprintf(f, "[policy]\nstrategy = shares\nlog = %s\n%s", plog,
-			arm == ARM_DENSE_POLICY ? "scan_min = 100000\n"
-			"scan_max = 1000000\n" : "");
-	for (unsigned i = 0; i < sc->ngroups; i++) {
-		const struct bench_group *g = &sc->group[i];
-		const char *wl0 = o->quick && g->quick_workload[0] ? g->quick_workload :
-				  g->workload;
-		/* the schedule's time 0 is the bench's, for every VM alike; the
-		 * active groups report their work */
-		char wl[600], sched[300];
-		bench_phase_sched(sc, i, o->quick, sched, sizeof(sched));
-		snprintf(wl, sizeof(wl), "%s epoch=%llu%s", wl0,
-			 (unsigned long long)epoch_ns, sched);
-		if (g->active)
-			snprintf(wl + strlen(wl), sizeof(wl) - strlen(wl),
-				 " report_ms=%d", BENCH_REPORT_MS);
-		/* staggered starts or seeds of their own: one section per VM,
-		 * named as count names them; the seeds are the same in every arm */
-		bool seeded = wl_seeded(wl0);
-		bool staggered = bench_group_start(sc, i, o->quick) > 0 ||
-				 g->arrive_every > 0;
-		bool each = staggered || (seeded && g->count > 1);
-		for (unsigned k = 0; k < (each ? g->count : 1); k++) {
-			char extra[64] = "";
-			int x = 0;
-			if (seeded)
-				x += snprintf(extra + x, sizeof(extra) - (size_t)x,
-					      " seed=%u", 1000 * (i + 1) + k);
-			if (staggered)
-				snprintf(extra + x, sizeof(extra) - (size_t)x,
-					 " start_ms=%.0f",
-					 bench_vm_start(sc, i, k, o->quick) * 1000);
-			if (!each)
-				fprintf(f, "[vm %s]\ncount = %u\nworkload = %s%s\n", g->name,
-					g->count, wl, extra);
-			else if (g->count > 1)
-				fprintf(f, "[vm %s%u]\nworkload = %s%s\n", g->name, k, wl,
-					extra);
-			else
-				fprintf(f, "[vm %s]\nworkload = %s%s\n", g->name, wl, extra);
-			fprintf(f, "mem = %lluM\n", (unsigned long long)(g->mem >> 20));
-			if (g->shares)
-				fprintf(f, "shares = %u\n", g->shares);
-			if (g->min)
-				fprintf(f, "min = %lluM\n", (unsigned long long)(g->min >> 20));
-			if (g->max)
-				fprintf(f, "max = %lluM\n", (unsigned long long)(g->max >> 20));
-		}
-	}
-	return fclose(f) ? -EIO : 0;
-}
-
 static pid_t spawn_run(const struct bench_opts *o, const struct bench_cg *cg,
 		       const char *conf, const char *sock, const char *out,
 		       const char *report)
@@ -305,7 +200,7 @@ static void *ctl_poll_main(void *arg)
 	while (!c->stop) {
 		double t = now_s();
 		struct bench_sample s = { 0 };
-		if (arm_ksm(c->arm)) {
+		if (bench_arm_ksm(c->arm)) {
 			json_t *k = bench_ctl_req(c->sock, "ksm", NULL, NULL, NULL);
 			json_t *g = json_object_get(k, "global");
 			s.base_pages = jint(g, "base_pages");
@@ -319,7 +214,7 @@ static void *ctl_poll_main(void *arg)
 				s = c->last;   /* not up yet, or gone: keep the last */
 			json_decref(k);
 		}
-		if (arm_policy(c->arm)) {
+		if (bench_arm_policy(c->arm)) {
 			json_t *p = bench_ctl_req(c->sock, "policy", NULL, NULL, NULL);
 			if (p) {
 				s.policy_cpu = json_number_value(json_object_get(p, "cpu_seconds"));
@@ -439,14 +334,18 @@ json_t *bench_timeline_json(const struct bench_result *r)
 			 r->rep, "samples", a);
 }
 
-/* Mismatches from the run's output: the guests' MISMATCH lines. */
+/* Mismatches from the run's output: the guests' MISMATCH lines; and the
+ * image VMs' final checks that passed. */
 static void read_output(const char *out, struct bench_result *r)
 {
 	FILE *f = fopen(out, "re");
 	char line[2048];
-	while (f && fgets(line, sizeof(line), f))
+	while (f && fgets(line, sizeof(line), f)) {
 		if (strstr(line, "MISMATCH"))
 			r->mismatches++;
+		if (strstr(line, "] image: done ") && strstr(line, " mismatches=0"))
+			r->img_verified++;
+	}
 	if (f)
 		fclose(f);
 }
@@ -508,8 +407,10 @@ int bench_arm_run(const struct bench_opts *o, enum bench_arm_id arm, int rep,
 	r->throughput_pct = -1;
 	r->tput_worst_pct = -1;
 	r->tput_failed = false;
-	for (unsigned i = 0; i < sc->ngroups; i++)
+	for (unsigned i = 0; i < sc->ngroups; i++) {
 		r->vms += sc->group[i].count;
+		r->img_vms += sc->group[i].nimages ? sc->group[i].count : 0;
+	}
 	arm_file(arm, af, sizeof(af));
 	snprintf(conf, sizeof(conf), "%s/run-%s-%d.conf", o->out, af, rep);
 	snprintf(out, sizeof(out), "%s/run-%s-%d.out", o->out, af, rep);
@@ -527,7 +428,7 @@ int bench_arm_run(const struct bench_opts *o, enum bench_arm_id arm, int rep,
 	}
 	/* the run's time 0, and the guests' epoch: the schedule is theirs */
 	double t0 = now_s();
-	if (write_config(o, arm, conf, plog, (uint64_t)(t0 * 1e9))) {
+	if (bench_write_config(o, arm, conf, plog, (uint64_t)(t0 * 1e9))) {
 		snprintf(r->skipped, sizeof(r->skipped), "cannot write %.150s", conf);
 		return 0;
 	}
@@ -570,7 +471,7 @@ int bench_arm_run(const struct bench_opts *o, enum bench_arm_id arm, int rep,
 	pthread_mutex_init(&cp.lock, NULL);
 	if (bench_tput_wanted(sc))
 		cp.tput = bench_tput_new(sc, o->quick);
-	bool polling = (arm_ksm(arm) || arm_policy(arm) || cp.tput) &&
+	bool polling = (bench_arm_ksm(arm) || bench_arm_policy(arm) || cp.tput) &&
 		       !pthread_create(&cp.th, NULL, ctl_poll_main, &cp);
 	double period = 1.0 / sc->sample_hz, next = t0, last_line = -5;
 	unsigned ph = 0;
@@ -594,7 +495,7 @@ int bench_arm_run(const struct bench_opts *o, enum bench_arm_id arm, int rep,
 			pending = p->budget_rel ? (uint64_t)((double)budget * p->budget_pct / 100)
 						: p->budget;
 			pending = pending ? pending : UINT64_MAX;   /* none */
-			if (arm_policy(arm)) {
+			if (bench_arm_policy(arm)) {
 				char b[32];
 				snprintf(b, sizeof(b), "%llu", pending == UINT64_MAX ? 0ull :
 					 (unsigned long long)pending);
@@ -706,23 +607,42 @@ void bench_result_figures(const struct bench_opts *o, struct bench_result *r)
 	if (!r->ns)
 		return;
 	double d = bench_duration(o->sc, o->quick), from = d * (1 - o->sc->steady_tail);
-	uint64_t *tail = malloc(r->ns * sizeof(*tail));
-	size_t nt = 0;
-	double peak = 0, saved = 0;
-	for (size_t i = 0; i < r->ns; i++) {
+	/* the steady window: the samples from `from` on, or the last quarter
+	 * of a run that ended early */
+	size_t i0 = 0;
+	while (i0 < r->ns && r->s[i0].t < from)
+		i0++;
+	if (i0 == r->ns)
+		i0 = r->ns * 3 / 4;
+	uint64_t *tail = malloc(2 * (r->ns - i0) * sizeof(*tail));
+	uint64_t *stail = tail + (r->ns - i0);
+	size_t nt = r->ns - i0;
+	double peak = 0;
+	for (size_t i = 0; i < r->ns; i++)
 		peak = fmax(peak, (double)r->s[i].usage);
-		saved = fmax(saved, (double)(r->s[i].saved + r->s[i].ballooned));
-		if (r->s[i].t >= from)
-			tail[nt++] = r->s[i].usage;
+	for (size_t i = i0; i < r->ns; i++) {
+		tail[i - i0] = r->s[i].usage;
+		stail[i - i0] = r->s[i].saved + r->s[i].ballooned;
 	}
-	if (!nt)   /* the run ended early: its last quarter */
-		for (size_t i = r->ns * 3 / 4; i < r->ns; i++)
-			tail[nt++] = r->s[i].usage;
 	qsort(tail, nt, sizeof(*tail), cmp_u64);
+	qsort(stail, nt, sizeof(*stail), cmp_u64);
 	r->steady = (double)tail[nt / 2];
+	/* what the arm holds reclaimed over the same window (a median, not the
+	 * peak: kernel KSM's counters are the host's, and an arm that starts
+	 * right after another kernel arm reads its stale pages_sharing for a
+	 * few hundred ms) */
+	double saved = (double)stail[nt / 2];
 	free(tail);
 	r->peak = peak;
-	r->ratio = r->steady > 0 ? (double)bench_scenario_ram(o->sc) / r->steady : 0;
+	/* guest RAM over steady usage: of the VMs that had started by the
+	 * run's end (a density run ends at its OOM kill, with most of the
+	 * fleet not yet arrived) */
+	double ram = 0, end = r->s[r->ns - 1].t;
+	for (unsigned g = 0; g < o->sc->ngroups; g++)
+		for (unsigned k = 0; k < o->sc->group[g].count; k++)
+			if (bench_vm_start(o->sc, g, k, o->quick) < end)
+				ram += (double)o->sc->group[g].mem;
+	r->ratio = r->steady > 0 ? ram / r->steady : 0;
 	/* time to steady: after the last sample outside the band */
 	double band = fmax(0.05 * r->steady, 32 * MiB);
 	r->t_steady = 0;
@@ -746,16 +666,20 @@ void bench_result_figures(const struct bench_opts *o, struct bench_result *r)
 }
 
 /* The VMs started before the first failure, less the last one (which broke
- * it); a failure without a time (a mismatch) counts at the end. */
+ * it); a failure without a time (a mismatch) counts at the end.  Without a
+ * failure, the VMs that started before the run's end (a lower bound: with
+ * quick_timing = keep, --quick ends the run before the last arrivals). */
 void bench_density_fit(const struct bench_opts *o, struct bench_result *r)
 {
 	r->vms_fit = 0;
 	r->fit_ram = 0;
 	double last_t = -1, last_mem = 0;
+	double until = r->t_fail >= 0 ? r->t_fail :
+		       r->ns ? r->s[r->ns - 1].t : bench_duration(o->sc, o->quick);
 	for (unsigned g = 0; g < o->sc->ngroups; g++)
 		for (unsigned k = 0; k < o->sc->group[g].count; k++) {
 			double st = bench_vm_start(o->sc, g, k, o->quick);
-			if (r->t_fail >= 0 && st >= r->t_fail)
+			if (st >= until)
 				continue;
 			r->vms_fit++;
 			r->fit_ram += (double)o->sc->group[g].mem;

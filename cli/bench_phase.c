@@ -150,7 +150,7 @@ double bench_group_start(const struct bench_scenario *sc, unsigned g,
 	const struct bench_group *gr = &sc->group[g];
 	if (gr->start_phase)
 		return bench_phase_at(sc, gr->start_phase - 1, quick);
-	return quick ? gr->start * sc->quick_duration / sc->duration : gr->start;
+	return gr->start * bench_quick_scale(sc, quick);
 }
 
 void bench_phase_sched(const struct bench_scenario *sc, unsigned g, bool quick,

@@ -21,32 +21,6 @@
 
 #define MiB (1024.0 * 1024.0)
 
-struct stat3 { double med, lo, hi; int n; };
-
-static int cmp_d(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-/* over the values >= 0 */
-static struct stat3 st3(const double *v, int n)
-{
-	double c[64];
-	int m = 0;
-	for (int i = 0; i < n && m < 64; i++)
-		if (v[i] >= 0 && isfinite(v[i]))
-			c[m++] = v[i];
-	struct stat3 s = { -1, -1, -1, m };
-	if (!m)
-		return s;
-	qsort(c, (size_t)m, sizeof(*c), cmp_d);
-	s.med = m % 2 ? c[m / 2] : (c[m / 2 - 1] + c[m / 2]) / 2;
-	s.lo = c[0];
-	s.hi = c[m - 1];
-	return s;
-}
-
 enum { F_PEAK, F_STEADY, F_RATIO, F_TSTEADY, F_CPU, F_CPU_GIB, F_TPUT,
        F_WORST, F_PROC, F_VMS, F_DOC, F_N };
 static const char *const fname[F_N] = {
@@ -63,9 +37,9 @@ static double field(const struct bench_result *r, int f)
 	case F_PEAK: return r->peak / MiB;
 	case F_STEADY: return r->steady / MiB;
 	case F_RATIO: return r->ratio;
-	case F_TSTEADY: return r->t_steady;
+	case F_TSTEADY: return bench_t_steady(r);
 	case F_CPU: return r->reclaim_cpu;
-	case F_CPU_GIB: return r->saved_gib > 0.01 ? r->reclaim_cpu / r->saved_gib : -1;
+	case F_CPU_GIB: return bench_cpu_per_gib(r);
 	case F_TPUT: return r->throughput_pct;
 	case F_WORST: return r->tput_worst_pct;
 	case F_PROC: return r->proc_cpu;
@@ -75,7 +49,7 @@ static double field(const struct bench_result *r, int f)
 	return -1;
 }
 
-static void fmt(char *b, size_t n, struct stat3 s, const char *unit, int prec)
+static void fmt(char *b, size_t n, struct bench_stat s, const char *unit, int prec)
 {
 	if (s.n == 0)
 		snprintf(b, n, "-");
@@ -90,16 +64,24 @@ int bench_report(const struct bench_opts *o, struct bench_result *res,
 		 size_t nres, unsigned mask)
 {
 	g_budget = (double)o->sc->budget;
-	/* throughput against none's in the same repetition */
+	/* throughput, and what the host got back, against none's in the
+	 * same repetition (a none that ran to the end) */
 	for (size_t i = 0; i < nres; i++) {
 		res[i].throughput_pct = -1;
-		for (size_t j = 0; j < nres; j++)
-			if (res[j].arm == ARM_NONE && res[j].rep == res[i].rep &&
-			    res[j].ran && !res[j].oom_kills && !res[j].crashed &&
-			    !res[j].alloc_fail && res[j].throughput > 0 &&
-			    res[i].ran)
+		res[i].reclaimed_gib = -1;
+		for (size_t j = 0; j < nres; j++) {
+			if (res[j].arm != ARM_NONE || res[j].rep != res[i].rep ||
+			    !res[j].ran || res[j].oom_kills || res[j].crashed ||
+			    res[j].alloc_fail || !res[i].ran)
+				continue;
+			if (res[j].throughput > 0)
 				res[i].throughput_pct = res[i].throughput /
 							res[j].throughput * 100;
+			/* an arm above none's usage got nothing back (and -1
+			 * stays "no reference") */
+			res[i].reclaimed_gib = fmax(0, res[j].steady - res[i].steady) /
+					       (1024 * MiB);
+		}
 	}
 	/* the worst window against none's; in a density scenario, the first
 	 * window under 90 % is a failure (where none still runs) */
@@ -135,11 +117,12 @@ int bench_report(const struct bench_opts *o, struct bench_result *res,
 	static const char hdr[] = "| arm | fits | peak MiB | steady MiB | overcommit "
 		"| to steady s | reclaim CPU s | CPU s/GiB saved | throughput % of none "
 		"| worst 2 s window % | OOM | alloc fail | mismatch | crashed |\n";
-	char dens[ARM_COUNT][200];
+	char dens[ARM_COUNT][200], imgs[ARM_COUNT * 40] = "";
 	int ndens = 0;
+	size_t nimg = 0;
 	fputs(hdr, md);
 	fputs("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n", md);
-	printf("\n%-13s %-5s %-18s %-18s %-16s %-14s %-14s %-12s %-16s %-16s %s\n",
+	printf("\n%-13s %-5s %-18s %-18s %-16s %-19s %-14s %-14s %-16s %-16s %s\n",
 	       "arm", "fits", "peak MiB", "steady MiB", "overcommit", "to steady s",
 	       "reclaim CPU s", "s/GiB saved", "throughput %", "worst 2 s %",
 	       "OOM/alloc/mism/crash");
@@ -148,7 +131,7 @@ int bench_report(const struct bench_opts *o, struct bench_result *res,
 			continue;
 		double v[F_N][64];
 		int n = 0, fits = 0, ran = 0;
-		unsigned oom = 0, af = 0, mm = 0, cr = 0;
+		unsigned oom = 0, af = 0, mm = 0, cr = 0, img = 0, imgv = 0, open = 0;
 		const char *skip = NULL;
 		for (size_t i = 0; i < nres && n < 64; i++) {
 			struct bench_result *r = &res[i];
@@ -167,6 +150,9 @@ int bench_report(const struct bench_opts *o, struct bench_result *res,
 			af += r->alloc_fail;
 			mm += r->mismatches;
 			cr += r->crashed;
+			img += r->img_vms;
+			imgv += r->img_verified;
+			open += r->t_fail < 0;
 		}
 		const char *name = bench_arm_names[a];
 		if (!ran) {
@@ -177,10 +163,10 @@ int bench_report(const struct bench_opts *o, struct bench_result *res,
 				skip ? skip : "no run"));
 			continue;
 		}
-		struct stat3 s[F_N];
+		struct bench_stat s[F_N];
 		json_t *ja = json_object();
 		for (int f = 0; f < F_N; f++) {
-			s[f] = st3(v[f], n);
+			s[f] = bench_stat(v[f], n);
 			json_object_set_new(ja, fname[f], s[f].n ? json_pack(
 				"{s:f, s:f, s:f, s:i}", "median", s[f].med, "min", s[f].lo,
 				"max", s[f].hi, "n", s[f].n) : json_null());
@@ -195,6 +181,10 @@ int bench_report(const struct bench_opts *o, struct bench_result *res,
 		json_object_set_new(ja, "mismatches", json_integer(mm));
 		json_object_set_new(ja, "crashed_vms", json_integer(cr));
 		json_object_set_new(ja, "budget_missed", json_integer(missed));
+		if (img) {
+			json_object_set_new(ja, "image_vms", json_integer(img));
+			json_object_set_new(ja, "image_vms_verified", json_integer(imgv));
+		}
 		json_object_set_new(arms, name, ja);
 		char c[F_N][64], fit[16];
 		fmt(c[F_PEAK], 64, s[F_PEAK], "", 0);
@@ -205,8 +195,22 @@ int bench_report(const struct bench_opts *o, struct bench_result *res,
 		fmt(c[F_CPU_GIB], 64, s[F_CPU_GIB], "", 2);
 		fmt(c[F_TPUT], 64, s[F_TPUT], "", 1);
 		fmt(c[F_WORST], 64, s[F_WORST], "", 1);
+		/* no claim where it would not be true (bench_goals.c) */
+		const char *why_t = (unsigned)ran == missed ? "never under budget" :
+				    "n/a: no fit";
+		char why_c[32];
+		snprintf(why_c, sizeof(why_c), "n/a: <%d MiB", BENCH_MIN_RECLAIM_MIB);
+		if (!s[F_TSTEADY].n) {
+			snprintf(c[F_TSTEADY], 64, "%s", why_t);
+			json_object_set_new(ja, "time_to_steady_note", json_string(why_t));
+		}
+		if (!s[F_CPU_GIB].n) {
+			snprintf(c[F_CPU_GIB], 64, "%s", why_c);
+			json_object_set_new(ja, "cpu_per_gib_note", json_string(
+				"reclaimed under the threshold in every repetition"));
+		}
 		snprintf(fit, sizeof(fit), "%d/%d", fits, ran);
-		printf("%-13s %-5s %-18s %-18s %-16s %-14s %-14s %-12s %-16s %-16s "
+		printf("%-13s %-5s %-18s %-18s %-16s %-19s %-14s %-14s %-16s %-16s "
 		       "%u/%u/%u/%u%s\n",
 		       name, fit, c[F_PEAK], c[F_STEADY], c[F_RATIO], c[F_TSTEADY],
 		       c[F_CPU], c[F_CPU_GIB], c[F_TPUT], c[F_WORST], oom, af, mm, cr,
@@ -215,11 +219,23 @@ int bench_report(const struct bench_opts *o, struct bench_result *res,
 			"%u | %u | %u |\n", name, fit, missed ? " (budget missed)" : "",
 			c[F_PEAK], c[F_STEADY], c[F_RATIO], c[F_TSTEADY], c[F_CPU],
 			c[F_CPU_GIB], c[F_TPUT], c[F_WORST], oom, af, mm, cr);
+		if (img) {
+			printf("%-13s image VMs whose final check passed: %u/%u\n", name,
+			       imgv, img);
+			nimg += (size_t)snprintf(imgs + nimg, sizeof(imgs) - nimg,
+						 "%s%s %u/%u", nimg ? ", " : "", name,
+						 imgv, img);
+		}
 		if (o->sc->density) {
-			fmt(c[F_VMS], 64, s[F_VMS], " VMs", 0);
+			/* without a failure the count is a lower bound */
+			fmt(c[F_VMS] + 3, 61, s[F_VMS], " VMs", 0);
+			memcpy(c[F_VMS], open ? ">= " : "   ", 3);
 			fmt(c[F_DOC], 64, s[F_DOC], "x", 2);
+			const char *vms = c[F_VMS] + (open ? 0 : 3);
 			snprintf(dens[ndens++], sizeof(dens[0]), "| %s | %s | %s |\n",
-				 name, c[F_VMS], c[F_DOC]);
+				 name, vms, c[F_DOC]);
+			json_object_set_new(ja, "density_no_failure_reps",
+					    json_integer(open));
 			unsigned tf = 0;
 			for (size_t i = 0; i < nres; i++)
 				tf += res[i].arm == (enum bench_arm_id)a && res[i].ran &&
@@ -227,7 +243,10 @@ int bench_report(const struct bench_opts *o, struct bench_result *res,
 			json_object_set_new(ja, "density_throughput_failures",
 					    json_integer(tf));
 			printf("%-13s density: %s fit before the first failure, guest RAM "
-			       "%s the budget", name, c[F_VMS], c[F_DOC]);
+			       "%s the budget", name, vms, c[F_DOC]);
+			if (open)
+				printf(" (no failure by the run's end in %u of %d "
+				       "repetitions: a lower bound)", open, ran);
 			if (tf)
 				printf(" (in %u of %d repetitions the first failure was "
 				       "a 2 s window under 90 %% of none's throughput)", tf,
@@ -235,6 +254,9 @@ int bench_report(const struct bench_opts *o, struct bench_result *res,
 			printf("\n");
 		}
 	}
+	if (nimg)
+		fprintf(md, "\nImage VMs whose final check of every page passed: "
+			"%s.\n", imgs);
 	if (ndens) {
 		/* for the density bars */
 		char dp[512];
@@ -246,7 +268,7 @@ int bench_report(const struct bench_opts *o, struct bench_result *res,
 			for (size_t i = 0; i < nres && m < 64; i++)
 				if (res[i].arm == (enum bench_arm_id)a && res[i].ran)
 					vv[m++] = res[i].vms_fit;
-			struct stat3 d3 = st3(vv, m);
+			struct bench_stat d3 = bench_stat(vv, m);
 			if (d3.n)
 				fprintf(df, "%s,%g,%g,%g\n", bench_arm_names[a], d3.med,
 					d3.lo, d3.hi);
@@ -262,28 +284,37 @@ int bench_report(const struct bench_opts *o, struct bench_result *res,
 			fputs(dens[i], md);
 		fputs("\n![density](density.png)\n", md);
 	}
+	bench_goals(o, res, nres, mask, md, root);
 	fprintf(md, "\nfits: repetitions with no OOM kill, allocation failure, "
 		"mismatch or crashed VM and every budget phase applied.  Steady: the "
 		"median usage over the last %.0f%% of the run; to steady: the first "
-		"time after which usage stays within 5%% (at least 32 MiB) of it.  "
-		"Overcommit: guest RAM (%.0f MiB) / steady usage.  Worst 2 s window: "
+		"time after which usage stays within 5%% (at least 32 MiB) of it, "
+		"counted only in the repetitions the arm fits (\"never under "
+		"budget\": it never got under; flat usage over the budget is not "
+		"steady).  CPU s/GiB saved: the reclaim CPU over what the host got "
+		"back (none's steady usage less the arm's, same repetition), only "
+		"where that is at least %d MiB.  Overcommit: guest "
+		"RAM (%.0f MiB; in a run that ended early or before the last "
+		"arrivals, of the VMs started by then) / steady usage.  Worst 2 s "
+		"window: "
 		"the active VMs' pages per second against none's in the same window "
 		"of the same repetition, the lowest, leaving out windows with an "
 		"active VM's start or a phase and the time after none failed.\n\n"
 		"![usage](usage.png)\n\n![savings](savings.png)\n\n"
 		"![throughput](throughput.png)\n",
-		o->sc->steady_tail * 100, ram);
+		o->sc->steady_tail * 100, BENCH_MIN_RECLAIM_MIB, ram);
 	fclose(md);
 	json_t *runs = json_array();
 	for (size_t i = 0; i < nres; i++) {
 		const struct bench_result *r = &res[i];
 		json_t *one = r->ran ? json_pack(
-			"{s:s, s:i, s:b, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:i, s:i,"
-			" s:i, s:i, s:i, s:b, s:i}",
+			"{s:s, s:i, s:b, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:i,"
+			" s:i, s:i, s:i, s:i, s:b, s:i}",
 			"arm", bench_arm_names[r->arm], "rep", r->rep, "fits", r->fits,
 			"peak_mib", r->peak / MiB, "steady_mib", r->steady / MiB,
-			"overcommit_ratio", r->ratio, "time_to_steady_s", r->t_steady,
+			"overcommit_ratio", r->ratio,
 			"reclaim_cpu_s", r->reclaim_cpu, "saved_gib", r->saved_gib,
+			"reclaimed_gib_vs_none", r->reclaimed_gib,
 			"throughput", r->throughput, "throughput_pct_of_none",
 			r->throughput_pct, "oom_kills", r->oom_kills, "alloc_failures",
 			r->alloc_fail, "mismatches", r->mismatches, "crashed_vms",
@@ -292,6 +323,18 @@ int bench_report(const struct bench_opts *o, struct bench_result *res,
 			json_pack("{s:s, s:i, s:s}", "arm", bench_arm_names[r->arm], "rep",
 				  r->rep, "skipped", r->skipped);
 		if (r->ran) {
+			/* null where the summary claims nothing (bench_goals.c) */
+			double ts = bench_t_steady(r), cg = bench_cpu_per_gib(r);
+			json_object_set_new(one, "time_to_steady_s", ts >= 0 ?
+					    json_real(ts) : json_null());
+			json_object_set_new(one, "reclaim_cpu_s_per_gib_saved", cg >= 0 ?
+					    json_real(cg) : json_null());
+			if (r->img_vms) {
+				json_object_set_new(one, "image_vms",
+						    json_integer(r->img_vms));
+				json_object_set_new(one, "image_vms_verified",
+						    json_integer(r->img_verified));
+			}
 			json_object_set_new(one, "t_fail_s", json_real(r->t_fail));
 			json_object_set_new(one, "density_vms", json_integer(r->vms_fit));
 			json_object_set_new(one, "density_ram_mib",
@@ -416,6 +459,8 @@ int bench_plot(const char *dir)
 		fprintf(f, "set terminal %s size %d,%d\nset output '%s/savings.%s'\n"
 			"set multiplot layout %d,%d title 'memory reclaimed by source, "
 			"stacked (first repetition that ran)'\nset key inside left top font ',8'\n"
+			/* headroom above the stack: the key sits there, not on it */
+			"set offsets 0, 0, graph 0.6, 0\n"
 			"set ylabel 'MiB'\nset yrange [0:*]\nunset title\n",
 			t ? "svg" : "pngcairo", 360 * cols + 60, 300 * rows + 40, dir,
 			term[t][1], rows, cols);
@@ -427,7 +472,8 @@ int bench_plot(const char *dir)
 				"filledcurves x1 lc rgb '#ff7f0e' title 'cross-GPA merged', '' using "
 				"1:4 skip 1 with filledcurves x1 lc rgb '#d62728' title "
 				"'same-GPA merged'\n", titles[i], files[i]);
-		fprintf(f, "unset multiplot\nset key outside right top font ',11'\n");
+		fprintf(f, "unset multiplot\nset offsets 0, 0, 0, 0\n"
+			"set key outside right top font ',11'\n");
 		/* throughput of the active groups (column 16, when the
 		 * timelines have it: older results folders do not) */
 		if (csv_has_tput(files[0])) {

@@ -3,9 +3,9 @@
  * the same parser and FILE:LINE errors as the run config in config.c):
  *
  *   [scenario]     name, description, budget, duration, quick_duration,
- *                  sample_hz, steady_tail, density, host_cost
+ *                  quick_timing, sample_hz, steady_tail, density, host_cost
  *   [group NAME]   count, mem, workload, quick_workload, shares, min, max,
- *                  active, start, arrive_every
+ *                  active, start, arrive_every, image (bench_images.c)
  *   [phase NAME]   at, quick_at, budget (a size, or a % of the budget
  *                  before it); start, idle, activate, grow (bench_phase.c)
  *
@@ -161,14 +161,21 @@ static int scenario_key(struct sc_ctx *c, const char *k, const char *v)
 			return -1;
 		}
 		sc->host_cost = *v == '1';
+	} else if (!strcmp(k, "quick_timing")) {
+		if (strcmp(v, "scale") && strcmp(v, "keep")) {
+			snprintf(c->msg, sizeof(c->msg), "[scenario] quick_timing: '%s' "
+				 "must be scale or keep", v);
+			return -1;
+		}
+		sc->quick_keep = !strcmp(v, "keep");
 	} else if (!strcmp(k, "steady_tail")) {
 		if (num(v, 0.05, 0.9, &x))
 			goto bad_num;
 		sc->steady_tail = x;
 	} else {
 		snprintf(c->msg, sizeof(c->msg), "[scenario] unknown key '%s' (known: "
-			 "name description budget duration quick_duration sample_hz "
-			 "steady_tail density host_cost)", k);
+			 "name description budget duration quick_duration "
+			 "quick_timing sample_hz steady_tail density host_cost)", k);
 		return -1;
 	}
 	return 0;
@@ -197,6 +204,8 @@ static int group_key(struct sc_ctx *c, const char *k, const char *v)
 	} else if (!strcmp(k, "mem")) {
 		if (size_key(c, k, v, &g->mem, false))
 			return -1;
+		g->mem_set = true;
+		g->mem_line = c->f->line;
 		if (g->mem % (2u << 20)) {
 			snprintf(c->msg, sizeof(c->msg), "[%s] mem: '%s' must be a "
 				 "multiple of 2M", c->section, v);
@@ -210,6 +219,11 @@ static int group_key(struct sc_ctx *c, const char *k, const char *v)
 		}
 		snprintf(!strcmp(k, "workload") ? g->workload : g->quick_workload,
 			 sizeof(g->workload), "%s", v);
+		if (!strcmp(k, "workload"))
+			g->workload_line = c->f->line;
+	} else if (!strcmp(k, "image")) {
+		g->image_line = c->f->line;
+		return bench_images_key(g, c->section, v, c->msg, sizeof(c->msg));
 	} else if (!strcmp(k, "shares")) {
 		if (num(v, 1, 1000000, &x) || x != floor(x)) {
 			snprintf(c->msg, sizeof(c->msg), "[%s] shares: '%s' must be an "
@@ -236,7 +250,7 @@ static int group_key(struct sc_ctx *c, const char *k, const char *v)
 	} else {
 		snprintf(c->msg, sizeof(c->msg), "[%s] unknown key '%s' (known: count "
 			 "mem workload quick_workload shares min max active start "
-			 "arrive_every)",
+			 "arrive_every image)",
 			 c->section, k);
 		return -1;
 	}
@@ -377,16 +391,22 @@ int bench_scenario_load(const char *path, struct bench_scenario *sc,
 			return -EINVAL;
 		}
 	}
-	return bench_phase_resolve(sc, err, errlen);
+	if (bench_phase_resolve(sc, err, errlen))
+		return -EINVAL;
+	return bench_images_resolve(sc, err, errlen);
+}
+
+double bench_quick_scale(const struct bench_scenario *sc, bool quick)
+{
+	return quick && !sc->quick_keep ? sc->quick_duration / sc->duration : 1;
 }
 
 double bench_vm_start(const struct bench_scenario *sc, unsigned g, unsigned k,
 		      bool quick)
 {
 	const struct bench_group *gr = &sc->group[g];
-	double every = gr->arrive_every * k;
 	return bench_group_start(sc, g, quick) +
-	       (quick ? every * sc->quick_duration / sc->duration : every);
+	       gr->arrive_every * k * bench_quick_scale(sc, quick);
 }
 
 uint64_t bench_scenario_ram(const struct bench_scenario *sc)
@@ -409,7 +429,7 @@ double bench_phase_at(const struct bench_scenario *sc, unsigned i, bool quick)
 		return p->at;
 	if (p->quick_at >= 0)
 		return p->quick_at;
-	return p->at * sc->quick_duration / sc->duration;
+	return p->at * bench_quick_scale(sc, quick);
 }
 
 int bench_arms_parse(const char *list, unsigned *mask, char *err, size_t errlen)

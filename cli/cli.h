@@ -90,6 +90,13 @@ void spec_vm_name(const struct vm_spec *s, unsigned k, unsigned n, char *buf,
 /* Final checks of a spec (required keys for its kind). */
 int spec_check(const struct vm_spec *s, char *err, size_t errlen);
 
+/* ext_image.c: the smallest mem (a multiple of 2M, at least 16M) in which
+ * a micro guest with ram_image= loads all of an image of image_bytes, with
+ * 2 MiB of its heap free above the image (the `image` workload's page map
+ * and the balloon's pages): 516M for a 512 MiB image; 0 when none below
+ * the PCI hole does. */
+uint64_t image_vm_mem(uint64_t image_bytes);
+
 /* Reads a config file's [vm NAME] sections, [run] defaults and the
  * extensions' sections into opts (opts->cfg must have been through
  * run_config_init; a second file adds to the first).  Errors name

@@ -3,9 +3,10 @@
  * [--out DIR] [--quick] [--guest ELF]` and `densevm bench --plot DIR`:
  * finds the scenario (a file, or a name in bench/scenarios/), writes the
  * results folder's reproducibility facts (the scenario, the version, the
- * host's kernel, CPUs, THP, KSM and cgroup version), runs the arms
- * alternating across repetitions (bench_arm.c), then the summary and the
- * plots (bench_report.c).
+ * host's kernel, CPUs, THP, KSM and cgroup version, the RAM images'
+ * checksums), runs the arms alternating across repetitions (bench_arm.c),
+ * then the summary, the goals and the plots (bench_report.c,
+ * bench_goals.c).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -19,6 +20,7 @@
 #include <unistd.h>
 #include "bench.h"
 #include "cli.h"
+#include "images/images.h"
 
 static const char bench_usage[] =
 "usage: densevm bench [SCENARIO] [--arms LIST] [--reps N] [--out DIR] [--quick]\n"
@@ -30,7 +32,8 @@ static const char bench_usage[] =
 "through a real `densevm run`, arms alternating across repetitions.\n"
 "\n"
 "SCENARIO is a file, or a name in bench/scenarios/ (default: default):\n"
-"default, clones, mixed, squeeze, density.\n"
+"default, clones, mixed, squeeze, density, phases, many, real (RAM images\n"
+"of real Linux guests: make images).\n"
 "\n"
 "  --arms LIST   comma-separated, default all: none, kernel-ksm (kernel KSM\n"
 "                at ksmtuned's top rate), kernel+mom (kernel KSM + oVirt\n"
@@ -42,6 +45,7 @@ static const char bench_usage[] =
 "  --guest ELF   micro guest image (default: next to the binary)\n"
 "  --plot DIR    redraw the plots of a results folder, run nothing\n"
 "\n"
+"Prints a table per arm and the issue's goals computed from the run.\n"
 "Writes DIR/summary.md|json, DIR/timeline-ARM-REP.csv|json (samples at the\n"
 "scenario's sample_hz), DIR/usage.png|svg, DIR/savings.png|svg,\n"
 "DIR/throughput.png|svg, the run\n"
@@ -101,6 +105,21 @@ static void host_facts(const char *dir, const struct bench_scenario *sc)
 		"cgroup", h.kind == HOST_MEM_V1 ? "v1" : h.kind == HOST_MEM_V2 ? "v2" :
 			  "none",
 		"scenario", sc->path);
+	/* the RAM images the groups load: which content, exactly */
+	json_t *imgs = json_array();
+	for (unsigned g = 0; g < sc->ngroups; g++)
+		for (unsigned i = 0; i < sc->group[g].nimages; i++) {
+			struct image *im;
+			char e[PATH_MAX + 200];
+			if (image_open(sc->group[g].image[i], &im, e, sizeof(e)))
+				continue;
+			json_array_append_new(imgs, json_pack("{s:s, s:s, s:s, s:s, s:I}",
+				"group", sc->group[g].name, "path", im->dir,
+				"checksum", im->m.checksum, "kernel", im->m.kernel,
+				"ram_bytes", (json_int_t)im->m.ram_bytes));
+			image_close(im);
+		}
+	json_object_set_new(j, "images", imgs);
 	char p[PATH_MAX + 32];
 	snprintf(p, sizeof(p), "%s/host.json", dir);
 	json_dump_file(j, p, JSON_INDENT(2));
@@ -216,7 +235,8 @@ int cmd_bench(int argc, char **argv)
 	char path[PATH_MAX], err[1024];
 	if (find_scenario(name, path, sizeof(path))) {
 		fprintf(stderr, "densevm bench: no scenario '%s' (a file, or one of "
-			"bench/scenarios/*.ini: default clones mixed squeeze density)\n",
+			"bench/scenarios/*.ini: default clones mixed squeeze density phases "
+			"many real)\n",
 			name);
 		return 2;
 	}

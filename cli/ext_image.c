@@ -67,6 +67,21 @@ static uint64_t table_gpa(uint64_t mem)
 	return (end - bytes) & ~(ALIGN_2M - 1);
 }
 
+/* 0 when no mem below the PCI hole holds it (cli.h) */
+uint64_t image_vm_mem(uint64_t image_bytes)
+{
+	uint64_t img = (image_bytes + ALIGN_2M - 1) & ~(ALIGN_2M - 1);
+	uint64_t mem = img + ALIGN_2M;
+	if (mem < 16ull << 20)
+		mem = 16ull << 20;
+	/* the table sits below the top, 2 MiB aligned: grow until it is
+	 * above the image and the free 2 MiB */
+	while (table_gpa(mem) < img + ALIGN_2M)
+		if ((mem += ALIGN_2M) >= HV_PCI_HOLE_START)
+			return 0;   /* the image reaches the PCI hole */
+	return mem;
+}
+
 static bool image_workload(const char *w)
 {
 	return w && !strncmp(w, "image", 5) && (w[5] == 0 || w[5] == ' ');

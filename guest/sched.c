@@ -27,7 +27,11 @@
 
 static struct {
 	uint64_t boot_host_ns;      /* host time at now_ns() == 0 */
-	uint64_t epoch_local;       /* the epoch on the now_ns() clock */
+	/* the epoch on the now_ns() clock, which starts at 0 at boot: signed,
+	 * since a VM boots after the epoch that its host took before
+	 * starting it (clamping it to the boot moved every time by the boot's
+	 * delay, a second or more in a bench run) */
+	int64_t epoch_local;
 	unsigned n;
 	struct { uint64_t at_ns; enum sched_act act; } ev[SCHED_MAX];
 	uint64_t report_ns, next_report;
@@ -87,8 +91,7 @@ void sched_setup(struct wl_args *a)
 		 * the host time now less the local time now */
 		uint64_t host = hc_time(), local = now_ns();
 		sc.boot_host_ns = host - local;
-		sc.epoch_local = epoch > sc.boot_host_ns ? epoch - sc.boot_host_ns
-							 : 0;
+		sc.epoch_local = (int64_t)(epoch - sc.boot_host_ns);
 	}
 	if (!args_has(a, "sched"))
 		return;
@@ -127,9 +130,16 @@ void sched_done(struct wl_args *a)
 			  a->wl ? a->wl->name : a->name);
 }
 
+/* Time t (ns from the epoch) on the now_ns() clock; 0 if before the boot. */
+static uint64_t local(uint64_t t)
+{
+	int64_t v = sc.epoch_local + (int64_t)t;
+	return v > 0 ? (uint64_t)v : 0;
+}
+
 uint64_t sched_epoch_ns(uint64_t ms)
 {
-	return sc.epoch_local + ms * NS_PER_MS;
+	return local(ms * NS_PER_MS);
 }
 
 bool sched_has(enum sched_act act)
@@ -144,7 +154,7 @@ bool sched_idle(uint64_t now)
 {
 	bool idle = false;
 	for (unsigned i = 0; i < sc.n; i++) {
-		if (sc.epoch_local + sc.ev[i].at_ns > now)
+		if (local(sc.ev[i].at_ns) > now)
 			break;
 		if (sc.ev[i].act == SCHED_IDLE || sc.ev[i].act == SCHED_ACTIVE)
 			idle = sc.ev[i].act == SCHED_IDLE;
@@ -156,7 +166,7 @@ unsigned sched_passed(enum sched_act act, uint64_t now)
 {
 	unsigned k = 0;
 	for (unsigned i = 0; i < sc.n; i++)
-		if (sc.ev[i].act == act && sc.epoch_local + sc.ev[i].at_ns <= now)
+		if (sc.ev[i].act == act && local(sc.ev[i].at_ns) <= now)
 			k++;
 	return k;
 }
@@ -164,7 +174,7 @@ unsigned sched_passed(enum sched_act act, uint64_t now)
 uint64_t sched_next(uint64_t now)
 {
 	for (unsigned i = 0; i < sc.n; i++) {
-		uint64_t t = sc.epoch_local + sc.ev[i].at_ns;
+		uint64_t t = local(sc.ev[i].at_ns);
 		if (t > now)
 			return t;
 	}

@@ -11,7 +11,10 @@
  *     its rate), and a group that starts at that phase;
  *   - a scenario that cannot fit in `none` (2 x 128 MiB of touched memory
  *     under 160 MiB) is reported as not fitting, with the OOM kill or the
- *     crashed VMs counted, not as a success.
+ *     crashed VMs counted, not as a success;
+ *   - a group of RAM images (2 synthetic 24 MiB images, round robin)
+ *     through the dense arm: every VM's final check passes, the churn
+ *     reports a rate, the timeline is written (6 s).
  */
 #include <math.h>
 #include <stdio.h>
@@ -239,6 +242,79 @@ static void failure_counts(void **state)
 	json_decref(s);
 }
 
+/* A group of RAM images (two synthetic 24 MiB ones, so no QEMU capture is
+ * needed), round robin over 2 VMs, through the dense arm: both VMs' final
+ * checks of every page pass (no mismatch), the churn reports its
+ * rewrites, and the timeline is written. */
+static void image_group(void **state)
+{
+	(void)state;
+	SKIP_WITHOUT_KVM();
+	if (!cgroup_ok())
+		skip();
+	char out[256], p[512], text[1024];
+	for (int i = 1; i <= 2; i++) {
+		char name[16], seed[8], *log;
+		snprintf(name, sizeof(name), "syn%d", i);
+		snprintf(seed, sizeof(seed), "%d", i);
+		char *argv[] = { "densevm", "image", "synth", name, "--mem", "24M",
+				 "--seed", seed, "--dir", g_dir, NULL };
+		int rc = run_densevm(argv, &log);
+		if (rc)
+			fail_msg("image synth: exit %d: %s", rc, log);
+		free(log);
+	}
+	snprintf(text, sizeof(text), "[scenario]\nname = img\nduration = 6\n"
+		 "budget = 512M\n[group img]\ncount = 2\nactive = 1\n"
+		 "image = %s/syn1 %s/syn2\nworkload = image churn=5\n", g_dir,
+		 g_dir);
+	run_bench("img", text, "dense", false, out, sizeof(out));
+	snprintf(p, sizeof(p), "%s/summary.json", out);
+	json_t *s = json_load_file(p, 0, NULL);
+	assert_non_null(s);
+	json_t *dense = arm_of(s, "dense");
+	json_int_t vms = json_integer_value(json_object_get(dense, "image_vms"));
+	json_int_t ok = json_integer_value(json_object_get(dense,
+							   "image_vms_verified"));
+	json_int_t mm = json_integer_value(json_object_get(dense, "mismatches"));
+	print_message("image VMs %lld, verified at the end %lld, mismatches %lld\n",
+		      (long long)vms, (long long)ok, (long long)mm);
+	assert_int_equal(vms, 2);
+	assert_int_equal(ok, 2);
+	assert_int_equal(mm, 0);
+	assert_int_equal(json_integer_value(json_object_get(dense, "reps_fit")), 1);
+	json_decref(s);
+	/* each VM loaded its own image and churned it */
+	snprintf(p, sizeof(p), "%s/run-dense-0.out", out);
+	FILE *f = fopen(p, "r");
+	assert_non_null(f);
+	char line[1024];
+	int loaded = 0, done = 0;
+	while (fgets(line, sizeof(line), f)) {
+		loaded += strstr(line, "ram_image syn1: loaded") ||
+			  strstr(line, "ram_image syn2: loaded");
+		done += strstr(line, "] image: done ") && !strstr(line, "rewrites=0 ") &&
+			strstr(line, "mismatches=0");
+	}
+	fclose(f);
+	assert_int_equal(loaded, 2);
+	assert_int_equal(done, 2);
+	/* the timeline, at >= 10 Hz, with the churn's rate in it */
+	snprintf(p, sizeof(p), "%s/timeline-dense-0.json", out);
+	json_t *t = json_load_file(p, 0, NULL);
+	assert_non_null(t);
+	json_t *smp = json_object_get(t, "samples");
+	size_t n = json_array_size(smp), with = 0;
+	for (size_t i = 0; i < n; i++)
+		with += tput_of(json_array_get(smp, i), "img") > 0;
+	print_message("timeline: %zu samples, %zu with a churn rate\n", n, with);
+	assert_true(n >= 55);   /* 10 Hz over 6 s */
+	assert_true(with > 10);
+	json_decref(t);
+	snprintf(p, sizeof(p), "%s/timeline-dense-0.csv", out);
+	assert_int_equal(access(p, R_OK), 0);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -264,6 +340,7 @@ int main(void)
 		cmocka_unit_test(two_arms),
 		cmocka_unit_test(failure_counts),
 		cmocka_unit_test(workload_phase),
+		cmocka_unit_test(image_group),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -9,9 +9,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+#include <jansson.h>
 #include "testvm.h"
 #include "cli/bench.h"
+#include "cli/cli.h"
 
 static char *tmpfile_with(const char *text)
 {
@@ -23,12 +26,49 @@ static char *tmpfile_with(const char *text)
 	return p;
 }
 
+/* Synthetic images boot0..boot3 of 16 MiB in a folder of their own,
+ * found by name through DENSEVM_IMAGES (the shipped `real` scenario names
+ * them; `make images` captures the real ones, which a unit test cannot
+ * wait for). */
+static char g_images[64];
+
+static int make_images(void **state)
+{
+	(void)state;
+	snprintf(g_images, sizeof(g_images), "/tmp/densevm-scimg-%d", (int)getpid());
+	mkdir(g_images, 0755);
+	for (int i = 0; i < 4; i++) {
+		char name[16], seed[8], *out;
+		snprintf(name, sizeof(name), "boot%d", i);
+		snprintf(seed, sizeof(seed), "%d", i + 1);
+		char *argv[] = { "densevm", "image", "synth", name, "--mem", "16M",
+				 "--seed", seed, "--dir", g_images, NULL };
+		int rc = run_densevm(argv, &out);
+		if (rc)
+			fprintf(stderr, "image synth %s: exit %d: %s\n", name, rc, out);
+		free(out);
+		if (rc)
+			return -1;
+	}
+	setenv("DENSEVM_IMAGES", g_images, 1);
+	return 0;
+}
+
+static int drop_images(void **state)
+{
+	(void)state;
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_images);
+	if (system(cmd)) {}
+	return 0;
+}
+
 static void shipped_scenarios(void **state)
 {
 	(void)state;
 	static const char *const names[] = { "default", "clones", "mixed",
 					     "squeeze", "density", "phases",
-					     "many" };
+					     "many", "real" };
 	static struct bench_scenario sc;
 	char err[600], p[256];
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -293,6 +333,300 @@ static void ini_reader(void **state)
 	free(p);
 }
 
+/* The group key image: the list lands in order as paths, VM k takes
+ * image k % n (one [vm] section each, with its own churn seed and the
+ * workload's end_ms), mem is derived or checked, and every misuse is a
+ * FILE:LINE error; a missing image is one at load. */
+static void images(void **state)
+{
+	(void)state;
+	static struct bench_scenario sc;
+	char err[700], want[900], p0[128];
+	char *p = tmpfile_with(
+		"[scenario]\nname = img\nduration = 30\nquick_duration = 10\n"
+		"[group churn]\ncount = 3\nimage = boot0, boot1\n"
+		"workload = image churn=2\nactive = 1\n"
+		"[group fixed]\nimage = boot2\nmem = 64M\nworkload = image\n"
+		"[group other]\nworkload = idle\n");
+	if (bench_scenario_load(p, &sc, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_int_equal(sc.group[0].nimages, 2);
+	snprintf(p0, sizeof(p0), "%s/boot1", g_images);
+	assert_string_equal(sc.group[0].image[1], p0);
+	assert_int_equal(sc.group[0].mem, 20ull << 20);   /* derived */
+	assert_int_equal(image_vm_mem(16ull << 20), 20ull << 20);
+	assert_int_equal(image_vm_mem(512ull << 20), 516ull << 20);
+	assert_int_equal(sc.group[1].mem, 64ull << 20);   /* as given */
+	assert_int_equal(sc.group[2].nimages, 0);
+	assert_int_equal(bench_scenario_ram(&sc), (3 * 20ull + 64 + 128) << 20);
+
+	/* the arm's run config */
+	char conf[] = "/tmp/densevm-scconf-XXXXXX";
+	int fd = mkstemp(conf);
+	assert_true(fd >= 0);
+	close(fd);
+	struct bench_opts o = { .sc = &sc, .quick = true, .reps = 1 };
+	assert_int_equal(bench_write_config(&o, ARM_DENSE, conf, "/dev/null", 42), 0);
+	FILE *f = fopen(conf, "r");
+	assert_non_null(f);
+	char text[8192];
+	size_t n = fread(text, 1, sizeof(text) - 1, f);
+	text[n] = 0;
+	fclose(f);
+	unlink(conf);
+	static const char *const lines[] = {
+		"[vm churn0]\nworkload = image churn=2 end_ms=5000 epoch=42 "
+		"report_ms=500 seed=1000\nmem = 20M\nram_image = %s/boot0\n",
+		"[vm churn1]\nworkload = image churn=2 end_ms=5000 epoch=42 "
+		"report_ms=500 seed=1001\nmem = 20M\nram_image = %s/boot1\n",
+		"[vm churn2]\nworkload = image churn=2 end_ms=5000 epoch=42 "
+		"report_ms=500 seed=1002\nmem = 20M\nram_image = %s/boot0\n",
+		"[vm fixed]\ncount = 1\nworkload = image end_ms=5000 epoch=42 "
+		"seed=2000\nmem = 64M\nram_image = %s/boot2\n",
+		"[vm other]\ncount = 1\nworkload = idle epoch=42\nmem = 128M\n",
+	};
+	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+		snprintf(want, sizeof(want), lines[i], g_images);
+		if (!strstr(text, want))
+			fail_msg("the config lacks:\n%s\nit is:\n%s", want, text);
+	}
+	assert_null(strstr(text, "[vm other]\ncount = 1\nworkload = idle epoch=42\n"
+			    "mem = 128M\nram_image"));
+	unlink(p);
+	free(p);
+
+	static const struct { const char *text; int line; const char *msg; } bad[] = {
+		{ "[scenario]\nname = a\n[group g]\nimage = boot0\nworkload = idle\n",
+		  4, "[group g] image: the group's workload must be an `image ...` "
+		  "workload (it is 'idle')" },
+		{ "[scenario]\nname = a\n[group g]\nimage = boot0\nworkload = image\n"
+		  "quick_workload = idle\n", 4, "the group's quick_workload must be" },
+		{ "[scenario]\nname = a\n[group g]\ncount = 2\nworkload = image churn=1\n",
+		  5, "[group g] an `image` workload needs RAM images: add image = NAME" },
+		{ "[scenario]\nname = a\n[group g]\nworkload = image\nimage = boot0 nosuch\n",
+		  5, "[group g] image: no image nosuch in %s: run `make images`" },
+		{ "[scenario]\nname = a\n[group g]\nworkload = image\n"
+		  "image = /nonexistent/img\n", 5,
+		  "[group g] image: no image at /nonexistent/img" },
+		{ "[scenario]\nname = a\n[group g]\nworkload = image\nimage = boot0\n"
+		  "mem = 18M\n", 6, "[group g] mem: 18M cannot hold image boot0 "
+		  "(16 MiB) with its checksum table and 2 MiB of guest heap: at least 20M" },
+		{ "[scenario]\nname = a\n[group g]\nworkload = image\nimage = , ,\n", 5,
+		  "[group g] image: name one or more images" },
+		{ "[scenario]\nname = a\n[group g]\nworkload = image\n"
+		  "image = a b c d e f g h i\n", 5, "[group g] image: more than 8 images" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char msg[300];
+		p = tmpfile_with(bad[i].text);
+		snprintf(msg, sizeof(msg), bad[i].msg, g_images);
+		int rc = bench_scenario_load(p, &sc, err, sizeof(err));
+		snprintf(want, sizeof(want), "%s:%d: ", p, bad[i].line);
+		if (rc == 0 || strncmp(err, want, strlen(want)) || !strstr(err, msg))
+			fail_msg("case %zu: rc %d, '%s' (want '%s... %s')", i, rc, err,
+				 want, msg);
+		unlink(p);
+		free(p);
+	}
+}
+
+/* Loads scenario text into sc; fails the test on an error. */
+static void load_text(const char *text, struct bench_scenario *sc)
+{
+	char err[600], *p = tmpfile_with(text);
+	if (bench_scenario_load(p, sc, err, sizeof(err)))
+		fail_msg("%s", err);
+	unlink(p);
+	free(p);
+}
+
+/* The goals block of results r: its JSON (root) and Markdown (*md). */
+static json_t *goals_of(const struct bench_opts *o, struct bench_result *r,
+			size_t n, unsigned mask, char **md)
+{
+	size_t mdlen;
+	json_t *root = json_object();
+	FILE *f = open_memstream(md, &mdlen);
+	assert_non_null(f);
+	bench_goals(o, r, n, mask, f, root);
+	fclose(f);
+	return root;
+}
+
+static const char *goal_text(json_t *root, size_t i, json_t **met)
+{
+	json_t *g = json_array_get(json_object_get(root, "goals"), i);
+	assert_non_null(g);
+	*met = json_object_get(g, "met");
+	return json_string_value(json_object_get(g, "measured"));
+}
+
+/* What the summary may claim, and the goals block computed from results:
+ * ratios with the numbers they came from, n/a with the reason. */
+static void goals(void **state)
+{
+	(void)state;
+	static struct bench_scenario sc;
+	load_text("[scenario]\nname = g\nbudget = 1G\nduration = 30\ndensity = 1\n"
+		  "[group busy]\nworkload = dirty mib=8 rate=100\nactive = 1\n", &sc);
+	struct bench_opts o = { .sc = &sc, .quick = true, .reps = 1 };
+	struct bench_result r[3] = {
+		{ .arm = ARM_NONE, .ran = true, .vms_fit = 8, .t_fail = 8.4,
+		  .oom_kills = 1, .t_steady = 3, .throughput_pct = 100 },
+		{ .arm = ARM_KERNEL_MOM, .ran = true, .vms_fit = 8, .t_fail = 8.5,
+		  .oom_kills = 1, .t_steady = 4, .reclaimed_gib = 20.0 / 1024,
+		  .reclaim_cpu = 0.04, .throughput_pct = 100 },
+		{ .arm = ARM_DENSE_POLICY, .ran = true, .vms_fit = 18, .t_fail = 20,
+		  .oom_kills = 1, .t_steady = 9, .reclaimed_gib = 1, .reclaim_cpu = 5,
+		  .throughput_pct = 101, .tput_worst_pct = 97 },
+	};
+	/* no claim where it would not be true */
+	assert_true(bench_t_steady(&r[1]) < 0);          /* it does not fit */
+	assert_true(bench_cpu_per_gib(&r[1]) < 0);       /* 20 MiB: noise */
+	assert_true(bench_cpu_per_gib(&r[2]) == 5);
+	unsigned mask = 1u << ARM_NONE | 1u << ARM_KERNEL_MOM | 1u << ARM_DENSE_POLICY;
+	char *md;
+	json_t *met, *root = goals_of(&o, r, 3, mask, &md);
+	const char *t = goal_text(root, 0, &met);
+	assert_string_equal(t, "18 vs 8 VMs = 2.25x");
+	assert_true(json_is_true(met));
+	assert_string_equal(goal_text(root, 1, &met), "18 vs 8 VMs = 2.25x");
+	t = goal_text(root, 2, &met);
+	assert_non_null(strstr(t, "n/a: dense+policy does not fit"));
+	assert_true(json_is_null(met));
+	t = goal_text(root, 3, &met);
+	assert_string_equal(t, "n/a: kernel+mom reclaimed at most 20 MiB against "
+			    "none (under 64 MiB)");
+	t = goal_text(root, 4, &met);
+	assert_string_equal(t, "dense+policy 101.0 % of none's; worst 2 s window "
+			    "97.0 %");
+	assert_true(json_is_true(met));
+	assert_non_null(strstr(goal_text(root, 5, &met), "n/a: no arm's memory fit"));
+	assert_non_null(strstr(md, "## Against the goals"));
+	json_decref(root);
+	free(md);
+
+	/* both fit: the time to steady and CPU per GiB ratios; a lower bound
+	 * of the reference is no ratio */
+	sc.density = false;
+	for (int i = 0; i < 3; i++) {
+		r[i].oom_kills = 0;
+		r[i].fits = true;
+		r[i].t_fail = -1;
+	}
+	r[1].t_steady = 20;
+	r[1].reclaimed_gib = 0.25;
+	r[1].reclaim_cpu = 0.5;      /* 2 s/GiB */
+	r[2].t_steady = 4;
+	r[2].reclaim_cpu = 1;        /* 1 s/GiB over 1 GiB */
+	r[2].mismatches = 1;         /* counted although it "fits" */
+	r[2].fits = false;
+	root = goals_of(&o, r, 3, mask, &md);
+	assert_non_null(strstr(goal_text(root, 0, &met), "not a density scenario"));
+	t = goal_text(root, 2, &met);
+	assert_non_null(strstr(t, "n/a: dense+policy does not fit"));
+	r[2].mismatches = 0;
+	r[2].fits = true;
+	json_decref(root);
+	free(md);
+	root = goals_of(&o, r, 3, mask, &md);
+	t = goal_text(root, 2, &met);
+	assert_string_equal(t, "kernel+mom 20.0 s / dense+policy 4.0 s = 5.00x "
+			    "sooner");
+	assert_true(json_is_true(met));
+	t = goal_text(root, 3, &met);
+	assert_string_equal(t, "dense+policy 1.00 s/GiB (1.00 CPU-s over 1024 "
+			    "MiB) / kernel+mom 2.00 s/GiB (0.50 CPU-s over 256 "
+			    "MiB) = 0.50");
+	assert_true(json_is_false(met));
+	t = goal_text(root, 5, &met);
+	assert_non_null(strstr(t, "0 allocation failures, 0 mismatches, 0 crashed "
+			       "VMs in the runs whose memory fit (none 1/1, "
+			       "kernel+mom 1/1, dense+policy 1/1)"));
+	assert_true(json_is_true(met));
+	json_decref(root);
+	free(md);
+	sc.density = true;
+	r[0].t_fail = -1;   /* none without a failure: a lower bound */
+	root = goals_of(&o, r, 3, mask, &md);
+	assert_non_null(strstr(goal_text(root, 0, &met), "n/a: none had no "
+			       "failure in the run"));
+	json_decref(root);
+	free(md);
+}
+
+/* A run's figures: overcommit over the VMs that had started (a run that
+ * ended at 12 s saw 3 of 4 arrivals), and what was reclaimed as the
+ * median over the steady window, not a spike (a stale kernel counter). */
+static void figures(void **state)
+{
+	(void)state;
+	static struct bench_scenario sc;
+	load_text("[scenario]\nname = f\nduration = 30\n[group g]\ncount = 4\n"
+		  "arrive_every = 5\nmem = 128M\nworkload = idle\n", &sc);
+	struct bench_opts o = { .sc = &sc, .reps = 1 };
+	struct bench_result r = { .ran = true, .ns = 121 };
+	r.s = calloc(r.ns, sizeof(*r.s));
+	assert_non_null(r.s);
+	for (size_t i = 0; i < r.ns; i++) {
+		r.s[i].t = (double)i / 10;
+		r.s[i].usage = 100ull << 20;
+		r.s[i].saved = (i == 20 ? 1000ull : 10ull) << 20;
+	}
+	bench_result_figures(&o, &r);
+	print_message("steady %.0f MiB, overcommit %.2fx, reclaimed %.0f MiB\n",
+		      r.steady / 1048576, r.ratio, r.saved_gib * 1024);
+	assert_true(fabs(r.ratio - 3 * 128.0 / 100) < 1e-9);
+	assert_true(fabs(r.saved_gib * 1024 - 10) < 1e-9);
+	assert_true(bench_cpu_per_gib(&r) < 0);   /* 10 MiB: no claim */
+	free(r.s);
+}
+
+/* The summary's CPU per GiB is over what the host got back against none
+ * in the same repetition, whatever the engines' counters say. */
+static void summary(void **state)
+{
+	(void)state;
+	static struct bench_scenario sc;
+	load_text("[scenario]\nname = s\nbudget = 2G\nduration = 30\n"
+		  "[group g]\nworkload = idle\n", &sc);
+	char dir[] = "/tmp/densevm-scsum-XXXXXX", p[128];
+	assert_non_null(mkdtemp(dir));
+	struct bench_opts o = { .sc = &sc, .out = dir, .quick = true, .reps = 1 };
+	struct bench_result r[3] = {
+		{ .arm = ARM_NONE, .ran = true, .steady = 1000.0 * 1048576 },
+		/* its counters say 1 GiB, the host got nothing: it holds more
+		 * than none */
+		{ .arm = ARM_KERNEL_MOM, .ran = true, .steady = 1010.0 * 1048576,
+		  .saved_gib = 1, .reclaim_cpu = 0.2 },
+		{ .arm = ARM_DENSE, .ran = true, .steady = 600.0 * 1048576,
+		  .saved_gib = 0.5, .reclaim_cpu = 2 },
+	};
+	for (int i = 0; i < 3; i++)
+		r[i].t_fail = r[i].throughput_pct = r[i].tput_worst_pct = -1;
+	unsigned mask = 1u << ARM_NONE | 1u << ARM_KERNEL_MOM | 1u << ARM_DENSE;
+	assert_int_equal(bench_report(&o, r, 3, mask), 0);
+	assert_true(fabs(r[2].reclaimed_gib * 1024 - 400) < 1e-9);
+	assert_true(r[1].reclaimed_gib == 0);
+	snprintf(p, sizeof(p), "%s/summary.json", dir);
+	json_t *j = json_load_file(p, 0, NULL), *met;
+	assert_non_null(j);
+	json_t *arms = json_object_get(j, "arms");
+	json_t *km = json_object_get(json_object_get(arms, "kernel+mom"),
+				     "reclaim_cpu_s_per_gib_saved");
+	json_t *dn = json_object_get(json_object_get(arms, "dense"),
+				     "reclaim_cpu_s_per_gib_saved");
+	assert_true(json_is_null(km));
+	assert_true(fabs(json_number_value(json_object_get(dn, "median")) -
+			 2 / (400.0 / 1024)) < 1e-6);
+	assert_non_null(strstr(goal_text(j, 3, &met), "n/a: dense+policy did "
+			       "not run"));
+	json_decref(j);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 static void arms(void **state)
 {
 	(void)state;
@@ -421,6 +755,10 @@ int main(void)
 		cmocka_unit_test(arms),
 		cmocka_unit_test(binary),
 		cmocka_unit_test(worst_window),
+		cmocka_unit_test(images),
+		cmocka_unit_test(goals),
+		cmocka_unit_test(figures),
+		cmocka_unit_test(summary),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, make_images, drop_images);
 }
