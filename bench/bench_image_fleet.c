@@ -38,6 +38,7 @@
 #include <unistd.h>
 #include "bench_util.h"
 #include "cgroup.h"
+#include "ksm/ksm.h"
 
 #define MiB (1ull << 20)
 #define NVM 4
@@ -55,26 +56,9 @@ struct run {
 	int status;
 };
 
-/* Linux KSM's own metadata (rmap items), MiB: slab that no memory
- * cgroup is charged for, so the kernel arm's usage leaves it out.
- * general_profit is what KSM saved less that metadata. */
 static double kernel_ksm_meta_mib(void)
 {
-	static const char *const names[] = { "pages_sharing", "ksm_zero_pages",
-					     "general_profit" };
-	long long v[3];
-	char path[128];
-
-	for (int i = 0; i < 3; i++) {
-		snprintf(path, sizeof(path), "/sys/kernel/mm/ksm/%s", names[i]);
-		FILE *f = fopen(path, "r");
-		int ok = f && fscanf(f, "%lld", &v[i]) == 1;
-		if (f)
-			fclose(f);
-		if (!ok)
-			return 0;
-	}
-	return (double)((v[0] + v[1]) * 4096 - v[2]) / MiB;
+	return (double)ksm_kernel_uncharged_bytes() / MiB;
 }
 
 static double now_s(void)

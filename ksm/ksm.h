@@ -182,6 +182,9 @@ const char *const *ksm_tunable_names(void);
  * when it cannot be read; 0, or -1 when the write is refused. */
 long long ksm_sysctl_read(const char *path);
 int ksm_sysctl_write(const char *path, long long v);
+/* Linux KSM's metadata that no memory cgroup pays for (its rmap items,
+ * from general_profit), bytes; 0 when unknown. */
+long long ksm_kernel_uncharged_bytes(void);
 
 /* ------------------------------------------------------------- stats */
 

@@ -111,6 +111,8 @@ struct scenario {
 	double unshared, unshared_pages;  /* nothing shared */
 	double ideal, ideal_pages;        /* the mix shared perfectly */
 	double final, final_pages;        /* measured when settled */
+	double uncharged;      /* the kernel engine's rmap items (no cgroup
+				* is charged for them) */
 	double conv_s;         /* scanner start to 90 % of the final saving */
 	double settle_s;
 	long vmas;
@@ -283,6 +285,8 @@ static bool run_scenario(struct scenario *sc)
 	}
 	sc->final = f;
 	sc->final_pages = (double)(cg_pages() - p_empty);
+	sc->uncharged = sc->engine == KSM_ENGINE_KERNEL ?
+			(double)ksm_kernel_uncharged_bytes() : 0;
 	sc->vmas = hv_vma_count();
 	if (getenv("TEST_VERBOSE"))
 		print_message("  base memfd %.1f MiB, rss %.1f, cache %.1f, shmem %.1f\n",
@@ -527,14 +531,16 @@ static void mixed_fleet_one_copy(void **state)
 			      "engine held KSM\n");
 		return;
 	}
-	print_message("[ mixed ] dense %.0f MiB, kernel KSM %.0f MiB, ideal %.0f "
-		      "MiB (pages only: dense %.0f, ideal %.0f)\n", sc.final / MIB,
-		      kc.final / MIB, sc.ideal / MIB, sc.final_pages / MIB,
-		      sc.ideal_pages / MIB);
+	print_message("[ mixed ] dense %.0f MiB, kernel KSM %.0f MiB + %.1f MiB "
+		      "of rmap items no cgroup pays for, ideal %.0f MiB (pages "
+		      "only: dense %.0f, ideal %.0f)\n", sc.final / MIB,
+		      kc.final / MIB, kc.uncharged / MIB, sc.ideal / MIB,
+		      sc.final_pages / MIB, sc.ideal_pages / MIB);
 	/* what dense pays beyond kernel KSM here is not content: one VMA
-	 * per remapped page (a permutation has no runs; ~220 bytes each) and
-	 * its per-page metadata: 12 % here, 15 % with ASan. */
-	assert_true(sc.final <= kc.final * 1.20);
+	 * per remapped page (a permutation has no runs; ~200 bytes each, in
+	 * the cgroup) where KSM pays 64 bytes of rmap item per scanned page
+	 * (outside it).  Host memory, both counted: 5 % more here. */
+	assert_true(sc.final <= (kc.final + kc.uncharged) * 1.08);
 }
 
 /* The same 4 x 512 MiB scenario with Linux KSM (MADV_MERGEABLE on
