@@ -10,14 +10,18 @@
  *      1b. moves pages that only read base[g]'s hole off it (isolate.c);
  *   2. writes new frames / base pages (nobody maps them yet: for a base
  *      page kbase_writable() proved no VM reads base[g]);
- *   3. pauses every VM with a page in the batch;
+ *   3. guards every claimed page (guard.c): write-protects it where the
+ *      VM can (userfaultfd), else pauses the VM;
  *   4. compares each page with the reference in full: a guest write that
  *      landed after the scan shows up here and the page is skipped
  *      (merge_races), and no write can land between this compare and
- *      step 5 because no vCPU runs;
+ *      step 5: a vCPU that writes a protected page waits in the kernel
+ *      (a paused one does not run at all);
  *   5. changes the backing, coalesced over runs: one madvise per run of
  *      discards, one mmap per run of pages mapping consecutive frames;
- *   6. resumes, records the pause time;
+ *      a write waiting since step 3 lands on the new backing after it;
+ *   6. lifts the guard (unprotect, which wakes the waiting writers, or
+ *      resume) and records the guest stall;
  *   7. commits: the page-state map (CAS BUSY -> new state), refcounts,
  *      counters; pages that failed go back to PRIVATE and are rehashed.
  * After the flush, pages still in the candidate table that match a new
@@ -60,7 +64,7 @@ bool kbatch_pending_new(const struct ksm *k, uint64_t h)
 static void batch_free_arrays(struct kbatch *b)
 {
 	free(b->ops); free(b->bufs); free(b->acts);
-	free(b->vms); free(b->t0); free(b->fu); free(b->pend);
+	free(b->gpg); free(b->gsp); free(b->gvm); free(b->fu); free(b->pend);
 	free(b->spans); free(b->span_act); free(b->iso);
 }
 
@@ -74,8 +78,6 @@ int kbatch_resize(struct ksm *k, unsigned pages)
 	nb.ops = calloc(pages, sizeof(*nb.ops));
 	nb.bufs = aligned_alloc(64, (size_t)pages * KSM_PAGE);
 	nb.acts = calloc(2 * (size_t)pages, sizeof(*nb.acts));
-	nb.vms = calloc(2 * (size_t)pages, sizeof(*nb.vms));
-	nb.t0 = calloc(2 * (size_t)pages, sizeof(*nb.t0));
 	nb.fu = calloc(pages, sizeof(*nb.fu));
 	nb.npend_slots = 2 * pages;
 	nb.pend = calloc(nb.npend_slots, sizeof(*nb.pend));
@@ -83,8 +85,14 @@ int kbatch_resize(struct ksm *k, unsigned pages)
 	nb.span_act = calloc(2 * (size_t)pages + 1, sizeof(*nb.span_act));
 	nb.iso_cap = 32 * pages;   /* windows of 64 pages, in many VMs */
 	nb.iso = calloc(nb.iso_cap, sizeof(*nb.iso));
-	if (!nb.ops || !nb.bufs || !nb.acts || !nb.vms || !nb.t0 || !nb.fu ||
-	    !nb.pend || !nb.spans || !nb.span_act || !nb.iso ||
+	/* a batch's claimed pages: up to cap, and one op past it */
+	nb.gpg_cap = nb.iso_cap > pages + KSM_GROUP_MAX ?
+		     nb.iso_cap : pages + KSM_GROUP_MAX;
+	nb.gpg = calloc(nb.gpg_cap, sizeof(*nb.gpg));
+	nb.gsp = calloc(nb.gpg_cap, sizeof(*nb.gsp));
+	nb.gvm = calloc(nb.gpg_cap, sizeof(*nb.gvm));
+	if (!nb.ops || !nb.bufs || !nb.acts || !nb.gpg || !nb.gsp || !nb.gvm ||
+	    !nb.fu || !nb.pend || !nb.spans || !nb.span_act || !nb.iso ||
 	    (!b && !(b = calloc(1, sizeof(*b))))) {
 		batch_free_arrays(&nb);
 		return -ENOMEM;
@@ -162,84 +170,7 @@ void kbatch_commit(struct ksm *k, enum kop_kind kind, uint64_t hash,
 	b->pages += npg;
 }
 
-/* ------------------------------------------------------------- pauses */
-
-void kpause_record(struct kpause *p, uint64_t ns)
-{
-	pthread_mutex_lock(&p->mu);
-	p->ns[p->n % KSM_PAUSE_RING] = ns;
-	p->n++;
-	pthread_mutex_unlock(&p->mu);
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-void kpause_percentiles(struct kpause *p, uint64_t *p50, uint64_t *p99,
-			uint64_t *max)
-{
-	uint64_t *tmp;
-	size_t n;
-
-	*p50 = *p99 = *max = 0;
-	tmp = malloc(sizeof(p->ns));
-	if (!tmp)
-		return;
-	pthread_mutex_lock(&p->mu);
-	n = p->n < KSM_PAUSE_RING ? p->n : KSM_PAUSE_RING;
-	memcpy(tmp, p->ns, n * sizeof(*tmp));
-	pthread_mutex_unlock(&p->mu);
-	if (n) {
-		qsort(tmp, n, sizeof(*tmp), cmp_u64);
-		*p50 = tmp[(n - 1) / 2];
-		*p99 = tmp[(n - 1) * 99 / 100];
-		*max = tmp[n - 1];
-	}
-	free(tmp);
-}
-
 /* -------------------------------------------------------------- flush */
-
-unsigned kbatch_vm_set_add(struct kbatch *b, unsigned nvms, struct ksm_vm *vm)
-{
-	unsigned v;
-
-	for (v = 0; v < nvms && b->vms[v] != vm; v++)
-		;
-	if (v == nvms)
-		b->vms[nvms++] = vm;
-	return nvms;
-}
-
-void kbatch_pause_vms(struct kbatch *b, unsigned nvms)
-{
-	for (unsigned i = 0; i < nvms; i++) {
-		b->t0[i] = ksm_now_ns();
-		b->vms[i]->ops->pause(b->vms[i]->ctx);
-	}
-}
-
-void kbatch_resume_vms(struct ksm *k, struct kbatch *b, unsigned nvms)
-{
-	uint64_t now, worst = 0;
-
-	for (unsigned i = 0; i < nvms; i++) {
-		b->vms[i]->ops->resume(b->vms[i]->ctx);
-		now = ksm_now_ns() - b->t0[i];
-		kpause_record(&b->vms[i]->pause, now);
-		CTR_ADD(b->vms[i]->c.pauses, 1);
-		if (now > worst)
-			worst = now;
-	}
-	if (nvms) {
-		kpause_record(&k->pause, worst);
-		CTR_ADD(k->c.pauses, 1);
-	}
-}
 
 bool kbatch_claim(struct kpage *p, hv_pstate_t *old)
 {
@@ -571,7 +502,7 @@ void kbatch_flush(struct ksm *k)
 	struct kbatch *b = k->batch;
 	struct kdom *d = b->dom;
 	struct kfollow *fu;
-	unsigned i, j, nact = 0, nvms = 0, nfu;
+	unsigned i, j, nact = 0, ng = 0, nfu;
 
 	if (!b->n)
 		return;
@@ -590,14 +521,16 @@ void kbatch_flush(struct ksm *k)
 			prepare(k, d, &b->ops[i]);
 	for (i = 0; i < b->n; i++)
 		base_recheck(k, d, &b->ops[i]);
-	/* 3: pause every VM with a claimed page */
+	/* 3: guard every claimed page: write-protected, or its VM paused */
 	for (i = 0; i < b->n; i++)
 		for (j = 0; j < b->ops[i].npg; j++)
-			if (b->ops[i].claimed & (1u << j))
-				nvms = kbatch_vm_set_add(b, nvms,
-							 b->ops[i].pg[j].vm);
-	kbatch_pause_vms(b, nvms);
-	/* 4: verify in full, with no vCPU running */
+			if ((b->ops[i].claimed & (1u << j)) &&
+			    (ng < b->gpg_cap || kbatch_guard_room(b, 2 * ng) == 0))
+				b->gpg[ng++] = b->ops[i].pg[j];
+			else if (b->ops[i].claimed & (1u << j))
+				drop_op(&b->ops[i]);   /* out of memory */
+	kbatch_guard(k, b, ng, true);
+	/* 4: verify in full, with no write landing */
 	for (i = 0; i < b->n; i++) {
 		struct kop *op = &b->ops[i];
 
@@ -642,8 +575,8 @@ void kbatch_flush(struct ksm *k)
 	}
 	/* 5: change the backing */
 	apply_actions(k, b, nact);
-	/* 6: resume */
-	kbatch_resume_vms(k, b, nvms);
+	/* 6: lift the guard */
+	kbatch_unguard(k, b);
 	/* 7: commit */
 	b->nfu = 0;
 	for (i = 0; i < b->n; i++)

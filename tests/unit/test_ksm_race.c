@@ -1,5 +1,5 @@
 /*
- * test_ksm_race.c - writers racing the merger for 10 s: zero lost writes.
+ * test_ksm_race.c - writers racing the merger: zero lost writes.
  *
  * Three fake VMs in one domain (two on a shared base memfd, one anonymous)
  * each run a "vCPU" thread that writes whole pages from a small set of
@@ -7,9 +7,15 @@
  * and single words (so they keep unsharing), half of the time on a hot set
  * of 32 pages, and checks the whole page against its shadow copy after
  * every access.  The scanner runs flat out (sleep_ms=1, no volatility
- * skip, small batches: many pauses).  A lost write, or a merge of a page
- * that changed between compare and remap, shows up as a mismatch.  The
- * self-check runs every second while all this goes on.
+ * skip, small batches: many guarded batches).  A lost write, or a merge of
+ * a page that changed between compare and remap, shows up as a mismatch.
+ * The self-check runs every second while all this goes on.
+ *
+ * Three runs: batches guarded by pausing the VMs (7 s); by write-protect
+ * (7 s: the writers' stores into a batch's pages wait in the kernel, and
+ * must have waited); and, to show the test can fail, the engine broken on
+ * purpose (test_unguarded: batches neither protected nor paused), which
+ * must lose a write within 8 s.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -33,7 +39,7 @@
 #define NVMS     3
 #define HOT      32
 #define NPAT     8
-#define RUN_S    10
+#define RUN_S    7
 
 struct writer {
 	struct ksm_fake_vm *vm;
@@ -90,25 +96,27 @@ static void *writer_fn(void *arg)
 	return NULL;
 }
 
-static void test_writers_race_merger(void **state_)
+enum guard { G_PAUSE, G_WP, G_NONE };
+
+static unsigned run_race(enum guard g, struct ksm_stats *st, uint64_t *opsp)
 {
 	struct ksm_fake_range r = { 0, NPAGES * PG };
 	struct writer w[NVMS];
 	struct ksm_config cfg;
-	struct ksm_stats st;
 	struct ksm *k;
 	char err[512];
 	int base = memfd_create("race-base", MFD_CLOEXEC);
 	uint64_t lost = 0, ops = 0, i;
 	unsigned v, s;
 
-	(void)state_;
 	for (i = 0; i < NPAT; i++)
 		ksm_fake_pattern(pat[i], i);   /* pattern 0 is the zero page */
 	ksm_config_default(&cfg);
 	cfg.sleep_ms = 1;
 	cfg.volatile_passes = 0;
 	cfg.batch_pages = 32;
+	cfg.write_protect = g != G_PAUSE;
+	cfg.test_unguarded = g == G_NONE;
 	assert_int_equal(ksm_create(&cfg, &k, err, sizeof(err)), 0);
 	for (v = 0; v < NVMS; v++) {
 		struct ksm_vm *kv;
@@ -116,6 +124,11 @@ static void test_writers_race_merger(void **state_)
 		memset(&w[v], 0, sizeof(w[v]));
 		assert_int_equal(ksm_fake_vm_create("race", v < 2 ? base : -1,
 						    &r, 1, &w[v].vm), 0);
+		if (g != G_PAUSE &&
+		    ksm_fake_vm_enable_wp(w[v].vm, err, sizeof(err)) != 0) {
+			print_message("[  SKIPPED ] no write-protect: %s\n", err);
+			skip();
+		}
 		w[v].shadow = calloc(NPAGES, PG);
 		assert_non_null(w[v].shadow);
 		w[v].rng = 0x9e3779b97f4a7c15ULL * (v + 1);
@@ -124,7 +137,8 @@ static void test_writers_race_merger(void **state_)
 			ksm_fake_write(w[v].vm, i * PG, pat[i % NPAT], PG);
 			memcpy(w[v].shadow + i * PG, pat[i % NPAT], PG);
 		}
-		assert_int_equal(ksm_add_vm(k, &ksm_fake_ops, w[v].vm, 0, &kv,
+		assert_int_equal(ksm_add_vm(k, g == G_PAUSE ? &ksm_fake_ops :
+					    &ksm_fake_ops_wp, w[v].vm, 0, &kv,
 					    err, sizeof(err)), 0);
 	}
 	atomic_store(&stop_writers, false);
@@ -132,7 +146,15 @@ static void test_writers_race_merger(void **state_)
 		assert_int_equal(pthread_create(&w[v].thr, NULL, writer_fn,
 						&w[v]), 0);
 	assert_int_equal(ksm_start(k), 0);
-	for (s = 0; s < RUN_S; s++) {
+	for (s = 0; s < (g == G_NONE ? 80 : RUN_S); s++) {
+		if (g == G_NONE) {   /* until the first loss */
+			usleep(100000);
+			for (v = 0; v < NVMS && !w[v].mismatches; v++)
+				;
+			if (v < NVMS)
+				break;
+			continue;
+		}
 		sleep(1);
 		if (ksm_self_check(k, err, sizeof(err)) != 0) {
 			fprintf(stderr, "self-check at %us: %s\n", s, err);
@@ -152,23 +174,27 @@ static void test_writers_race_merger(void **state_)
 			if (memcmp(ksm_fake_hva(w[v].vm, i * PG),
 				   w[v].shadow + i * PG, PG) != 0)
 				lost++;
-	ksm_stats(k, &st);
-	printf("[ race ] %llu guest ops, %llu lost; merges %llu unmerges %llu "
-	       "races caught %llu zero %llu base %llu sharing %llu; %llu pauses "
-	       "p50 %.1f us p99 %.1f us\n",
-	       (unsigned long long)ops, (unsigned long long)lost,
-	       (unsigned long long)st.merges, (unsigned long long)st.unmerges,
-	       (unsigned long long)st.merge_races,
-	       (unsigned long long)st.zero_pages,
-	       (unsigned long long)st.base_pages,
-	       (unsigned long long)st.pages_sharing,
-	       (unsigned long long)st.pauses, (double)st.pause_p50_ns / 1e3,
-	       (double)st.pause_p99_ns / 1e3);
-	assert_int_equal(lost, 0);
-	assert_true(st.merges > 1000);
-	assert_true(st.unmerges > 100);
-	assert_true(st.pauses > 100);
-	if (ksm_self_check(k, err, sizeof(err)) != 0) {
+	ksm_stats(k, st);
+	print_message("[ race ] %s: %llu guest ops, %llu lost; merges %llu "
+		      "unmerges %llu races caught %llu zero %llu base %llu "
+		      "sharing %llu; %llu pauses p50 %.1f us p99 %.1f us; %llu "
+		      "write-protected batches, %llu writes waited (stall p99 "
+		      "%.1f us)\n", g == G_PAUSE ? "pause" : g == G_WP ?
+		      "write-protect" : "unguarded (broken on purpose)",
+		      (unsigned long long)ops, (unsigned long long)lost,
+		      (unsigned long long)st->merges,
+		      (unsigned long long)st->unmerges,
+		      (unsigned long long)st->merge_races,
+		      (unsigned long long)st->zero_pages,
+		      (unsigned long long)st->base_pages,
+		      (unsigned long long)st->pages_sharing,
+		      (unsigned long long)st->pauses,
+		      (double)st->pause_p50_ns / 1e3,
+		      (double)st->pause_p99_ns / 1e3,
+		      (unsigned long long)st->wp_batches,
+		      (unsigned long long)st->wp_waits,
+		      (double)st->stall_p99_ns / 1e3);
+	if (g != G_NONE && ksm_self_check(k, err, sizeof(err)) != 0) {
 		fprintf(stderr, "self-check: %s\n", err);
 		fail();
 	}
@@ -178,12 +204,52 @@ static void test_writers_race_merger(void **state_)
 		free(w[v].shadow);
 	}
 	close(base);
+	*opsp = ops;
+	return (unsigned)lost;
+}
+
+static void writers_race_paused_merger(void **state)
+{
+	struct ksm_stats st;
+	uint64_t ops;
+
+	(void)state;
+	assert_int_equal(run_race(G_PAUSE, &st, &ops), 0);
+	assert_true(st.merges > 1000);
+	assert_true(st.unmerges > 100);
+	assert_true(st.pauses > 100);
+	assert_int_equal(st.wp_batches, 0);
+}
+
+static void writers_race_write_protected_merger(void **state)
+{
+	struct ksm_stats st;
+	uint64_t ops;
+
+	(void)state;
+	assert_int_equal(run_race(G_WP, &st, &ops), 0);
+	assert_true(st.merges > 1000);
+	assert_true(st.unmerges > 100);
+	assert_true(st.wp_batches > 100);
+	assert_true(st.wp_waits > 0);      /* the race really was run */
+	assert_int_equal(st.pauses, 0);
+}
+
+static void unguarded_merger_loses_writes(void **state)
+{
+	struct ksm_stats st;
+	uint64_t ops;
+
+	(void)state;
+	assert_true(run_race(G_NONE, &st, &ops) > 0);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_writers_race_merger),
+		cmocka_unit_test(writers_race_paused_merger),
+		cmocka_unit_test(writers_race_write_protected_merger),
+		cmocka_unit_test(unguarded_merger_loses_writes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
