@@ -10,8 +10,10 @@
  *      1b. moves pages that only read base[g]'s hole off it (isolate.c);
  *   2. writes new frames / base pages (nobody maps them yet: for a base
  *      page kbase_writable() proved no VM reads base[g]);
- *   3. guards every claimed page (guard.c): write-protects it where the
- *      VM can (userfaultfd), else pauses the VM;
+ *   3-6 run one VM at a time, so that a guest waits (or stops) only for
+ *      its own pages' compare and backing change:
+ *   3. guards the VM's claimed pages (guard.c): write-protects them where
+ *      the VM can (userfaultfd), else pauses the VM;
  *   4. compares each page with the reference in full: a guest write that
  *      landed after the scan shows up here and the page is skipped
  *      (merge_races), and no write can land between this compare and
@@ -343,20 +345,17 @@ static void spans_flush(struct ksm *k, struct kbatch *b)
 	b->span_vm = NULL;
 }
 
-/* Step 5: one backing change per run, the discards of a VM in one call;
- * failed runs clear their ok bits. */
-static void apply_actions(struct ksm *k, struct kbatch *b, unsigned nact)
+/* Step 5: one backing change per run of acts[lo, nact) (sorted), the
+ * discards of a VM in one call; failed runs clear their ok bits. */
+static void apply_actions(struct ksm *k, struct kbatch *b, unsigned lo,
+			  unsigned nact)
 {
 	unsigned i, j;
 	int ret;
 
-	for (i = 1; i < nact && cmp_act(&b->acts[i - 1], &b->acts[i]) < 0; i++)
-		;
-	if (i < nact)   /* scan order usually is the order already */
-		qsort(b->acts, nact, sizeof(*b->acts), cmp_act);
 	b->nspans = 0;
 	b->span_vm = NULL;
-	for (i = 0; i < nact; i = j) {
+	for (i = lo; i < nact; i = j) {
 		struct kact *a = &b->acts[i];
 		uint64_t gpa = kpage_gpa(a->vm, a->r, a->idx);
 
@@ -497,12 +496,64 @@ static void commit(struct ksm *k, struct kbatch *b, struct kdom *d,
 	}
 }
 
+/* The backing change page j of op i gets if it passes its compare. */
+static void act_of(struct kbatch *b, struct kdom *d, unsigned i, unsigned j,
+		   struct kact *a)
+{
+	struct kop *op = &b->ops[i];
+	struct kpage *p = &op->pg[j];
+
+	a->vm = p->vm;
+	a->r = p->r;
+	a->idx = p->idx;
+	a->op = i;
+	a->pg = (uint8_t)j;
+	a->fd = KACT_DISCARD;
+	a->off = 0;
+	if (op->kind == KOP_ZERO_MAP) {
+		a->fd = KACT_ZERO;
+	} else if (op->kind == KOP_NEW_FRAME || op->kind == KOP_JOIN_FRAME) {
+		kframe_loc(d, op->frame, &a->fd, &a->off);
+	} else if (op->kind != KOP_ZERO && kpage_off_base(p->vm, p->r, p->idx)) {
+		/* back to the base mapping, not a discard */
+		a->fd = d->base_fd;
+		a->off = kpage_gpa(p->vm, p->r, p->idx);
+	}
+}
+
+/* Step 4 over acts[lo, hi), guarded: each page compared in full with its
+ * reference.  The acts that pass move to acts[lo, return), their ok bits
+ * set; a page that changed since the scan is a merge race. */
+static unsigned verify(struct ksm *k, struct kbatch *b, unsigned lo,
+		       unsigned hi)
+{
+	unsigned n = lo;
+
+	for (unsigned m = lo; m < hi; m++) {
+		struct kact *a = &b->acts[m];
+		struct kop *op = &b->ops[a->op];
+		const uint8_t *hva = kpage_hva(a->vm, a->r, a->idx);
+
+		if (op->kind == KOP_ZERO || op->kind == KOP_ZERO_MAP ?
+		    !ksm_page_is_zero(hva) : memcmp(hva, op->ref, KSM_PAGE) != 0) {
+			CTR_ADD(k->c.merge_races, 1);
+			CTR_ADD(a->vm->c.merge_races, 1);
+			if (op->kind == KOP_JOIN_BASE || op->kind == KOP_NEW_BASE)
+				kbit_set(a->vm->r[a->r].nofast, a->idx);
+			continue;
+		}
+		op->ok |= (uint16_t)(1u << a->pg);
+		b->acts[n++] = *a;
+	}
+	return n;
+}
+
 void kbatch_flush(struct ksm *k)
 {
 	struct kbatch *b = k->batch;
 	struct kdom *d = b->dom;
 	struct kfollow *fu;
-	unsigned i, j, nact = 0, ng = 0, nfu;
+	unsigned i, j, ok, nact = 0, nfu;
 
 	if (!b->n)
 		return;
@@ -521,62 +572,34 @@ void kbatch_flush(struct ksm *k)
 			prepare(k, d, &b->ops[i]);
 	for (i = 0; i < b->n; i++)
 		base_recheck(k, d, &b->ops[i]);
-	/* 3: guard every claimed page: write-protected, or its VM paused */
+	/* 3-6, one VM at a time, so that a VM's guest waits (or stops) only
+	 * for its own pages' compare and backing change */
 	for (i = 0; i < b->n; i++)
 		for (j = 0; j < b->ops[i].npg; j++)
-			if ((b->ops[i].claimed & (1u << j)) &&
-			    (ng < b->gpg_cap || kbatch_guard_room(b, 2 * ng) == 0))
-				b->gpg[ng++] = b->ops[i].pg[j];
-			else if (b->ops[i].claimed & (1u << j))
-				drop_op(&b->ops[i]);   /* out of memory */
-	kbatch_guard(k, b, ng, true);
-	/* 4: verify in full, with no write landing */
-	for (i = 0; i < b->n; i++) {
-		struct kop *op = &b->ops[i];
-
-		for (j = 0; j < op->npg; j++) {
-			struct kpage *p = &op->pg[j];
-			struct kact *a;
-
-			if (!(op->claimed & (1u << j)))
-				continue;
-			if (op->kind == KOP_ZERO || op->kind == KOP_ZERO_MAP ?
-			    !ksm_page_is_zero(kpage_hva(p->vm, p->r, p->idx)) :
-			    memcmp(kpage_hva(p->vm, p->r, p->idx), op->ref,
-				   KSM_PAGE) != 0) {
-				CTR_ADD(k->c.merge_races, 1);
-				CTR_ADD(p->vm->c.merge_races, 1);
-				if (op->kind == KOP_JOIN_BASE ||
-				    op->kind == KOP_NEW_BASE)
-					kbit_set(p->vm->r[p->r].nofast, p->idx);
-				continue;
-			}
-			op->ok |= (uint16_t)(1u << j);
-			a = &b->acts[nact++];
-			a->vm = p->vm;
-			a->r = p->r;
-			a->idx = p->idx;
-			a->op = i;
-			a->pg = (uint8_t)j;
-			a->fd = KACT_DISCARD;
-			a->off = 0;
-			if (op->kind == KOP_ZERO_MAP) {
-				a->fd = KACT_ZERO;
-			} else if (op->kind == KOP_NEW_FRAME ||
-			    op->kind == KOP_JOIN_FRAME) {
-				kframe_loc(d, op->frame, &a->fd, &a->off);
-			} else if (op->kind != KOP_ZERO &&
-				   kpage_off_base(p->vm, p->r, p->idx)) {
-				/* back to the base mapping, not a discard */
-				a->fd = d->base_fd;
-				a->off = kpage_gpa(p->vm, p->r, p->idx);
-			}
-		}
+			if (b->ops[i].claimed & (1u << j))
+				act_of(b, d, i, j, &b->acts[nact++]);
+	for (i = 1; i < nact && cmp_act(&b->acts[i - 1], &b->acts[i]) < 0; i++)
+		;
+	if (i < nact)   /* scan order usually is the order already */
+		qsort(b->acts, nact, sizeof(*b->acts), cmp_act);
+	for (i = 0; i < nact; i = j) {
+		for (j = i; j < nact && b->acts[j].vm == b->acts[i].vm; j++)
+			;
+		if (j - i > b->gpg_cap && kbatch_guard_room(b, j - i) != 0)
+			continue;   /* out of memory: not merged, unclaimed */
+		for (unsigned m = i; m < j; m++)
+			b->gpg[m - i] = (struct kpage){ b->acts[m].vm,
+				b->acts[m].r, b->acts[m].idx };
+		/* 3: guard the VM's claimed pages: write-protected, or paused */
+		kbatch_guard(k, b, j - i, true);
+		/* 4: compare in full, with no write landing */
+		ok = verify(k, b, i, j);
+		/* 5: change the backing */
+		apply_actions(k, b, i, ok);
+		/* 6: lift the guard */
+		kbatch_unguard(k, b);
 	}
-	/* 5: change the backing */
-	apply_actions(k, b, nact);
-	/* 6: lift the guard */
-	kbatch_unguard(k, b);
+	kbatch_guard_done(k, b);
 	/* 7: commit */
 	b->nfu = 0;
 	for (i = 0; i < b->n; i++)

@@ -63,6 +63,8 @@ struct kbatch {
 	struct hv_span *gsp;
 	struct kguard *gvm;
 	unsigned ngvm;
+	/* the worst of the guards since kbatch_guard_done() */
+	struct { uint64_t pause, win, stall; bool paused, wp; } acc;
 	struct kfollow *fu;
 	unsigned nfu;
 	struct kdom *dom;
@@ -101,9 +103,10 @@ void kbatch_unclaim(struct kpage *p, hv_pstate_t old);
 /* guard.c: keeps the VMs of b->gpg[0..n) from writing those pages until
  * kbatch_unguard(): write-protects them where the VM can (wp_ok: the
  * caller can work with protected pages; write_protect on), else pauses
- * the VM.  kbatch_unguard() lifts it, and records each VM's stall and the
- * batch's. */
+ * the VM.  kbatch_unguard() lifts it and records each VM's stall;
+ * kbatch_guard_done() records the batch's (the worst of its guards). */
 void kbatch_guard(struct ksm *k, struct kbatch *b, unsigned n, bool wp_ok);
+void kbatch_guard_done(struct ksm *k, struct kbatch *b);
 /* Grows b->gpg (and the runs) to n pages: 0, or -1 out of memory. */
 int kbatch_guard_room(struct kbatch *b, unsigned n);
 void kbatch_unguard(struct ksm *k, struct kbatch *b);

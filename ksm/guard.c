@@ -22,12 +22,14 @@
  * an unprotect cost about 1.6 us of system call each, a page of a run
  * 0.15 us, and only a write into the gap pays for it.
  *
- * Figures (struct kpause rings, per VM and per engine): KRING_PAUSE the
- * pause of each paused batch (the old pause_* stats, unchanged);
- * KRING_WPWIN how long a protected batch's pages stayed protected, the
- * bound on any wait; KRING_STALL each batch's guest stall either way:
- * the pause, or the longest write-protect wait a vCPU had (0 when none
- * wrote into the batch).
+ * A batch guards its VMs one at a time (batch.c): each VM waits only
+ * for its own pages.  Figures (struct kpause rings, per VM per guard, and
+ * per batch the worst of its VMs): KRING_PAUSE the pause of each paused
+ * batch (the pause_* stats; since guards are per VM, a pause no longer
+ * includes stopping the batch's other VMs); KRING_WPWIN how long a
+ * protected batch's pages stayed protected, the bound on any wait;
+ * KRING_STALL each batch's guest stall either way: the pause, or the
+ * longest write-protect wait a vCPU had (0 when none wrote into it).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -164,8 +166,7 @@ bool kbatch_guarded_wp(const struct kbatch *b, const struct ksm_vm *vm)
 
 void kbatch_unguard(struct ksm *k, struct kbatch *b)
 {
-	uint64_t d, pause = 0, win = 0, stall = 0;
-	bool any_pause = false, any_wp = false;
+	uint64_t d;
 
 	for (unsigned i = 0; i < b->ngvm; i++) {
 		struct kguard *g = &b->gvm[i];
@@ -182,29 +183,35 @@ void kbatch_unguard(struct ksm *k, struct kbatch *b)
 			CTR_ADD(vm->c.wp_batches, 1);
 			CTR_ADD(vm->c.wp_waits, w.n);
 			CTR_ADD(k->c.wp_waits, w.n);
-			win = d > win ? d : win;
-			stall = w.max_ns > stall ? w.max_ns : stall;
-			any_wp = true;
+			b->acc.win = d > b->acc.win ? d : b->acc.win;
+			b->acc.stall = w.max_ns > b->acc.stall ? w.max_ns :
+				       b->acc.stall;
+			b->acc.wp = true;
 		} else {
 			vm->ops->resume(vm->ctx);
 			d = ksm_now_ns() - g->t0;
 			kpause_record(&vm->pause, KRING_PAUSE, d);
 			kpause_record(&vm->pause, KRING_STALL, d);
 			CTR_ADD(vm->c.pauses, 1);
-			pause = d > pause ? d : pause;
-			stall = d > stall ? d : stall;
-			any_pause = true;
+			b->acc.pause = d > b->acc.pause ? d : b->acc.pause;
+			b->acc.stall = d > b->acc.stall ? d : b->acc.stall;
+			b->acc.paused = true;
 		}
 	}
-	if (any_pause) {
-		kpause_record(&k->pause, KRING_PAUSE, pause);
+	b->ngvm = 0;
+}
+
+void kbatch_guard_done(struct ksm *k, struct kbatch *b)
+{
+	if (b->acc.paused) {
+		kpause_record(&k->pause, KRING_PAUSE, b->acc.pause);
 		CTR_ADD(k->c.pauses, 1);
 	}
-	if (any_wp) {
-		kpause_record(&k->pause, KRING_WPWIN, win);
+	if (b->acc.wp) {
+		kpause_record(&k->pause, KRING_WPWIN, b->acc.win);
 		CTR_ADD(k->c.wp_batches, 1);
 	}
-	if (b->ngvm)
-		kpause_record(&k->pause, KRING_STALL, stall);
-	b->ngvm = 0;
+	if (b->acc.paused || b->acc.wp)
+		kpause_record(&k->pause, KRING_STALL, b->acc.stall);
+	memset(&b->acc, 0, sizeof(b->acc));
 }

@@ -131,9 +131,57 @@ static bool iso_window_in(const struct kbatch *b, unsigned n,
 	return false;
 }
 
+/* One VM's isolated pages iso[lo, hi), guarded: each is checked to be
+ * still unwritten (one pagemap read per 64-page window: the list is
+ * sorted), then zeros are mapped over the runs.  Returns the failures. */
+static int isolate_vm(struct ksm *k, struct kbatch *b, unsigned lo,
+		      unsigned hi)
+{
+	bool wp = kbatch_guarded_wp(b, b->iso[lo].p.vm);
+	unsigned i, j;
+	int fails = 0;
+
+	for (i = lo; i < hi; i = j) {
+		struct kpage *p = &b->iso[i].p;
+		uint32_t w0 = p->idx & ~63u, cnt;
+		uint64_t pm[64];
+		bool got;
+
+		cnt = (uint32_t)(p->vm->r[p->r].npages - w0 < 64 ?
+				 p->vm->r[p->r].npages - w0 : 64);
+		got = kpm_read(k, kpage_hva(p->vm, p->r, w0), cnt, pm) == 0;
+		for (j = i; j < hi && b->iso[j].p.r == p->r &&
+		     (b->iso[j].p.idx & ~63u) == w0; j++) {
+			uint64_t e = pm[b->iso[j].p.idx - w0];
+
+			b->iso[j].ok = got && (!kpm_private(e) ||
+					       (wp && pm_wp_marker(e)));
+		}
+	}
+	for (i = lo; i < hi; i = j) {
+		struct kpage *p = &b->iso[i].p;
+
+		for (j = i + 1; j < hi && b->iso[j].p.r == p->r &&
+		     b->iso[j].p.idx == b->iso[j - 1].p.idx + 1 &&
+		     b->iso[j].ok == b->iso[i].ok; j++)
+			;
+		if (!b->iso[i].ok)
+			continue;
+		kpm_forget(p->vm, kpage_hva(p->vm, p->r, p->idx),
+			   (uint64_t)(j - i) * KSM_PAGE);
+		if (p->vm->ops->zero(p->vm->ctx, kpage_gpa(p->vm, p->r, p->idx),
+				     (uint64_t)(j - i) * KSM_PAGE) != 0) {
+			fails++;
+			for (unsigned m = i; m < j; m++)
+				b->iso[m].ok = false;
+		}
+	}
+	return fails;
+}
+
 void kbatch_isolate_readers(struct ksm *k, struct kbatch *b, struct kdom *d)
 {
-	unsigned i, j, got, n = 0, first;
+	unsigned i, j, got, n = 0, first, v0, v1;
 	struct kpage *rd = NULL;
 	uint64_t pfn;
 	int fails = 0;
@@ -186,48 +234,14 @@ void kbatch_isolate_readers(struct ksm *k, struct kbatch *b, struct kdom *d)
 		return;
 	n = isolate_widen(k, b, d, n);
 	qsort(b->iso, n, sizeof(*b->iso), cmp_iso);
-	for (i = 0; i < n; i++)   /* gpg_cap >= iso_cap */
-		b->gpg[i] = b->iso[i].p;
-	kbatch_guard(k, b, n, wp_markers_visible(k));
-	/* guarded: a page not written by now stays unwritten (one pagemap
-	 * read per 64-page window: the list is sorted) */
-	for (i = 0; i < n; i = j) {
-		struct kpage *p = &b->iso[i].p;
-		uint32_t w0 = p->idx & ~63u, cnt;
-		uint64_t pm[64];
-		bool got, wp = kbatch_guarded_wp(b, p->vm);
-
-		cnt = (uint32_t)(p->vm->r[p->r].npages - w0 < 64 ?
-				 p->vm->r[p->r].npages - w0 : 64);
-		got = kpm_read(k, kpage_hva(p->vm, p->r, w0), cnt, pm) == 0;
-		for (j = i; j < n && b->iso[j].p.vm == p->vm &&
-		     b->iso[j].p.r == p->r && (b->iso[j].p.idx & ~63u) == w0; j++) {
-			uint64_t e = pm[b->iso[j].p.idx - w0];
-
-			b->iso[j].ok = got && (!kpm_private(e) ||
-					       (wp && pm_wp_marker(e)));
-		}
+	for (v0 = 0; v0 < n; v0 = v1) {   /* one VM at a time */
+		for (v1 = v0; v1 < n && b->iso[v1].p.vm == b->iso[v0].p.vm; v1++)
+			b->gpg[v1 - v0] = b->iso[v1].p;   /* gpg_cap >= iso_cap */
+		kbatch_guard(k, b, v1 - v0, wp_markers_visible(k));
+		fails += isolate_vm(k, b, v0, v1);
+		kbatch_unguard(k, b);
 	}
-	for (i = 0; i < n; i = j) {
-		struct kpage *p = &b->iso[i].p;
-
-		for (j = i + 1; j < n && b->iso[j].p.vm == p->vm &&
-		     b->iso[j].p.r == p->r &&
-		     b->iso[j].p.idx == b->iso[j - 1].p.idx + 1 &&
-		     b->iso[j].ok == b->iso[i].ok; j++)
-			;
-		if (!b->iso[i].ok)
-			continue;
-		kpm_forget(p->vm, kpage_hva(p->vm, p->r, p->idx),
-			   (uint64_t)(j - i) * KSM_PAGE);
-		if (p->vm->ops->zero(p->vm->ctx, kpage_gpa(p->vm, p->r, p->idx),
-				     (uint64_t)(j - i) * KSM_PAGE) != 0) {
-			fails++;
-			for (unsigned m = i; m < j; m++)
-				b->iso[m].ok = false;
-		}
-	}
-	kbatch_unguard(k, b);
+	kbatch_guard_done(k, b);
 	CTR_ADD(k->c.map_failures, fails);
 	for (i = 0; i < n; i++) {
 		struct kpage *p = &b->iso[i].p;
