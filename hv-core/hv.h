@@ -342,9 +342,12 @@ int hv_wp_protect(struct hv_wp *wp, uint8_t *base, const struct hv_span *s,
 		  unsigned n);
 int hv_wp_unprotect(struct hv_wp *wp, uint8_t *base, const struct hv_span *s,
 		    unsigned n, struct hv_wp_waits *w);
-/* Faults seen, and strays: faults on pages not protected then (a stale
- * protection, lifted by the handler at once). */
-void hv_wp_counters(struct hv_wp *wp, uint64_t *faults, uint64_t *strays);
+/* Faults seen; strays: faults on pages not protected then (a stale
+ * protection, lifted by the handler at once); late: protects that found
+ * memory not registered (a mapping whose hv_wp_register failed or was
+ * not made) and registered it first. */
+void hv_wp_counters(struct hv_wp *wp, uint64_t *faults, uint64_t *strays,
+		    uint64_t *late);
 
 /* ---------------------------------------------------------- hypercalls */
 
@@ -377,6 +380,7 @@ struct hv_vm_counters {
 	uint64_t console_suppressed_lines;
 	uint64_t wp_faults;     /* writes that hit write-protected RAM */
 	uint64_t wp_strays;     /* ... on a page no longer protected */
+	uint64_t wp_late_registers; /* protects that registered RAM first */
 };
 void hv_vm_counters(const struct hv_vm *vm, struct hv_vm_counters *c);
 

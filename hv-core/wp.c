@@ -80,7 +80,7 @@ struct hv_wp {
 	unsigned nareas;
 	struct { uintptr_t addr; uint64_t t; } wait[WP_MAX_WAITS];
 	unsigned nwait;
-	uint64_t faults, strays;
+	uint64_t faults, strays, late;
 	struct hv_wp *next;     /* g_live */
 };
 
@@ -444,8 +444,10 @@ int hv_wp_protect(struct hv_wp *wp, uint8_t *base, const struct hv_span *s,
 		rc = wp_ioctl(wp->fd, a, s[i].len, true);
 		/* a mapping made without hv_wp_register(), or whose
 		 * registration failed: register it now */
-		if (rc == -ENOENT && reg(wp->fd, a, s[i].len) == 0)
+		if (rc == -ENOENT && reg(wp->fd, a, s[i].len) == 0) {
+			wp->late++;
 			rc = wp_ioctl(wp->fd, a, s[i].len, true);
+		}
 		if (rc)   /* all or nothing */
 			lift(wp, base, s, i + 1);
 	}
@@ -489,11 +491,13 @@ int hv_wp_unprotect(struct hv_wp *wp, uint8_t *base, const struct hv_span *s,
 	return rc;
 }
 
-void hv_wp_counters(struct hv_wp *wp, uint64_t *faults, uint64_t *strays)
+void hv_wp_counters(struct hv_wp *wp, uint64_t *faults, uint64_t *strays,
+		    uint64_t *late)
 {
 	pthread_mutex_lock(&wp->mu);
 	*faults = wp->faults;
 	*strays = wp->strays;
+	*late = wp->late;
 	pthread_mutex_unlock(&wp->mu);
 }
 

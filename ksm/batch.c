@@ -10,8 +10,9 @@
  *      1b. moves pages that only read base[g]'s hole off it (isolate.c);
  *   2. writes new frames / base pages (nobody maps them yet: for a base
  *      page kbase_writable() proved no VM reads base[g]);
- *   3-6 run one VM at a time, so that a guest waits (or stops) only for
- *      its own pages' compare and backing change:
+ *   3-6 run one VM at a time (and, write-protected, one run at a time),
+ *      so that a guest waits (or stops) only for its own pages' compare
+ *      and backing change:
  *   3. guards the VM's claimed pages (guard.c): write-protects them where
  *      the VM can (userfaultfd), else pauses the VM;
  *   4. compares each page with the reference in full: a guest write that
@@ -496,6 +497,27 @@ static void commit(struct ksm *k, struct kbatch *b, struct kdom *d,
 	}
 }
 
+/* The end of the guard window that starts at acts[i]: the VM's acts in
+ * the batch when it is paused (one pause per VM and batch), one run when
+ * it is write-protected.  A vCPU that writes into the run then waits only
+ * for that run's protect, compare, backing change and unprotect: each
+ * system call that changes the page tables of a running VM waits for a
+ * KVM TLB flush, and under load one can take milliseconds. */
+static unsigned window_end(const struct ksm *k, const struct kbatch *b,
+			   unsigned i, unsigned nact)
+{
+	const struct kact *a = &b->acts[i];
+	bool wp = __atomic_load_n(&k->cfg.write_protect, __ATOMIC_RELAXED) &&
+		  a->vm->ops->wp_protect;
+	unsigned j;
+
+	for (j = i + 1; j < nact && b->acts[j].vm == a->vm; j++)
+		if (wp && (j - i == KSM_WP_WINDOW || b->acts[j].r != a->r ||
+			   b->acts[j].idx > b->acts[j - 1].idx + KSM_WP_GAP + 1))
+			break;
+	return j;
+}
+
 /* The backing change page j of op i gets if it passes its compare. */
 static void act_of(struct kbatch *b, struct kdom *d, unsigned i, unsigned j,
 		   struct kact *a)
@@ -583,8 +605,7 @@ void kbatch_flush(struct ksm *k)
 	if (i < nact)   /* scan order usually is the order already */
 		qsort(b->acts, nact, sizeof(*b->acts), cmp_act);
 	for (i = 0; i < nact; i = j) {
-		for (j = i; j < nact && b->acts[j].vm == b->acts[i].vm; j++)
-			;
+		j = window_end(k, b, i, nact);
 		if (j - i > b->gpg_cap && kbatch_guard_room(b, j - i) != 0)
 			continue;   /* out of memory: not merged, unclaimed */
 		for (unsigned m = i; m < j; m++)

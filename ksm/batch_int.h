@@ -100,6 +100,14 @@ static inline int kpage_order(const struct ksm_vm *va, uint32_t ra,
 bool kbatch_claim(struct kpage *p, hv_pstate_t *old);
 /* Gives the page back unchanged and asks for a rehash next pass. */
 void kbatch_unclaim(struct kpage *p, hv_pstate_t old);
+/* Pages between two runs of a VM that are write-protected as one run: a
+ * protect and an unprotect cost a system call and, while the VM runs, a
+ * KVM TLB flush with an IPI each, a page of a run far less. */
+#define KSM_WP_GAP 8u
+/* Acts of one write-protect window at most (batch.c): each window is one
+ * run, so a vCPU waits for one run's compare and backing change. */
+#define KSM_WP_WINDOW 64u
+
 /* guard.c: keeps the VMs of b->gpg[0..n) from writing those pages until
  * kbatch_unguard(): write-protects them where the VM can (wp_ok: the
  * caller can work with protected pages; write_protect on), else pauses

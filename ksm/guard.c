@@ -20,7 +20,10 @@
  *     stopped, as before.
  * Runs closer than KSM_WP_GAP pages are protected as one: a protect and
  * an unprotect cost about 1.6 us of system call each, a page of a run
- * 0.15 us, and only a write into the gap pays for it.
+ * 0.15 us, and only a write into the gap pays for it.  While the VM's
+ * vCPUs run, each also costs a KVM TLB flush: an IPI to every vCPU in
+ * guest mode, 27 us at the median here but up to milliseconds on these
+ * 2 busy cores, which is why batch.c gives each run a window of its own.
  *
  * A batch guards its VMs one at a time (batch.c): each VM waits only
  * for its own pages.  Figures (struct kpause rings, per VM per guard, and
@@ -34,8 +37,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include "batch_int.h"
-
-#define KSM_WP_GAP 8u
 
 void kpause_record(struct kpause *p, unsigned ring, uint64_t ns)
 {

@@ -11,8 +11,8 @@
  * a page that changed between compare and remap, shows up as a mismatch.
  * The self-check runs every second while all this goes on.
  *
- * Three runs: batches guarded by pausing the VMs (7 s); by write-protect
- * (7 s: the writers' stores into a batch's pages wait in the kernel, and
+ * Three runs: batches guarded by pausing the VMs (5 s); by write-protect
+ * (5 s: the writers' stores into a batch's pages wait in the kernel, and
  * must have waited); and, to show the test can fail, the engine broken on
  * purpose (test_unguarded: batches neither protected nor paused), which
  * must lose a write within 8 s.
@@ -39,7 +39,7 @@
 #define NVMS     3
 #define HOT      32
 #define NPAT     8
-#define RUN_S    7
+#define RUN_S    5
 
 struct writer {
 	struct ksm_fake_vm *vm;
