@@ -507,9 +507,16 @@ static unsigned window_end(const struct ksm *k, const struct kbatch *b,
 			   unsigned i, unsigned nact)
 {
 	const struct kact *a = &b->acts[i];
-	bool wp = __atomic_load_n(&k->cfg.write_protect, __ATOMIC_RELAXED) &&
-		  a->vm->ops->wp_protect;
+	struct ksm_vm *vm = a->vm;
+	bool wp;
 	unsigned j;
+
+	if (vm->ops->wp_protect && !vm->wp_probed) {   /* can it at all? */
+		vm->wp_probed = true;
+		vm->wp_off = vm->ops->wp_protect(vm->ctx, NULL, 0) == -EOPNOTSUPP;
+	}
+	wp = __atomic_load_n(&k->cfg.write_protect, __ATOMIC_RELAXED) &&
+	     vm->ops->wp_protect && !vm->wp_off;
 
 	for (j = i + 1; j < nact && b->acts[j].vm == a->vm; j++)
 		if (wp && (j - i == KSM_WP_WINDOW || b->acts[j].r != a->r ||

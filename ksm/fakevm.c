@@ -417,6 +417,17 @@ static bool f_anon_backed(void *ctx, uint64_t gpa)
 	return (vm->anon[i][pg / 64] >> (pg % 64)) & 1;
 }
 
+/* hv_vm_page_off_base: the page of base-backed RAM is not mapped from the
+ * base at offset GPA.  Here only f_zero maps other memory; the frames ksm
+ * maps it knows itself (KP_REMAPPED).  Without this, a discard meant to
+ * read base[g] would read f_zero's zeros. */
+static bool f_off_base(void *ctx, uint64_t gpa)
+{
+	struct ksm_fake_vm *vm = ctx;
+
+	return vm->base_fd >= 0 && f_anon_backed(ctx, gpa);
+}
+
 static void *f_span_hva(void *ctx, uint64_t gpa, uint64_t len)
 {
 	struct ksm_fake_vm *vm = ctx;
@@ -518,8 +529,10 @@ static int f_wp_unprotect(void *ctx, const struct hv_span *s, unsigned n,
 
 const struct ksm_vm_ops ksm_fake_ops = { FAKE_OPS };
 const struct ksm_vm_ops ksm_fake_ops_zero = { FAKE_OPS, .zero = f_zero,
-					       .anon_backed = f_anon_backed };
+					       .anon_backed = f_anon_backed,
+					       .off_base = f_off_base };
 const struct ksm_vm_ops ksm_fake_ops_wp = { FAKE_OPS, .zero = f_zero,
 					     .anon_backed = f_anon_backed,
+					     .off_base = f_off_base,
 					     .wp_protect = f_wp_protect,
 					     .wp_unprotect = f_wp_unprotect };

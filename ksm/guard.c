@@ -34,6 +34,7 @@
  * KRING_STALL each batch's guest stall either way: the pause, or the
  * longest write-protect wait a vCPU had (0 when none wrote into it).
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include "batch_int.h"
@@ -148,10 +149,15 @@ void kbatch_guard(struct ksm *k, struct kbatch *b, unsigned n, bool wp_ok)
 		struct kguard *g = &b->gvm[i];
 		const struct ksm_vm_ops *ops = g->vm->ops;
 
+		int rc = -EOPNOTSUPP;
+
 		g->t0 = ksm_now_ns();
-		g->wp = wp && ops->wp_protect && ops->wp_unprotect &&
-			(k->cfg.test_unguarded ||
-			 ops->wp_protect(g->vm->ctx, b->gsp + g->s0, g->ns) == 0);
+		if (wp && !g->vm->wp_off && ops->wp_protect && ops->wp_unprotect)
+			rc = k->cfg.test_unguarded ? 0 :
+			     ops->wp_protect(g->vm->ctx, b->gsp + g->s0, g->ns);
+		g->wp = rc == 0;
+		if (rc == -EOPNOTSUPP && wp)   /* it never will: not per run */
+			g->vm->wp_off = true;
 		if (!g->wp)
 			ops->pause(g->vm->ctx);
 	}

@@ -99,6 +99,8 @@ struct ksm_vm {
 	bool uses_base;   /* RAM is MAP_PRIVATE of dom->base_fd */
 	bool anon;        /* RAM is anonymous: a discard reads zero */
 	bool dead;        /* removed; freed at the last put */
+	bool wp_off;      /* its wp_protect said -EOPNOTSUPP: pause it */
+	bool wp_probed;   /* wp_protect of nothing asked once (batch.c) */
 	/* The dirty log is read at most every cfg.dirty_ms: each read
 	 * write-protects what it reports, and under shadow paging the
 	 * guest's next write to each page faults (scan.c).  The passes of

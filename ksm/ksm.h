@@ -93,8 +93,8 @@ struct ksm_vm_ops {
 	 * semantics): write-protect runs of guest RAM, all or none, so that
 	 * a vCPU writing into them waits until wp_unprotect (which wakes it,
 	 * also where the backing changed meanwhile, and reports the waits).
-	 * A protect that fails (-EOPNOTSUPP: the VM cannot) makes ksm pause
-	 * the VM instead. */
+	 * A protect that fails makes ksm pause the VM instead; -EOPNOTSUPP
+	 * (also for n = 0, which ksm asks once) says the VM never can. */
 	int (*wp_protect)(void *ctx, const struct hv_span *s, unsigned n);
 	int (*wp_unprotect)(void *ctx, const struct hv_span *s, unsigned n,
 			    struct hv_wp_waits *w);

@@ -1,7 +1,8 @@
 /*
  * test_ksm_race.c - writers racing the merger: zero lost writes.
  *
- * Three fake VMs in one domain (two on a shared base memfd, one anonymous)
+ * Three fake VMs in one domain (two on a shared base memfd, one anonymous,
+ * all with zero maps: ksm_fake_ops_zero, or ksm_fake_ops_wp)
  * each run a "vCPU" thread that writes whole pages from a small set of
  * patterns (so pages keep merging: zero pages, same-GPA base pages, frames)
  * and single words (so they keep unsharing), half of the time on a hot set
@@ -52,6 +53,14 @@ struct writer {
 static uint8_t pat[NPAT][PG] __attribute__((aligned(64)));
 static atomic_bool stop_writers;
 
+static bool ksm_page_zero_for_race(const uint8_t *p)
+{
+	for (unsigned i = 0; i < PG; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
 static uint64_t xs(uint64_t *s)
 {
 	*s ^= *s << 13;
@@ -86,6 +95,13 @@ static void *writer_fn(void *arg)
 			ksm_fake_mark_dirty(w->vm, p * PG + off, 8);
 		}
 		if (memcmp(hva, sh, PG) != 0) {
+			if (w->mismatches < 3)   /* what it reads instead */
+				fprintf(stderr, "lost: page %llu (state %u) "
+					"reads %s\n", (unsigned long long)p,
+					hv_ps_state(ksm_fake_page_state(w->vm,
+									p * PG)),
+					ksm_page_zero_for_race(hva) ? "zeros" :
+					"other bytes");
 			w->mismatches++;
 			memcpy(sh, hva, PG);   /* count each loss once */
 		}
@@ -137,7 +153,7 @@ static unsigned run_race(enum guard g, struct ksm_stats *st, uint64_t *opsp)
 			ksm_fake_write(w[v].vm, i * PG, pat[i % NPAT], PG);
 			memcpy(w[v].shadow + i * PG, pat[i % NPAT], PG);
 		}
-		assert_int_equal(ksm_add_vm(k, g == G_PAUSE ? &ksm_fake_ops :
+		assert_int_equal(ksm_add_vm(k, g == G_PAUSE ? &ksm_fake_ops_zero :
 					    &ksm_fake_ops_wp, w[v].vm, 0, &kv,
 					    err, sizeof(err)), 0);
 	}
@@ -244,12 +260,53 @@ static void unguarded_merger_loses_writes(void **state)
 	assert_true(run_race(G_NONE, &st, &ops) > 0);
 }
 
+/* A VM that cannot write-protect (here: write-protect not enabled on the
+ * fake) is paused instead, once per batch, not once per run. */
+static void fallback_pauses_once_per_batch(void **state)
+{
+	struct ksm_fake_range r = { 0, NPAGES * PG };
+	struct ksm_fake_vm *vm[2];
+	struct ksm_stats st, vs;
+	struct ksm_vm *kv[2];
+	struct ksm_config cfg;
+	struct ksm *k;
+	char err[256];
+	int base = memfd_create("race-fb", MFD_CLOEXEC);
+
+	(void)state;
+	ksm_config_default(&cfg);
+	cfg.dirty_ms = 0;
+	assert_true(cfg.write_protect);
+	assert_int_equal(ksm_create(&cfg, &k, err, sizeof(err)), 0);
+	for (unsigned v = 0; v < 2; v++) {
+		assert_int_equal(ksm_fake_vm_create("fb", base, &r, 1, &vm[v]), 0);
+		/* every other page equal across the VMs: many short runs */
+		for (unsigned i = 0; i < NPAGES; i++)
+			ksm_fake_fill_pages(vm[v], i * PG, 1,
+					    i % 2 ? 1000 + i : 5000 + i * 2 + v);
+		assert_int_equal(ksm_add_vm(k, &ksm_fake_ops_wp, vm[v], 0,
+					    &kv[v], err, sizeof(err)), 0);
+	}
+	assert_int_equal(ksm_scan_pass(k), 0);
+	ksm_stats(k, &st);
+	ksm_vm_stats(kv[0], &vs);
+	assert_true(st.merges >= NPAGES);
+	assert_int_equal(st.wp_batches, 0);
+	assert_true(st.pauses > 0);
+	assert_true(vs.pauses <= st.pauses);   /* not one per run */
+	ksm_destroy(k);
+	for (unsigned v = 0; v < 2; v++)
+		ksm_fake_vm_destroy(vm[v]);
+	close(base);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(writers_race_paused_merger),
 		cmocka_unit_test(writers_race_write_protected_merger),
 		cmocka_unit_test(unguarded_merger_loses_writes),
+		cmocka_unit_test(fallback_pauses_once_per_batch),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
