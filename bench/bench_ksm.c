@@ -1,6 +1,6 @@
 /*
  * bench_ksm.c - ksm's figures (issue 3) on real micro guests: hashing
- * throughput on resident guest RAM, merge throughput and the guest pause
+ * throughput on resident guest RAM, merge throughput and the guest stall
  * per merge batch (per path and batch size), convergence of 8 guests of
  * 512 MiB running `fill` then idling (dense engine against Linux KSM at
  * full pace and at its default pace, with the CPU each spent), the
@@ -265,8 +265,9 @@ static struct merge_res merge_once(const char *what, unsigned batch)
 	ksm_stats(s.k, &st);
 	m.pages_per_s = (double)st.merges / wall;
 	m.pages_per_cpu_s = (double)st.merges / cpu;
-	m.p50_us = (double)st.pause_p50_ns / 1e3;
-	m.p99_us = (double)st.pause_p99_ns / 1e3;
+	/* the guest stall either way: a pause, or a write-protect wait */
+	m.p50_us = (double)st.stall_p50_ns / 1e3;
+	m.p99_us = (double)st.stall_p99_ns / 1e3;
 	m.vmas = (double)hv_vma_count();
 	if (st.map_failures)
 		fprintf(stderr, "bench_ksm: %s: %llu map failures\n", what,
@@ -304,12 +305,12 @@ static void bench_merge(void)
 		snprintf(what, sizeof(what), "  the same per scanner CPU-second");
 		figure(key, what, median(c, reps), "pages/s", NULL);
 		snprintf(key, sizeof(key), "pause_%s_p50_us", kinds[k]);
-		snprintf(what, sizeof(what), "  guest pause per merge batch (256 "
-			 "pages), p50");
+		snprintf(what, sizeof(what), "  guest stall per merge batch (256 "
+			 "pages; pause or write-protect wait), p50");
 		figure(key, what, median(p50, reps), "us", NULL);
 		snprintf(key, sizeof(key), "pause_%s_p99_us", kinds[k]);
-		snprintf(what, sizeof(what), "  guest pause per merge batch (256 "
-			 "pages), p99");
+		snprintf(what, sizeof(what), "  guest stall per merge batch (256 "
+			 "pages; pause or write-protect wait), p99");
 		figure(key, what, median(p99, reps), "us", NULL);
 	}
 	/* the batch size trades pause length against pause count */
@@ -323,10 +324,10 @@ static void bench_merge(void)
 			 batches[b]);
 		figure(key, what, m.pages_per_s, "pages/s", NULL);
 		snprintf(key, sizeof(key), "pause_base_batch%u_p50_us", batches[b]);
-		snprintf(what, sizeof(what), "  pause per batch of %u, p50", batches[b]);
+		snprintf(what, sizeof(what), "  stall per batch of %u, p50", batches[b]);
 		figure(key, what, m.p50_us, "us", NULL);
 		snprintf(key, sizeof(key), "pause_base_batch%u_p99_us", batches[b]);
-		snprintf(what, sizeof(what), "  pause per batch of %u, p99", batches[b]);
+		snprintf(what, sizeof(what), "  stall per batch of %u, p99", batches[b]);
 		figure(key, what, m.p99_us, "us", NULL);
 	}
 	if (old >= 0 && old < 1000000)
@@ -493,8 +494,8 @@ static void bench_convergence(const char *dir)
 			ksm_stats(s.k, &b);
 			idle_pct = 100.0 * (b.cpu_seconds - a.cpu_seconds) /
 				   (now_s() - t0);
-			p50 = (double)b.pause_p50_ns / 1e3;
-			p99 = (double)b.pause_p99_ns / 1e3;
+			p50 = (double)b.stall_p50_ns / 1e3;
+			p99 = (double)b.stall_p99_ns / 1e3;
 			vmset_destroy(&s);
 		}
 		fprintf(stderr, "bench_ksm: dense run %d: %.2f CPU-s to 90 %%, "
@@ -527,9 +528,11 @@ static void bench_convergence(const char *dir)
 	       "CPU-s", NULL);
 	figure("conv_dense_saved_mib", "  final saving (memory cgroup)",
 	       median(ds, nd) / MIB, "MiB", NULL);
-	figure("conv_dense_pause_p50_us", "  guest pause per merge batch, p50", p50,
+	figure("conv_dense_pause_p50_us", "  guest stall per merge batch (pause "
+	       "or write-protect wait), p50", p50,
 	       "us", NULL);
-	figure("conv_dense_pause_p99_us", "  guest pause per merge batch, p99", p99,
+	figure("conv_dense_pause_p99_us", "  guest stall per merge batch (pause "
+	       "or write-protect wait), p99", p99,
 	       "us", NULL);
 	figure("steady_idle_cpu_pct", "steady-state scanner CPU, idle guests after "
 	       "convergence (sleep_ms=50)", idle_pct, "% of a core", "goal < 2 %");

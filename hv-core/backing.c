@@ -24,6 +24,11 @@
  * ownership of the pages (paused, or HV_PF_BUSY), and each bit is one
  * atomic word operation, so readers on other threads see a bit that is at
  * worst one operation old for pages they do not own.
+ *
+ * Every mapping made here is a new VMA, which the userfaultfd that
+ * write-protects guest RAM does not cover: wp_remapped() registers it
+ * at once (wp.c), so the pages can be protected again and the VMA can
+ * merge with its registered neighbours.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -150,6 +155,7 @@ int hv_vm_replace_backing(struct hv_vm *vm, uint64_t gpa, uint64_t len,
 		       MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, memfd, (off_t)off);
 	if (p == MAP_FAILED)
 		return -errno;
+	wp_remapped(vm, gpa, len);
 	/* the base memfd at offset GPA is the VM's own backing again */
 	note_backing(vm, gpa, len, !base || off != gpa, false);
 	return 0;
@@ -168,6 +174,7 @@ int hv_vm_restore_backing(struct hv_vm *vm, uint64_t gpa, uint64_t len)
 	if (p == MAP_FAILED)
 		return -errno;
 	madvise(p, len, MADV_NOHUGEPAGE);
+	wp_remapped(vm, gpa, len);
 	note_backing(vm, gpa, len, false, false);
 	return 0;
 }
@@ -203,6 +210,7 @@ int hv_vm_zero(struct hv_vm *vm, uint64_t gpa, uint64_t len)
 		return -errno;
 	/* the flags of the rest of guest RAM, so that neighbours merge */
 	madvise(p, len, MADV_NOHUGEPAGE);
+	wp_remapped(vm, gpa, len);
 	note_backing(vm, gpa, len, true, true);
 	return 0;
 }

@@ -26,7 +26,8 @@
  * says otherwise.  Guest RAM may be read at any time through the host
  * pointers of hv_vm_ranges(); changing what backs it (replace, discard)
  * races with guest writes, so callers either pause the VM or write-protect
- * the range first (see ../shared/README.md: never mprotect running RAM).
+ * the range first with hv_vm_wp_protect() (never mprotect running RAM:
+ * ../shared/README.md).
  */
 #ifndef DENSEVM_HV_H
 #define DENSEVM_HV_H
@@ -95,6 +96,9 @@ struct hv_vm_config {
 	uint32_t features;
 	hv_result_fn result;       /* HC_RESULT; may be NULL */
 	void *ctx;                 /* passed to the callbacks */
+	/* true: guest RAM is not registered for write-protect (wp.c), so
+	 * whoever must keep the guest from writing pauses it instead */
+	bool no_write_protect;
 };
 
 /* Creates the VM, maps its RAM and loads the image; does not run it.
@@ -308,6 +312,57 @@ void hv_vm_populate_end(struct hv_populate *p);
 /* Number of VMAs in this process (/proc/self/maps lines), for reports. */
 long hv_vma_count(void);
 
+/* ------------------------------------------------------- write-protect */
+
+/*
+ * Write-protecting guest RAM while the vCPUs run (wp.c): userfaultfd in
+ * write-protect mode.  A write into a protected page, a vCPU's or a host
+ * thread's, waits inside the kernel until the page is unprotected and
+ * then lands; nothing else stops.  Between a protect and its unprotect
+ * the caller may compare the pages and change their backing (replace,
+ * discard, zero): no write lands in a page that was compared, and a write
+ * after the change lands on the new backing.  hv_vm_create() registers
+ * guest RAM when the kernel and process can (hv_wp_supported) and the
+ * config does not say no_write_protect; backing changes keep it
+ * registered.  Without it, callers pause the VM.
+ */
+/* 0 when this kernel and process can, else -errno and why. */
+int hv_wp_supported(char *why, size_t len);
+bool hv_vm_wp_enabled(const struct hv_vm *vm, const char **why);
+/* The writes that waited on an unprotect: how many, and the longest
+ * wait (from when the handler read the fault to the unprotect). */
+struct hv_wp_waits {
+	uint64_t n, max_ns;
+};
+/* Protects the spans (page aligned, each in one RAM range), all or none:
+ * 0, or -errno with nothing protected (-EOPNOTSUPP when RAM is not
+ * registered).  Few system calls: one per span. */
+int hv_vm_wp_protect(struct hv_vm *vm, const struct hv_span *s, unsigned n);
+/* Unprotects the spans and wakes the writers waiting in them, also where
+ * the backing changed meanwhile; w (may be NULL) gets their waits. */
+int hv_vm_wp_unprotect(struct hv_vm *vm, const struct hv_span *s, unsigned n,
+		       struct hv_wp_waits *w);
+
+/* The same over any memory of this process, for memory that is not a
+ * VM's (ksm's fake VMs): one userfaultfd, areas registered with
+ * hv_wp_add (at most 8), spans [base + s.gpa, + s.len) inside them.
+ * After mapping new memory over part of an area, hv_wp_register it. */
+struct hv_wp;
+int hv_wp_open(struct hv_wp **out, char *err, size_t errlen);
+void hv_wp_close(struct hv_wp *wp);
+int hv_wp_add(struct hv_wp *wp, void *hva, uint64_t len);
+int hv_wp_register(struct hv_wp *wp, void *hva, uint64_t len);
+int hv_wp_protect(struct hv_wp *wp, uint8_t *base, const struct hv_span *s,
+		  unsigned n);
+int hv_wp_unprotect(struct hv_wp *wp, uint8_t *base, const struct hv_span *s,
+		    unsigned n, struct hv_wp_waits *w);
+/* Faults seen; strays: faults on pages not protected then (a stale
+ * protection, lifted by the handler at once); late: protects that found
+ * memory not registered (a mapping whose hv_wp_register failed or was
+ * not made) and registered it first. */
+void hv_wp_counters(struct hv_wp *wp, uint64_t *faults, uint64_t *strays,
+		    uint64_t *late);
+
 /* ---------------------------------------------------------- hypercalls */
 
 /* A device hypercall handler (nr >= HC_DEVICE_BASE).  `a` is the host's own
@@ -337,6 +392,9 @@ struct hv_vm_counters {
 	uint64_t pauses;
 	uint64_t console_suppressed_bytes;
 	uint64_t console_suppressed_lines;
+	uint64_t wp_faults;     /* writes that hit write-protected RAM */
+	uint64_t wp_strays;     /* ... on a page no longer protected */
+	uint64_t wp_late_registers; /* protects that registered RAM first */
 };
 void hv_vm_counters(const struct hv_vm *vm, struct hv_vm_counters *c);
 

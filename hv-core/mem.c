@@ -84,6 +84,7 @@ int mem_setup(struct hv_vm *vm, char *err, size_t errlen)
 		r->hva = p;
 	}
 
+	wp_setup(vm);
 	if (fd >= 0 && backing_setup(vm) < 0) {
 		snprintf(err, errlen, "%s: backing bitmaps: out of memory", vm->name);
 		return -ENOMEM;
@@ -125,6 +126,7 @@ int mem_set_slots(struct hv_vm *vm)
 void mem_teardown(struct hv_vm *vm)
 {
 	dirty_teardown(vm);
+	wp_teardown(vm);
 	for (unsigned i = 0; i < HV_MAX_RANGES; i++) {
 		free(vm->off_base[i]);
 		free(vm->anon[i]);

@@ -8,7 +8,9 @@
  * every stored page would cost two until ksm's base sweep punches the
  * file pages again (an unmap over every VM's mapping of the range).  Here
  * the range is registered with a userfaultfd (missing mode) for the time
- * of the fill, and UFFDIO_COPY installs private anonymous pages directly:
+ * of the fill, or is registered already (wp.c's write-protect, whose
+ * userfaultfd serves as well), and UFFDIO_COPY installs private anonymous
+ * pages directly:
  * the memfd is never touched.  A page already present gets a plain copy.
  * Nothing may fault in the range meanwhile (the VM has not run yet):
  * a fault there would wait for a missing-page event nobody serves, so a
@@ -30,6 +32,7 @@ struct hv_populate {
 	struct hv_vm *vm;
 	uint64_t gpa, len;
 	int uffd;              /* -1: plain copies */
+	bool own;              /* ours to unregister and close (else wp.c's) */
 };
 
 int hv_vm_populate_begin(struct hv_vm *vm, uint64_t gpa, uint64_t len,
@@ -42,8 +45,13 @@ int hv_vm_populate_begin(struct hv_vm *vm, uint64_t gpa, uint64_t len,
 		return rc;
 	if (!(p = calloc(1, sizeof(*p))))
 		return -ENOMEM;
-	*p = (struct hv_populate){ vm, gpa, len, -1 };
-	if (vm->cfg.base_memfd >= 0 && len) {
+	*p = (struct hv_populate){ vm, gpa, len, -1, false };
+	if (vm->cfg.base_memfd >= 0 && len && wp_fd(vm) >= 0) {
+		/* registered for write-protect already: UFFDIO_COPY works
+		 * through that userfaultfd (a second one would get EBUSY) */
+		p->uffd = wp_fd(vm);
+	} else if (vm->cfg.base_memfd >= 0 && len) {
+		p->own = true;
 		struct uffdio_api api = { .api = UFFD_API };
 		struct uffdio_register reg = {
 			.range = { (uintptr_t)(vm->ram + gpa), len },
@@ -111,7 +119,7 @@ void hv_vm_populate_end(struct hv_populate *p)
 {
 	if (!p)
 		return;
-	if (p->uffd >= 0) {
+	if (p->uffd >= 0 && p->own) {
 		struct uffdio_range r = { (uintptr_t)(p->vm->ram + p->gpa),
 					  p->len };
 

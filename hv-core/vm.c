@@ -274,6 +274,10 @@ void hv_vm_counters(const struct hv_vm *vm, struct hv_vm_counters *c)
 	c->exits = atomic_load(&m->n_exits);
 	c->bad_hypercalls = atomic_load(&m->n_bad);
 	c->pauses = atomic_load(&m->n_pauses);
+	c->wp_faults = c->wp_strays = c->wp_late_registers = 0;
+	if (m->wp)
+		hv_wp_counters(m->wp, &c->wp_faults, &c->wp_strays,
+			       &c->wp_late_registers);
 	pthread_mutex_lock(&m->con_lock);
 	c->console_suppressed_bytes = m->con.supp_bytes;
 	c->console_suppressed_lines = m->con.supp_lines;

@@ -65,6 +65,9 @@ struct hv_vm {
 	 * anon: set when what maps it is private anonymous memory. */
 	uint64_t *off_base[HV_MAX_RANGES];
 	uint64_t *anon[HV_MAX_RANGES];
+	/* wp.c: guest RAM registered for write-protect, or NULL and why */
+	struct hv_wp *wp;
+	char wp_why[200];
 	/* the base memfd's identity: callers may map it through a dup */
 	dev_t base_dev;
 	ino_t base_ino;
@@ -121,6 +124,15 @@ int hv_vm_check_range(struct hv_vm *vm, uint64_t gpa, uint64_t len);
 
 /* backing.c */
 int backing_setup(struct hv_vm *vm);
+
+/* wp.c: registers guest RAM (or notes why not); closes; re-registers the
+ * range after backing.c mapped something new over it */
+void wp_setup(struct hv_vm *vm);
+void wp_teardown(struct hv_vm *vm);
+void wp_remapped(struct hv_vm *vm, uint64_t gpa, uint64_t len);
+/* The userfaultfd guest RAM is registered with, or -1 (populate.c copies
+ * through it: a range takes only one userfaultfd). */
+int wp_fd(const struct hv_vm *vm);
 
 /* micro_boot.c */
 int micro_load(struct hv_vm *vm, char *err, size_t errlen);

@@ -10,14 +10,21 @@
  *      1b. moves pages that only read base[g]'s hole off it (isolate.c);
  *   2. writes new frames / base pages (nobody maps them yet: for a base
  *      page kbase_writable() proved no VM reads base[g]);
- *   3. pauses every VM with a page in the batch;
+ *   3-6 run one VM at a time (and, write-protected, one run at a time),
+ *      so that a guest waits (or stops) only for its own pages' compare
+ *      and backing change:
+ *   3. guards the VM's claimed pages (guard.c): write-protects them where
+ *      the VM can (userfaultfd), else pauses the VM;
  *   4. compares each page with the reference in full: a guest write that
  *      landed after the scan shows up here and the page is skipped
  *      (merge_races), and no write can land between this compare and
- *      step 5 because no vCPU runs;
+ *      step 5: a vCPU that writes a protected page waits in the kernel
+ *      (a paused one does not run at all);
  *   5. changes the backing, coalesced over runs: one madvise per run of
  *      discards, one mmap per run of pages mapping consecutive frames;
- *   6. resumes, records the pause time;
+ *      a write waiting since step 3 lands on the new backing after it;
+ *   6. lifts the guard (unprotect, which wakes the waiting writers, or
+ *      resume) and records the guest stall;
  *   7. commits: the page-state map (CAS BUSY -> new state), refcounts,
  *      counters; pages that failed go back to PRIVATE and are rehashed.
  * After the flush, pages still in the candidate table that match a new
@@ -60,7 +67,7 @@ bool kbatch_pending_new(const struct ksm *k, uint64_t h)
 static void batch_free_arrays(struct kbatch *b)
 {
 	free(b->ops); free(b->bufs); free(b->acts);
-	free(b->vms); free(b->t0); free(b->fu); free(b->pend);
+	free(b->gpg); free(b->gsp); free(b->gvm); free(b->fu); free(b->pend);
 	free(b->spans); free(b->span_act); free(b->iso);
 }
 
@@ -74,8 +81,6 @@ int kbatch_resize(struct ksm *k, unsigned pages)
 	nb.ops = calloc(pages, sizeof(*nb.ops));
 	nb.bufs = aligned_alloc(64, (size_t)pages * KSM_PAGE);
 	nb.acts = calloc(2 * (size_t)pages, sizeof(*nb.acts));
-	nb.vms = calloc(2 * (size_t)pages, sizeof(*nb.vms));
-	nb.t0 = calloc(2 * (size_t)pages, sizeof(*nb.t0));
 	nb.fu = calloc(pages, sizeof(*nb.fu));
 	nb.npend_slots = 2 * pages;
 	nb.pend = calloc(nb.npend_slots, sizeof(*nb.pend));
@@ -83,8 +88,14 @@ int kbatch_resize(struct ksm *k, unsigned pages)
 	nb.span_act = calloc(2 * (size_t)pages + 1, sizeof(*nb.span_act));
 	nb.iso_cap = 32 * pages;   /* windows of 64 pages, in many VMs */
 	nb.iso = calloc(nb.iso_cap, sizeof(*nb.iso));
-	if (!nb.ops || !nb.bufs || !nb.acts || !nb.vms || !nb.t0 || !nb.fu ||
-	    !nb.pend || !nb.spans || !nb.span_act || !nb.iso ||
+	/* a batch's claimed pages: up to cap, and one op past it */
+	nb.gpg_cap = nb.iso_cap > pages + KSM_GROUP_MAX ?
+		     nb.iso_cap : pages + KSM_GROUP_MAX;
+	nb.gpg = calloc(nb.gpg_cap, sizeof(*nb.gpg));
+	nb.gsp = calloc(nb.gpg_cap, sizeof(*nb.gsp));
+	nb.gvm = calloc(nb.gpg_cap, sizeof(*nb.gvm));
+	if (!nb.ops || !nb.bufs || !nb.acts || !nb.gpg || !nb.gsp || !nb.gvm ||
+	    !nb.fu || !nb.pend || !nb.spans || !nb.span_act || !nb.iso ||
 	    (!b && !(b = calloc(1, sizeof(*b))))) {
 		batch_free_arrays(&nb);
 		return -ENOMEM;
@@ -162,84 +173,7 @@ void kbatch_commit(struct ksm *k, enum kop_kind kind, uint64_t hash,
 	b->pages += npg;
 }
 
-/* ------------------------------------------------------------- pauses */
-
-void kpause_record(struct kpause *p, uint64_t ns)
-{
-	pthread_mutex_lock(&p->mu);
-	p->ns[p->n % KSM_PAUSE_RING] = ns;
-	p->n++;
-	pthread_mutex_unlock(&p->mu);
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-void kpause_percentiles(struct kpause *p, uint64_t *p50, uint64_t *p99,
-			uint64_t *max)
-{
-	uint64_t *tmp;
-	size_t n;
-
-	*p50 = *p99 = *max = 0;
-	tmp = malloc(sizeof(p->ns));
-	if (!tmp)
-		return;
-	pthread_mutex_lock(&p->mu);
-	n = p->n < KSM_PAUSE_RING ? p->n : KSM_PAUSE_RING;
-	memcpy(tmp, p->ns, n * sizeof(*tmp));
-	pthread_mutex_unlock(&p->mu);
-	if (n) {
-		qsort(tmp, n, sizeof(*tmp), cmp_u64);
-		*p50 = tmp[(n - 1) / 2];
-		*p99 = tmp[(n - 1) * 99 / 100];
-		*max = tmp[n - 1];
-	}
-	free(tmp);
-}
-
 /* -------------------------------------------------------------- flush */
-
-unsigned kbatch_vm_set_add(struct kbatch *b, unsigned nvms, struct ksm_vm *vm)
-{
-	unsigned v;
-
-	for (v = 0; v < nvms && b->vms[v] != vm; v++)
-		;
-	if (v == nvms)
-		b->vms[nvms++] = vm;
-	return nvms;
-}
-
-void kbatch_pause_vms(struct kbatch *b, unsigned nvms)
-{
-	for (unsigned i = 0; i < nvms; i++) {
-		b->t0[i] = ksm_now_ns();
-		b->vms[i]->ops->pause(b->vms[i]->ctx);
-	}
-}
-
-void kbatch_resume_vms(struct ksm *k, struct kbatch *b, unsigned nvms)
-{
-	uint64_t now, worst = 0;
-
-	for (unsigned i = 0; i < nvms; i++) {
-		b->vms[i]->ops->resume(b->vms[i]->ctx);
-		now = ksm_now_ns() - b->t0[i];
-		kpause_record(&b->vms[i]->pause, now);
-		CTR_ADD(b->vms[i]->c.pauses, 1);
-		if (now > worst)
-			worst = now;
-	}
-	if (nvms) {
-		kpause_record(&k->pause, worst);
-		CTR_ADD(k->c.pauses, 1);
-	}
-}
 
 bool kbatch_claim(struct kpage *p, hv_pstate_t *old)
 {
@@ -417,20 +351,17 @@ static void spans_flush(struct ksm *k, struct kbatch *b)
 	b->span_vm = NULL;
 }
 
-/* Step 5: one backing change per run, the discards of a VM in one call;
- * failed runs clear their ok bits. */
-static void apply_actions(struct ksm *k, struct kbatch *b, unsigned nact)
+/* Step 5: one backing change per run of acts[lo, nact) (sorted), the
+ * discards of a VM in one call; failed runs clear their ok bits. */
+static void apply_actions(struct ksm *k, struct kbatch *b, unsigned lo,
+			  unsigned nact)
 {
 	unsigned i, j;
 	int ret;
 
-	for (i = 1; i < nact && cmp_act(&b->acts[i - 1], &b->acts[i]) < 0; i++)
-		;
-	if (i < nact)   /* scan order usually is the order already */
-		qsort(b->acts, nact, sizeof(*b->acts), cmp_act);
 	b->nspans = 0;
 	b->span_vm = NULL;
-	for (i = 0; i < nact; i = j) {
+	for (i = lo; i < nact; i = j) {
 		struct kact *a = &b->acts[i];
 		uint64_t gpa = kpage_gpa(a->vm, a->r, a->idx);
 
@@ -580,12 +511,93 @@ static void commit(struct ksm *k, struct kbatch *b, struct kdom *d,
 	}
 }
 
+/* The end of the guard window that starts at acts[i]: the VM's acts in
+ * the batch when it is paused (one pause per VM and batch), one run when
+ * it is write-protected.  A vCPU that writes into the run then waits only
+ * for that run's protect, compare, backing change and unprotect: each
+ * system call that changes the page tables of a running VM waits for a
+ * KVM TLB flush, and under load one can take milliseconds. */
+static unsigned window_end(const struct ksm *k, const struct kbatch *b,
+			   unsigned i, unsigned nact)
+{
+	const struct kact *a = &b->acts[i];
+	struct ksm_vm *vm = a->vm;
+	bool wp;
+	unsigned j;
+
+	if (vm->ops->wp_protect && !vm->wp_probed) {   /* can it at all? */
+		vm->wp_probed = true;
+		vm->wp_off = vm->ops->wp_protect(vm->ctx, NULL, 0) == -EOPNOTSUPP;
+	}
+	wp = __atomic_load_n(&k->cfg.write_protect, __ATOMIC_RELAXED) &&
+	     vm->ops->wp_protect && !vm->wp_off;
+
+	for (j = i + 1; j < nact && b->acts[j].vm == a->vm; j++)
+		if (wp && (j - i == KSM_WP_WINDOW || b->acts[j].r != a->r ||
+			   b->acts[j].idx > b->acts[j - 1].idx + KSM_WP_GAP + 1))
+			break;
+	return j;
+}
+
+/* The backing change page j of op i gets if it passes its compare. */
+static void act_of(struct kbatch *b, struct kdom *d, unsigned i, unsigned j,
+		   struct kact *a)
+{
+	struct kop *op = &b->ops[i];
+	struct kpage *p = &op->pg[j];
+
+	a->vm = p->vm;
+	a->r = p->r;
+	a->idx = p->idx;
+	a->op = i;
+	a->pg = (uint8_t)j;
+	a->fd = KACT_DISCARD;
+	a->off = 0;
+	if (op->kind == KOP_ZERO_MAP) {
+		a->fd = KACT_ZERO;
+	} else if (op->kind == KOP_NEW_FRAME || op->kind == KOP_JOIN_FRAME ||
+		   op->kind == KOP_FILL) {
+		kframe_loc(d, op->frame, &a->fd, &a->off);
+	} else if (op->kind != KOP_ZERO && kpage_off_base(p->vm, p->r, p->idx)) {
+		/* back to the base mapping, not a discard */
+		a->fd = d->base_fd;
+		a->off = kpage_gpa(p->vm, p->r, p->idx);
+	}
+}
+
+/* Step 4 over acts[lo, hi), guarded: each page compared in full with its
+ * reference.  The acts that pass move to acts[lo, return), their ok bits
+ * set; a page that changed since the scan is a merge race. */
+static unsigned verify(struct ksm *k, struct kbatch *b, unsigned lo,
+		       unsigned hi)
+{
+	unsigned n = lo;
+
+	for (unsigned m = lo; m < hi; m++) {
+		struct kact *a = &b->acts[m];
+		struct kop *op = &b->ops[a->op];
+		const uint8_t *hva = kpage_hva(a->vm, a->r, a->idx);
+
+		if (op->kind == KOP_ZERO || op->kind == KOP_ZERO_MAP ?
+		    !ksm_page_is_zero(hva) : memcmp(hva, op->ref, KSM_PAGE) != 0) {
+			CTR_ADD(k->c.merge_races, 1);
+			CTR_ADD(a->vm->c.merge_races, 1);
+			if (op->kind == KOP_JOIN_BASE || op->kind == KOP_NEW_BASE)
+				kbit_set(a->vm->r[a->r].nofast, a->idx);
+			continue;
+		}
+		op->ok |= (uint16_t)(1u << a->pg);
+		b->acts[n++] = *a;
+	}
+	return n;
+}
+
 void kbatch_flush(struct ksm *k)
 {
 	struct kbatch *b = k->batch;
 	struct kdom *d = b->dom;
 	struct kfollow *fu;
-	unsigned i, j, nact = 0, nvms = 0, nfu;
+	unsigned i, j, ok, nact = 0, nfu;
 
 	if (!b->n)
 		return;
@@ -604,61 +616,33 @@ void kbatch_flush(struct ksm *k)
 			prepare(k, d, &b->ops[i]);
 	for (i = 0; i < b->n; i++)
 		base_recheck(k, d, &b->ops[i]);
-	/* 3: pause every VM with a claimed page */
+	/* 3-6, one VM at a time, so that a VM's guest waits (or stops) only
+	 * for its own pages' compare and backing change */
 	for (i = 0; i < b->n; i++)
 		for (j = 0; j < b->ops[i].npg; j++)
 			if (b->ops[i].claimed & (1u << j))
-				nvms = kbatch_vm_set_add(b, nvms,
-							 b->ops[i].pg[j].vm);
-	kbatch_pause_vms(b, nvms);
-	/* 4: verify in full, with no vCPU running */
-	for (i = 0; i < b->n; i++) {
-		struct kop *op = &b->ops[i];
-
-		for (j = 0; j < op->npg; j++) {
-			struct kpage *p = &op->pg[j];
-			struct kact *a;
-
-			if (!(op->claimed & (1u << j)))
-				continue;
-			if (op->kind == KOP_ZERO || op->kind == KOP_ZERO_MAP ?
-			    !ksm_page_is_zero(kpage_hva(p->vm, p->r, p->idx)) :
-			    memcmp(kpage_hva(p->vm, p->r, p->idx), op->ref,
-				   KSM_PAGE) != 0) {
-				CTR_ADD(k->c.merge_races, 1);
-				CTR_ADD(p->vm->c.merge_races, 1);
-				if (op->kind == KOP_JOIN_BASE ||
-				    op->kind == KOP_NEW_BASE)
-					kbit_set(p->vm->r[p->r].nofast, p->idx);
-				continue;
-			}
-			op->ok |= (uint16_t)(1u << j);
-			a = &b->acts[nact++];
-			a->vm = p->vm;
-			a->r = p->r;
-			a->idx = p->idx;
-			a->op = i;
-			a->pg = (uint8_t)j;
-			a->fd = KACT_DISCARD;
-			a->off = 0;
-			if (op->kind == KOP_ZERO_MAP) {
-				a->fd = KACT_ZERO;
-			} else if (op->kind == KOP_NEW_FRAME ||
-				   op->kind == KOP_JOIN_FRAME ||
-				   op->kind == KOP_FILL) {
-				kframe_loc(d, op->frame, &a->fd, &a->off);
-			} else if (op->kind != KOP_ZERO &&
-				   kpage_off_base(p->vm, p->r, p->idx)) {
-				/* back to the base mapping, not a discard */
-				a->fd = d->base_fd;
-				a->off = kpage_gpa(p->vm, p->r, p->idx);
-			}
-		}
+				act_of(b, d, i, j, &b->acts[nact++]);
+	for (i = 1; i < nact && cmp_act(&b->acts[i - 1], &b->acts[i]) < 0; i++)
+		;
+	if (i < nact)   /* scan order usually is the order already */
+		qsort(b->acts, nact, sizeof(*b->acts), cmp_act);
+	for (i = 0; i < nact; i = j) {
+		j = window_end(k, b, i, nact);
+		if (j - i > b->gpg_cap && kbatch_guard_room(b, j - i) != 0)
+			continue;   /* out of memory: not merged, unclaimed */
+		for (unsigned m = i; m < j; m++)
+			b->gpg[m - i] = (struct kpage){ b->acts[m].vm,
+				b->acts[m].r, b->acts[m].idx };
+		/* 3: guard the VM's claimed pages: write-protected, or paused */
+		kbatch_guard(k, b, j - i, true);
+		/* 4: compare in full, with no write landing */
+		ok = verify(k, b, i, j);
+		/* 5: change the backing */
+		apply_actions(k, b, i, ok);
+		/* 6: lift the guard */
+		kbatch_unguard(k, b);
 	}
-	/* 5: change the backing */
-	apply_actions(k, b, nact);
-	/* 6: resume */
-	kbatch_resume_vms(k, b, nvms);
+	kbatch_guard_done(k, b);
 	/* 7: commit */
 	b->nfu = 0;
 	for (i = 0; i < b->n; i++)

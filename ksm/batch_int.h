@@ -1,6 +1,7 @@
 /*
- * batch_int.h - what batch.c shares with isolate.c: the batch, its ops,
- * claiming pages and pausing their VMs.  Nothing else includes it.
+ * batch_int.h - what batch.c shares with isolate.c and guard.c: the
+ * batch, its ops, claiming pages and guarding them (write-protect or
+ * pause).  Nothing else includes it.
  */
 #ifndef DENSEVM_KSM_BATCH_INT_H
 #define DENSEVM_KSM_BATCH_INT_H
@@ -40,14 +41,30 @@ struct kfollow {
 	uint64_t base_pfn;  /* UINT64_MAX: not a base page */
 };
 
+/* One VM's part of a guard: its runs b->gsp[s0, s0 + ns), protected,
+ * or the VM paused; since t0. */
+struct kguard {
+	struct ksm_vm *vm;
+	unsigned s0, ns;
+	bool wp;
+	uint64_t t0;
+};
+
 struct kbatch {
 	unsigned cap;       /* pages per batch */
 	unsigned n, pages;
 	struct kop *ops;
 	uint8_t *bufs;
 	struct kact *acts;
-	struct ksm_vm **vms;
-	uint64_t *t0;
+	/* the guard (guard.c): its pages (gpg_cap: a batch's claimed pages,
+	 * or iso_cap isolated ones), their runs, one kguard per VM */
+	struct kpage *gpg;
+	unsigned gpg_cap;
+	struct hv_span *gsp;
+	struct kguard *gvm;
+	unsigned ngvm;
+	/* the worst of the guards since kbatch_guard_done() */
+	struct { uint64_t pause, win, stall; bool paused, wp; } acc;
 	struct kfollow *fu;
 	unsigned nfu;
 	struct kdom *dom;
@@ -83,12 +100,26 @@ static inline int kpage_order(const struct ksm_vm *va, uint32_t ra,
 bool kbatch_claim(struct kpage *p, hv_pstate_t *old);
 /* Gives the page back unchanged and asks for a rehash next pass. */
 void kbatch_unclaim(struct kpage *p, hv_pstate_t old);
-/* b->vms[0..nvms) with vm in it; returns the new count. */
-unsigned kbatch_vm_set_add(struct kbatch *b, unsigned nvms, struct ksm_vm *vm);
-/* Pauses b->vms[0..nvms), and resumes them recording each one's pause
- * and the longest as one batch's. */
-void kbatch_pause_vms(struct kbatch *b, unsigned nvms);
-void kbatch_resume_vms(struct ksm *k, struct kbatch *b, unsigned nvms);
+/* Pages between two runs of a VM that are write-protected as one run: a
+ * protect and an unprotect cost a system call and, while the VM runs, a
+ * KVM TLB flush with an IPI each, a page of a run far less. */
+#define KSM_WP_GAP 8u
+/* Acts of one write-protect window at most (batch.c): each window is one
+ * run, so a vCPU waits for one run's compare and backing change. */
+#define KSM_WP_WINDOW 64u
+
+/* guard.c: keeps the VMs of b->gpg[0..n) from writing those pages until
+ * kbatch_unguard(): write-protects them where the VM can (wp_ok: the
+ * caller can work with protected pages; write_protect on), else pauses
+ * the VM.  kbatch_unguard() lifts it and records each VM's stall;
+ * kbatch_guard_done() records the batch's (the worst of its guards). */
+void kbatch_guard(struct ksm *k, struct kbatch *b, unsigned n, bool wp_ok);
+void kbatch_guard_done(struct ksm *k, struct kbatch *b);
+/* Grows b->gpg (and the runs) to n pages: 0, or -1 out of memory. */
+int kbatch_guard_room(struct kbatch *b, unsigned n);
+void kbatch_unguard(struct ksm *k, struct kbatch *b);
+/* vm's pages in the current guard are write-protected (not paused). */
+bool kbatch_guarded_wp(const struct kbatch *b, const struct ksm_vm *vm);
 
 /* Step 1b of a flush (isolate.c). */
 void kbatch_isolate_readers(struct ksm *k, struct kbatch *b, struct kdom *d);

@@ -8,6 +8,11 @@
  * waits for it: no access is ever in flight while pause() has returned.
  * The dirty bit is set after the write, as KVM re-arms write protection
  * on fetch, so a fetch never clears the bit of a write still landing.
+ *
+ * With write-protect on (ksm_fake_vm_enable_wp) the RAM is registered
+ * with hv-core's userfaultfd write-protect like a real VM's, and a
+ * writer thread's store into a protected page waits in the kernel as a
+ * vCPU's does; every mapping f_replace/f_zero make is registered again.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -39,6 +44,7 @@ struct ksm_fake_vm {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	atomic_ullong pauses;
+	struct hv_wp *wp;    /* NULL: write-protect not enabled */
 };
 
 static uint64_t now_ns(void)
@@ -120,6 +126,7 @@ void ksm_fake_vm_destroy(struct ksm_fake_vm *vm)
 
 	if (!vm)
 		return;
+	hv_wp_close(vm->wp);
 	for (i = 0; i < vm->n; i++) {
 		if (vm->rr[i].hva)
 			munmap(vm->rr[i].hva, vm->rr[i].len);
@@ -236,6 +243,21 @@ void ksm_fake_fill_pages(struct ksm_fake_vm *vm, uint64_t gpa,
 		ksm_fake_write(vm, gpa + i * PG, buf, PG);
 }
 
+int ksm_fake_vm_enable_wp(struct ksm_fake_vm *vm, char *err, size_t errlen)
+{
+	int rc = hv_wp_open(&vm->wp, err, errlen);
+
+	for (unsigned i = 0; !rc && i < vm->n; i++)
+		if ((rc = hv_wp_add(vm->wp, vm->rr[i].hva, vm->rr[i].len)))
+			snprintf(err, errlen, "UFFDIO_REGISTER: %s",
+				 strerror(-rc));
+	if (rc) {
+		hv_wp_close(vm->wp);
+		vm->wp = NULL;
+	}
+	return rc;
+}
+
 uint64_t ksm_fake_pauses(struct ksm_fake_vm *vm)
 {
 	return atomic_load(&vm->pauses);
@@ -350,6 +372,8 @@ static int f_replace(void *ctx, uint64_t gpa, uint64_t len, int memfd,
 		 MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, memfd,
 		 (off_t)off) == MAP_FAILED)
 		return -errno;
+	if (vm->wp)
+		hv_wp_register(vm->wp, p, len);
 	set_anon(vm, gpa, len, false);
 	return 0;
 }
@@ -375,6 +399,8 @@ static int f_zero(void *ctx, uint64_t gpa, uint64_t len)
 		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1,
 		 0) == MAP_FAILED)
 		return -errno;
+	if (vm->wp)
+		hv_wp_register(vm->wp, ksm_fake_hva(vm, gpa), len);
 	set_anon(vm, gpa, len, vm->base_fd >= 0);
 	return 0;
 }
@@ -389,6 +415,17 @@ static bool f_anon_backed(void *ctx, uint64_t gpa)
 		return false;
 	pg = (gpa - vm->rr[i].gpa) / PG;
 	return (vm->anon[i][pg / 64] >> (pg % 64)) & 1;
+}
+
+/* hv_vm_page_off_base: the page of base-backed RAM is not mapped from the
+ * base at offset GPA.  Here only f_zero maps other memory; the frames ksm
+ * maps it knows itself (KP_REMAPPED).  Without this, a discard meant to
+ * read base[g] would read f_zero's zeros. */
+static bool f_off_base(void *ctx, uint64_t gpa)
+{
+	struct ksm_fake_vm *vm = ctx;
+
+	return vm->base_fd >= 0 && f_anon_backed(ctx, gpa);
 }
 
 static void *f_span_hva(void *ctx, uint64_t gpa, uint64_t len)
@@ -432,6 +469,57 @@ static int f_base_memfd(void *ctx)
 	return ((struct ksm_fake_vm *)ctx)->base_fd;
 }
 
+/* GPA spans as host-address spans (base NULL) for hv_wp_*. */
+static struct hv_span *host_spans(struct ksm_fake_vm *vm,
+				  const struct hv_span *s, unsigned n)
+{
+	struct hv_span *h = malloc((n ? n : 1) * sizeof(*h));
+
+	for (unsigned i = 0; h && i < n; i++) {
+		uint8_t *p = f_span_hva(vm, s[i].gpa, s[i].len);
+
+		if (!p) {
+			free(h);
+			return NULL;
+		}
+		h[i] = (struct hv_span){ (uintptr_t)p, s[i].len };
+	}
+	return h;
+}
+
+static int f_wp_protect(void *ctx, const struct hv_span *s, unsigned n)
+{
+	struct ksm_fake_vm *vm = ctx;
+	struct hv_span *h;
+	int rc;
+
+	if (!vm->wp)
+		return -EOPNOTSUPP;
+	if (!(h = host_spans(vm, s, n)))
+		return -EINVAL;
+	rc = hv_wp_protect(vm->wp, NULL, h, n);
+	free(h);
+	return rc;
+}
+
+static int f_wp_unprotect(void *ctx, const struct hv_span *s, unsigned n,
+			  struct hv_wp_waits *w)
+{
+	struct ksm_fake_vm *vm = ctx;
+	struct hv_span *h;
+	int rc;
+
+	if (w)
+		w->n = w->max_ns = 0;
+	if (!vm->wp)
+		return -EOPNOTSUPP;
+	if (!(h = host_spans(vm, s, n)))
+		return -EINVAL;
+	rc = hv_wp_unprotect(vm->wp, NULL, h, n, w);
+	free(h);
+	return rc;
+}
+
 #define FAKE_OPS							\
 	.name = f_name, .ranges = f_ranges, .pagemap = f_pagemap,	\
 	.page_cas = f_page_cas, .pause = f_pause, .resume = f_resume,	\
@@ -441,4 +529,10 @@ static int f_base_memfd(void *ctx)
 
 const struct ksm_vm_ops ksm_fake_ops = { FAKE_OPS };
 const struct ksm_vm_ops ksm_fake_ops_zero = { FAKE_OPS, .zero = f_zero,
-					       .anon_backed = f_anon_backed };
+					       .anon_backed = f_anon_backed,
+					       .off_base = f_off_base };
+const struct ksm_vm_ops ksm_fake_ops_wp = { FAKE_OPS, .zero = f_zero,
+					     .anon_backed = f_anon_backed,
+					     .off_base = f_off_base,
+					     .wp_protect = f_wp_protect,
+					     .wp_unprotect = f_wp_unprotect };

@@ -43,16 +43,21 @@ struct kctr {
 				    * never written, so never a saving */
 	uint64_t full_scans, pages_hashed, merges, unmerges, collisions;
 	uint64_t merge_races, map_failures, cpu_ns, pauses;
+	uint64_t wp_batches, wp_waits;
 	uint64_t pages_compared;   /* found equal to base[g] without a hash */
 	uint64_t fill_pages;       /* FRAME pages of a fill block (fill.c) */
 	uint64_t base_zero_reclaimed;
 };
 
-/* Pause durations, a ring of the last KSM_PAUSE_RING samples. */
+/* Per-batch guard figures (guard.c), each a ring of the last
+ * KSM_PAUSE_RING samples: the pauses of paused batches, how long the
+ * pages of write-protected ones stayed protected, and every batch's
+ * guest stall (its pause, or the longest write-protect wait). */
+enum { KRING_PAUSE, KRING_WPWIN, KRING_STALL, KRING_N };
 struct kpause {
 	pthread_mutex_t mu;
-	uint64_t n;
-	uint64_t ns[KSM_PAUSE_RING];
+	uint64_t n[KRING_N];
+	uint64_t ns[KRING_N][KSM_PAUSE_RING];
 };
 
 /* Per-page flags in ksmvm_range.pflags. */
@@ -129,6 +134,8 @@ struct ksm_vm {
 	bool uses_base;   /* RAM is MAP_PRIVATE of dom->base_fd */
 	bool anon;        /* RAM is anonymous: a discard reads zero */
 	bool dead;        /* removed; freed at the last put */
+	bool wp_off;      /* its wp_protect said -EOPNOTSUPP: pause it */
+	bool wp_probed;   /* wp_protect of nothing asked once (batch.c) */
 	/* The dirty log is read at most every cfg.dirty_ms: each read
 	 * write-protects what it reports, and under shadow paging the
 	 * guest's next write to each page faults (scan.c).  The passes of
@@ -532,9 +539,9 @@ int kbatch_resize(struct ksm *k, unsigned pages);
 void kbatch_flush(struct ksm *k);
 void kbatch_drain(struct ksm *k);
 bool kbatch_pending_new(const struct ksm *k, uint64_t hash);
-void kpause_record(struct kpause *p, uint64_t ns);
-void kpause_percentiles(struct kpause *p, uint64_t *p50, uint64_t *p99,
-			uint64_t *max);
+void kpause_record(struct kpause *p, unsigned ring, uint64_t ns);
+void kpause_percentiles(struct kpause *p, unsigned ring, uint64_t *p50,
+			uint64_t *p99, uint64_t *max);
 
 /* ---- unshare.c */
 void kunshare_range(struct ksm *k, struct ksm_vm *vm, uint32_t r,

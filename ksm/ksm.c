@@ -29,6 +29,7 @@ void ksm_config_default(struct ksm_config *cfg)
 	cfg->merge_across_nodes = true;
 	cfg->sleep_ms = 50;
 	cfg->dirty_ms = 1000;
+	cfg->write_protect = true;
 }
 
 const char *ksm_engine_name(const struct ksm *k)
@@ -94,6 +95,7 @@ RELAXED_SETTER(pages_per_sec, uint64_t)
 RELAXED_SETTER(cpu_percent, unsigned)
 RELAXED_SETTER(volatile_passes, unsigned)
 RELAXED_SETTER(dirty_ms, unsigned)
+RELAXED_SETTER(write_protect, bool)
 
 static int set_batch_pages(struct ksm *k, uint64_t v, char *err,
 			   size_t errlen)
@@ -149,6 +151,7 @@ GETTER(max_sharers)
 GETTER(merge_across_nodes)
 GETTER(sleep_ms)
 GETTER(dirty_ms)
+GETTER(write_protect)
 
 struct tunable {
 	const char *name;
@@ -167,6 +170,7 @@ static const struct tunable tunables[] = {
 	TUNABLE(merge_across_nodes, 0, 1),
 	TUNABLE(sleep_ms, 0, 60000),
 	TUNABLE(dirty_ms, 0, 60000),
+	TUNABLE(write_protect, 0, 1),
 };
 #define NTUNABLES (sizeof(tunables) / sizeof(tunables[0]))
 

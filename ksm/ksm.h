@@ -14,7 +14,9 @@
  * A guest write afterwards is a kernel copy-on-write; ksm sees it in the
  * dirty log, confirms it in /proc/self/pagemap and drops the reference.
  * A hash match is never trusted: bytes are compared before any merge, and
- * again while the VM is paused, right before the backing changes.
+ * again while the VM cannot write the pages, right before the backing
+ * changes: the pages are write-protected (userfaultfd, where the VM can:
+ * only a vCPU that writes one of them waits) or the VM is paused.
  *
  * ksm knows VMs only through struct ksm_vm_ops, so the same engine runs on
  * hv-core VMs (ksm_hv_ops, ksm_hv.c) and on memfd-backed fake VMs in the
@@ -46,8 +48,8 @@ struct ksm_vm;
  * ksm_hv_ops).  All callbacks are required except name, dirty_enable and
  * discard_many.
  * Guest RAM must stay mapped at the same host addresses while the VM is
- * registered; ksm reads it at any time and changes its backing only with
- * the VM paused.
+ * registered; ksm reads it at any time and changes its backing only while
+ * the pages are write-protected or the VM is paused.
  */
 struct ksm_vm_ops {
 	const char *(*name)(void *ctx);
@@ -87,6 +89,15 @@ struct ksm_vm_ops {
 	/* Optional (hv_vm_page_anon): private anonymous memory maps the page,
 	 * so a discard reads zero.  Without it no off-base page is discarded. */
 	bool (*anon_backed)(void *ctx, uint64_t gpa);
+	/* Optional, both or neither (hv_vm_wp_protect / _unprotect
+	 * semantics): write-protect runs of guest RAM, all or none, so that
+	 * a vCPU writing into them waits until wp_unprotect (which wakes it,
+	 * also where the backing changed meanwhile, and reports the waits).
+	 * A protect that fails makes ksm pause the VM instead; -EOPNOTSUPP
+	 * (also for n = 0, which ksm asks once) says the VM never can. */
+	int (*wp_protect)(void *ctx, const struct hv_span *s, unsigned n);
+	int (*wp_unprotect)(void *ctx, const struct hv_span *s, unsigned n,
+			    struct hv_wp_waits *w);
 };
 
 /* hv-core adapter: ctx is a struct hv_vm *. */
@@ -114,12 +125,19 @@ struct ksm_config {
 	unsigned sleep_ms;        /* [sleep_ms] scanner sleep between passes */
 	unsigned dirty_ms;        /* [dirty_ms] least time between two reads
 				   * of a VM's dirty log (0 = every pass) */
+	bool write_protect;       /* [write_protect] guard a batch by
+				   * write-protecting its pages where the VM
+				   * can (0: always pause the VMs) */
 	/* Test hooks; NULL in production. */
 	uint64_t (*hash_fn)(const void *page, void *arg);   /* replaces XXH3 */
 	void *hash_arg;
 	int (*node_of)(const void *hva, void *arg);       /* replaces libnuma */
 	void *node_arg;
 	unsigned nr_nodes;        /* with node_of: how many nodes it returns */
+	/* Breaks the engine on purpose: batches count as write-protected
+	 * but nothing is protected or paused, so guest writes race the
+	 * merge.  Only for showing that the race tests catch lost writes. */
+	bool test_unguarded;
 };
 
 void ksm_config_default(struct ksm_config *cfg);
@@ -219,6 +237,18 @@ struct ksm_stats {
 	uint64_t pause_p50_ns;   /* over the last 4096 pauses */
 	uint64_t pause_p99_ns;
 	uint64_t pause_max_ns;
+	uint64_t wp_batches;     /* batches guarded by write-protect, no pause */
+	uint64_t wp_waits;       /* guest writes that waited on such a batch */
+	uint64_t wp_window_p50_ns;  /* how long a batch's pages stayed
+				     * protected (the bound on any wait),
+				     * over the last 4096 such batches */
+	uint64_t wp_window_p99_ns;
+	uint64_t wp_window_max_ns;
+	uint64_t stall_p50_ns;   /* guest stall per batch, either way: the
+				  * pause, or the longest write-protect wait
+				  * (0 when no vCPU wrote), last 4096 */
+	uint64_t stall_p99_ns;
+	uint64_t stall_max_ns;
 };
 
 void ksm_stats(struct ksm *ksm, struct ksm_stats *global);

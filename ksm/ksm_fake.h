@@ -34,6 +34,15 @@ extern const struct ksm_vm_ops ksm_fake_ops;   /* ctx = struct ksm_fake_vm * */
  * from base[g] (ksm/isolate.c), as it does for real VMs. */
 extern const struct ksm_vm_ops ksm_fake_ops_zero;
 
+/* Registers the VM's RAM for write-protect (hv-core's wp.c): 0, or
+ * -errno and why when this kernel or process cannot.  With
+ * ksm_fake_ops_wp, ksm then guards its batches by write-protecting the
+ * pages instead of pausing, and a writer thread's store into a protected
+ * page waits in the kernel, as a vCPU's does. */
+int ksm_fake_vm_enable_wp(struct ksm_fake_vm *vm, char *err, size_t errlen);
+/* ksm_fake_ops_zero with write-protect. */
+extern const struct ksm_vm_ops ksm_fake_ops_wp;
+
 /* Host pointer of a GPA, NULL outside RAM. */
 uint8_t *ksm_fake_hva(struct ksm_fake_vm *vm, uint64_t gpa);
 hv_pstate_t ksm_fake_page_state(struct ksm_fake_vm *vm, uint64_t gpa);

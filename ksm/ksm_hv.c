@@ -82,6 +82,17 @@ static bool hvb_anon_backed(void *ctx, uint64_t gpa)
 	return hv_vm_page_anon(ctx, gpa);
 }
 
+static int hvb_wp_protect(void *ctx, const struct hv_span *s, unsigned n)
+{
+	return hv_vm_wp_protect(ctx, s, n);
+}
+
+static int hvb_wp_unprotect(void *ctx, const struct hv_span *s, unsigned n,
+			    struct hv_wp_waits *w)
+{
+	return hv_vm_wp_unprotect(ctx, s, n, w);
+}
+
 const struct ksm_vm_ops ksm_hv_ops = {
 	.name = hvb_name,
 	.ranges = hvb_ranges,
@@ -98,4 +109,6 @@ const struct ksm_vm_ops ksm_hv_ops = {
 	.off_base = hvb_off_base,
 	.zero = hvb_zero,
 	.anon_backed = hvb_anon_backed,
+	.wp_protect = hvb_wp_protect,
+	.wp_unprotect = hvb_wp_unprotect,
 };

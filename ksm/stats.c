@@ -33,8 +33,14 @@ void kstats_fill(struct ksm *k, const struct kctr *c, struct kpause *p,
 	st->cpu_seconds = (double)CTR_GET(c->cpu_ns) / 1e9;
 	st->pauses = CTR_GET(c->pauses);
 	st->base_zero_reclaimed = CTR_GET(c->base_zero_reclaimed);
-	kpause_percentiles(p, &st->pause_p50_ns, &st->pause_p99_ns,
-			   &st->pause_max_ns);
+	st->wp_batches = CTR_GET(c->wp_batches);
+	st->wp_waits = CTR_GET(c->wp_waits);
+	kpause_percentiles(p, KRING_PAUSE, &st->pause_p50_ns,
+			   &st->pause_p99_ns, &st->pause_max_ns);
+	kpause_percentiles(p, KRING_WPWIN, &st->wp_window_p50_ns,
+			   &st->wp_window_p99_ns, &st->wp_window_max_ns);
+	kpause_percentiles(p, KRING_STALL, &st->stall_p50_ns,
+			   &st->stall_p99_ns, &st->stall_max_ns);
 }
 
 void ksm_vm_stats(struct ksm_vm *vm, struct ksm_stats *st)
@@ -95,7 +101,10 @@ static const struct { const char *name; size_t off; bool global; } fields[] = {
 	F(unmerges, false), F(collisions, false), F(merge_races, false),
 	F(map_failures, false), F(base_zero_reclaimed, true),
 	F(bytes_saved, false), F(pauses, false), F(pause_p50_ns, false),
-	F(pause_p99_ns, false), F(pause_max_ns, false),
+	F(pause_p99_ns, false), F(pause_max_ns, false), F(wp_batches, false),
+	F(wp_waits, false), F(wp_window_p50_ns, false),
+	F(wp_window_p99_ns, false), F(wp_window_max_ns, false),
+	F(stall_p50_ns, false), F(stall_p99_ns, false), F(stall_max_ns, false),
 };
 #undef F
 
