@@ -360,8 +360,10 @@ static int ksm_start_ext(struct run_state *rs, struct ctl_server *ctl,
 	if (ctl) {
 		ctl_register(ctl, "ksm", "page sharing: engine, global and per-VM "
 			     "stats, tunables", ctl_ksm, rs);
-		ctl_register(ctl, "ksm-set", "NAME VALUE: change a ksm tunable at "
-			     "run time", ctl_ksm_set, rs);
+		/* slow: it takes ksm's lock, at the scanner's next
+		 * handover point */
+		ctl_register_slow(ctl, "ksm-set", "NAME VALUE: change a ksm "
+				  "tunable at run time", ctl_ksm_set, rs, NULL);
 	}
 	if (!ksm_on(conf))
 		return 0;
