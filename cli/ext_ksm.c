@@ -235,8 +235,10 @@ static void raise_max_map_count(uint64_t guest_pages)
 static json_t *engine_json(struct ksm *k)
 {
 	json_t *o = ksm_stats_json(k);
+	struct proc_figs pf;
 	if (o) {
-		json_object_set_new(o, "vmas", json_integer(hv_vma_count()));
+		proc_figs_get(&pf);   /* at most 1 s old: cli.h */
+		json_object_set_new(o, "vmas", json_integer(pf.vmas));
 		json_object_set_new(o, "max_map_count",
 				    json_integer(ksm_sysctl_read(MAX_MAP_COUNT_PATH)));
 	}
@@ -280,7 +282,9 @@ static void ksm_run_figures(struct run_state *rs, struct run_figures *f)
 		ksm_get_tunable(k, names[f->ksm_ntun], f->ksm_tun[f->ksm_ntun].val,
 				sizeof(f->ksm_tun[0].val));
 	}
-	f->vmas = hv_vma_count();
+	struct proc_figs pf;
+	proc_figs_get(&pf);   /* not a walk of every VMA under rs->lock */
+	f->vmas = pf.vmas;
 	f->max_map_count = ksm_sysctl_read(MAX_MAP_COUNT_PATH);
 }
 

@@ -228,8 +228,6 @@ static json_t *ctl_stat(json_t *req, void *ctx, char *err, size_t errlen)
 	const char *one = ctl_arg(req, 0);
 	static const char *const mem_keys[] = { "MemTotal", "MemFree",
 		"MemAvailable", "Cached", NULL };
-	static const char *const pss_keys[] = { "Rss", "Pss", "Pss_Anon",
-		"Pss_Shmem", NULL };
 
 	if (one && !find_vm(st, one)) {
 		snprintf(err, errlen, "no VM named '%.64s'", one);
@@ -241,8 +239,17 @@ static json_t *ctl_stat(json_t *req, void *ctx, char *err, size_t errlen)
 			json_array_append_new(vms, vm_stat(st, &st->runs[i]));
 	json_t *host = proc_kb("/proc/meminfo", mem_keys);
 	json_object_set_new(host, "psi_memory", psi_memory());
-	json_t *proc = proc_kb("/proc/self/smaps_rollup", pss_keys);
-	json_object_set_new(proc, "vmas", json_integer(hv_vma_count()));
+	/* read at most once a second by proc_figs.c: they walk every VMA
+	 * and page table, 0.1 s or more on a large fleet */
+	struct proc_figs pf;
+	proc_figs_get(&pf);
+	json_t *proc = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}",
+				 "Rss", (json_int_t)pf.rss_kb,
+				 "Pss", (json_int_t)pf.pss_kb,
+				 "Pss_Anon", (json_int_t)pf.pss_anon_kb,
+				 "Pss_Shmem", (json_int_t)pf.pss_shmem_kb,
+				 "vmas", (json_int_t)pf.vmas,
+				 "age_ms", (json_int_t)pf.age_ms);
 	json_object_set_new(proc, "jemalloc", jemalloc_stats());
 	json_t *r = json_pack("{s:o, s:o, s:o}", "host", host, "process", proc,
 			      "vms", vms);
