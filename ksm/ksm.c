@@ -487,6 +487,7 @@ void klock(struct ksm *k)
 
 void kunlock(struct ksm *k)
 {
+	k->lock_served++;
 	pthread_cond_broadcast(&k->handoff);
 	pthread_mutex_unlock(&k->lock);
 }
