@@ -34,8 +34,6 @@
 
 #define MAX_REPS 16
 
-extern char **environ;
-
 static char g_guest[PATH_MAX];
 
 struct result {
@@ -51,15 +49,7 @@ static pid_t spawn_run(const char *densevm, const char *conf, const char *sock,
 	char *argv[] = { (char *)densevm, "run", "--quiet", "--config",
 			 (char *)conf, "--ctl", (char *)sock, "--guest", g_guest,
 			 "--timeout", "300", NULL };
-	posix_spawn_file_actions_t fa;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	posix_spawn_file_actions_adddup2(&fa, 1, 2);
-	pid_t pid = -1;
-	if (posix_spawn(&pid, argv[0], &fa, NULL, argv, environ))
-		pid = -1;
-	posix_spawn_file_actions_destroy(&fa);
-	return pid;
+	return bench_spawn_logged(argv, log);
 }
 
 static int run_once(const char *densevm, unsigned mib, unsigned nstats,
@@ -139,10 +129,8 @@ int main(int argc, char **argv)
 	const char *outdir = "build/results", *baseline = NULL;
 	int reps = 3, c;
 	unsigned mib = 384, nstats = 200, gap = 50;
-	char exe[PATH_MAX], densevm[PATH_MAX + 16];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	exe[n > 0 ? n : 0] = 0;
-	snprintf(densevm, sizeof(densevm), "%s/../densevm", dirname(exe));
+	char densevm[PATH_MAX + 16];
+	bench_densevm_path(densevm, sizeof(densevm));
 	snprintf(g_guest, sizeof(g_guest), "build/guest/microguest.elf");
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (c) {
