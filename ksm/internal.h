@@ -297,6 +297,10 @@ struct ksm {
 	unsigned lock_waiters;
 	pthread_cond_t handoff;
 	uint64_t lock_served;     /* klock holders done (kunlock), under lock */
+	/* the scanner is in handover() until lock_served reaches ho_until:
+	 * klock() callers past that wait for its next point (klock) */
+	bool ho_active;
+	uint64_t ho_until;
 	bool may_yield;           /* in the scanner thread's pass: kscan_yield */
 	uint64_t thr_t0_ns, thr_cpu0_ns, thr_hashed0;
 	uint64_t cpu_mark_ns;     /* thread CPU at the start of this call */

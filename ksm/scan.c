@@ -485,16 +485,20 @@ void kscan_absorb(struct ksm *k, struct kdom *d, unsigned slot,
 static bool handover(struct ksm *k)
 {
 	unsigned n = __atomic_load_n(&k->lock_waiters, __ATOMIC_SEQ_CST);
-	uint64_t until = k->lock_served + n;
 
 	if (!n)
 		return false;
 	kbatch_drain(k);
 	CTR_ADD(k->c.cpu_ns, ksm_thread_cpu_ns() - k->cpu_mark_ns);
 	ksm_rcu_offline();
+	/* n callers get in; later ones wait in klock() for the next point */
+	k->ho_until = k->lock_served + n;
+	k->ho_active = true;
 	while (__atomic_load_n(&k->lock_waiters, __ATOMIC_SEQ_CST) &&
-	       k->lock_served < until && !k->stop_req)
+	       k->lock_served < k->ho_until && !k->stop_req)
 		kcond_wait_ns(&k->handoff, &k->lock, 10000000ULL);
+	k->ho_active = false;
+	pthread_cond_broadcast(&k->handoff);   /* those held back */
 	ksm_rcu_online();
 	k->cpu_mark_ns = ksm_thread_cpu_ns();
 	return true;
@@ -601,12 +605,16 @@ static void scan_vm(struct ksm *k, struct ksm_vm *vm, bool throttled)
 		for (r = 0; r < vm->nranges; r++) {
 			struct ksmvm_range *rg = &vm->r[r];
 
-			/* kunshare_range yields too, between words */
-			if (kscan_yield(k) && vm->dead)
+			/* here and in kunshare_range, between words, the
+			 * lock may go to waiters: one may remove the VM */
+			kscan_yield(k);
+			if (vm->dead)
 				return;
 			memset(rg->dirty, 0, rg->nwords * sizeof(uint64_t));
 			if (vm->ops->dirty_fetch(vm->ctx, r, rg->dirty) == 0)
 				kunshare_range(k, vm, r, rg->dirty);
+			if (vm->dead)
+				return;
 		}
 	}
 	for (r = 0; r < vm->nranges; r++) {
