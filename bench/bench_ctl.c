@@ -48,7 +48,7 @@ static pid_t spawn_run(const char *densevm, const char *conf, const char *sock,
 {
 	char *argv[] = { (char *)densevm, "run", "--quiet", "--config",
 			 (char *)conf, "--ctl", (char *)sock, "--guest", g_guest,
-			 "--timeout", "300", NULL };
+			 "--timeout", "3600", NULL };
 	return bench_spawn_logged(argv, log);
 }
 

@@ -227,7 +227,7 @@ static void client_gone_while_busy(void **state)
 	memset(big, 'b', sizeof(big) - 1);
 	for (int i = 0; i < 8; i++)
 		send_line(a, "echo", big);
-	send_line(a, "sleep", "500");
+	send_line(a, "sleep", "300");
 	while (!__atomic_load_n(&g_running, __ATOMIC_SEQ_CST))
 		usleep(1000);
 	close(a);
@@ -239,7 +239,7 @@ static void client_gone_while_busy(void **state)
 	assert_string_equal(json_string_value(json_object_get(r, "echo")), "mine");
 	json_decref(r);
 	/* a's reply, when its sleep ends, is not b's */
-	r = read_reply(b, 900);
+	r = read_reply(b, 600);
 	assert_null(r);
 	assert_int_equal(__atomic_load_n(&g_running, __ATOMIC_SEQ_CST), 0);
 	close(b);
@@ -254,7 +254,7 @@ static void client_gone_while_busy(void **state)
 	for (int i = 0; i < 8; i++)
 		close(fds[i]);
 	assert_true(echo_ms() < 100);
-	usleep(400000);   /* two rounds of 4 workers */
+	usleep(300000);   /* two rounds of 4 workers */
 	int c[31];
 	for (int i = 0; i < 31; i++)
 		c[i] = connect_sock();
