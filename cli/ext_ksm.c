@@ -237,7 +237,7 @@ static json_t *engine_json(struct ksm *k)
 	json_t *o = ksm_stats_json(k);
 	struct proc_figs pf;
 	if (o) {
-		proc_figs_get(&pf);   /* at most 1 s old: cli.h */
+		proc_figs_get(&pf, PROC_FIGS_VMAS);   /* at most 1 s old: cli.h */
 		json_object_set_new(o, "vmas", json_integer(pf.vmas));
 		json_object_set_new(o, "max_map_count",
 				    json_integer(ksm_sysctl_read(MAX_MAP_COUNT_PATH)));
@@ -283,7 +283,8 @@ static void ksm_run_figures(struct run_state *rs, struct run_figures *f)
 				sizeof(f->ksm_tun[0].val));
 	}
 	struct proc_figs pf;
-	proc_figs_get(&pf);   /* not a walk of every VMA under rs->lock */
+	/* not a walk of every VMA under rs->lock */
+	proc_figs_get(&pf, PROC_FIGS_VMAS);
 	f->vmas = pf.vmas;
 	f->max_map_count = ksm_sysctl_read(MAX_MAP_COUNT_PATH);
 }

@@ -242,7 +242,7 @@ static json_t *ctl_stat(json_t *req, void *ctx, char *err, size_t errlen)
 	/* read at most once a second by proc_figs.c: they walk every VMA
 	 * and page table, 0.1 s or more on a large fleet */
 	struct proc_figs pf;
-	proc_figs_get(&pf);
+	proc_figs_get(&pf, PROC_FIGS_VMAS | PROC_FIGS_PSS);
 	json_t *proc = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}",
 				 "Rss", (json_int_t)pf.rss_kb,
 				 "Pss", (json_int_t)pf.pss_kb,

@@ -6,7 +6,9 @@
  * slow one; a client that leaves while its request runs costs nothing
  * (its slot's next client does not get that reply); 31 clients asking at
  * once all get answers while a 32nd is served at once; a busy client is
- * not idle; and ctl_stop waits for the request in hand.
+ * not idle; and ctl_stop waits for the request in hand.  And the process
+ * figures `stat` and `ksm` show (proc_figs.c): read by a thread, at most
+ * once a second, the last reading given at once.
  */
 #include <errno.h>
 #include <poll.h>
@@ -17,11 +19,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include "cli/cli.h"
 #include "cli/ctl.h"
 
 static char g_path[64];
@@ -334,6 +338,41 @@ static void stop_waits_for_request_in_hand(void **state)
 	close(a);
 }
 
+static void process_figures_read_in_background(void **state)
+{
+	(void)state;
+	struct proc_figs a, b;
+	proc_figs_get(&a, PROC_FIGS_VMAS);   /* the first one waits */
+	long now = hv_vma_count();
+	assert_true(a.vmas > 0 && labs(a.vmas - now) < 16);
+	/* 64 more VMAs: every other page read-only, so none merge */
+	size_t pg = 4096;
+	char *m = mmap(NULL, 128 * pg, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(m != MAP_FAILED);
+	for (int i = 0; i < 64; i++)
+		assert_int_equal(mprotect(m + 2 * i * pg, pg, PROT_READ), 0);
+	/* within the second: the same reading, not a walk of the VMAs */
+	proc_figs_get(&b, PROC_FIGS_VMAS);
+	assert_int_equal(b.vmas, a.vmas);
+	assert_true(b.age_ms >= 0 && b.age_ms < PROC_FIGS_MAX_AGE_MS);
+	/* later asks get a fresh reading, made in the background */
+	double t0 = now_ms();
+	while (b.vmas < a.vmas + 60 && now_ms() - t0 < 3000) {
+		usleep(50000);
+		proc_figs_get(&b, PROC_FIGS_VMAS);
+	}
+	print_message("[ figs ] %ld VMAs, then %ld after 64 more, %.0f ms later\n",
+		      a.vmas, b.vmas, now_ms() - t0);
+	assert_true(b.vmas >= a.vmas + 60);
+	proc_figs_get(&b, PROC_FIGS_PSS);
+	assert_true(b.rss_kb > 0 && b.pss_kb > 0 && b.pss_kb <= b.rss_kb);
+	munmap(m, 128 * pg);
+	proc_figs_stop();
+	proc_figs_get(&b, PROC_FIGS_VMAS);   /* read here now */
+	assert_true(labs(b.vmas - hv_vma_count()) < 16);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -343,6 +382,7 @@ int main(void)
 		cmocka_unit_test_teardown(many_at_once, teardown),
 		cmocka_unit_test_teardown(busy_client_not_idle, teardown),
 		cmocka_unit_test_teardown(stop_waits_for_request_in_hand, teardown),
+		cmocka_unit_test(process_figures_read_in_background),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
