@@ -53,7 +53,6 @@
 #define SQUEEZE (512 * MiB)
 #define RUN_S 80   /* MOM needs ~40 s for the squeeze */
 
-extern char **environ;
 
 static char g_densevm[PATH_MAX], g_guest[PATH_MAX], g_dir[128];
 static struct memcg g_cg, g_cg_parent;   /* util/cgroup.h */
@@ -322,16 +321,8 @@ static pid_t spawn_run(const char *conf, const char *sock, const char *out)
 {
 	char *argv[] = { g_densevm, "run", "--config", (char *)conf, "--ctl",
 			 (char *)sock, "--guest", g_guest, "--timeout", "120", NULL };
-	posix_spawn_file_actions_t fa;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	posix_spawn_file_actions_adddup2(&fa, 1, 2);
-	pid_t pid = -1;
 	/* the child joins the cgroup: this process writes its pid first */
-	if (posix_spawn(&pid, argv[0], &fa, NULL, argv, environ))
-		pid = -1;
-	posix_spawn_file_actions_destroy(&fa);
-	return pid;
+	return bench_spawn_logged(argv, out);
 }
 
 static bool wait_sock(const char *sock)
@@ -488,10 +479,7 @@ int main(int argc, char **argv)
 	};
 	const char *outdir = "build/results";
 	int reps = 3, c;
-	char exe[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	exe[n > 0 ? n : 0] = 0;
-	snprintf(g_densevm, sizeof(g_densevm), "%s/../densevm", dirname(exe));
+	bench_densevm_path(g_densevm, sizeof(g_densevm));
 	snprintf(g_guest, sizeof(g_guest), "build/guest/microguest.elf");
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (c) {

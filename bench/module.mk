@@ -11,6 +11,10 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(HOST_LIBS)
 $(BUILD)/bench/bench_image_fleet $(BUILD)/bench/bench_ksm: $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/tests/support/cgroup.o $(HOST_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) -Wl,--start-group $(HOST_LIBS) -Wl,--end-group $(LDLIBS)
+# the control-plane load is the one test_ksm_cli asserts on
+$(BUILD)/bench/bench_ctl: $(BUILD)/bench/bench_ctl.o $(BUILD)/tests/support/ctl_load.o $(HOST_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) -Wl,--start-group $(HOST_LIBS) -Wl,--end-group $(LDLIBS)
 
 .PHONY: bench-deps bench-micro
 bench-deps:

@@ -221,6 +221,24 @@ int run_reload(struct run_state *rs, char *err, size_t errlen);
 const struct vm_spec *run_opts_spec_of(const struct run_opts *o,
 				       const char *name);
 
+/* proc_figs.c: the process's VMA count and smaps_rollup figures (kB, -1
+ * = unreadable).  Reading them walks every VMA and page table (0.1 s at
+ * 110k VMAs), so a thread reads each at most once per
+ * PROC_FIGS_MAX_AGE_MS, while someone asks for it; a reader gets the last
+ * reading and its age (of the oldest figure in `what`) at once, only the
+ * first one waits.  proc_figs_stop() ends the thread; later readers read
+ * the files themselves. */
+#define PROC_FIGS_MAX_AGE_MS 1000
+#define PROC_FIGS_VMAS 1u   /* vmas */
+#define PROC_FIGS_PSS 2u    /* rss_kb and the pss_*_kb */
+struct proc_figs {
+	long vmas;
+	long long rss_kb, pss_kb, pss_anon_kb, pss_shmem_kb;
+	int64_t age_ms;
+};
+void proc_figs_get(struct proc_figs *f, unsigned what);
+void proc_figs_stop(void);
+
 struct ctl_server;
 /* list, stat, stop: the control-socket commands of a running process */
 void run_register_ctl(struct ctl_server *s, struct run_state *st);

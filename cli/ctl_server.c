@@ -1,7 +1,17 @@
 /*
  * ctl_server.c - the control socket's server thread (protocol in ctl.h).
- * One thread polls the listening socket, the clients and a stop eventfd;
- * handlers run on it, one request at a time, so they must be quick.
+ * One thread polls the listening socket, the clients, a stop eventfd and
+ * the worker pool's eventfd.  Quick handlers run on it, one request at a
+ * time.  A command registered as slow (ctl_register_slow: it may wait for
+ * another subsystem's lock, or walk every page) runs on one of
+ * CTL_WORKERS pool threads (ctl_pool.c) instead, and its reply is queued
+ * when it is done, so it never holds the other clients.  Its client is
+ * "busy" meanwhile: none of its further requests is served (replies stay
+ * in request order), it is not polled for input, and it is never idle
+ * (it waits on us), so each client has at most one job and the pool never
+ * holds more than CTL_MAX_CLIENTS.  A client dropped or gone while its
+ * job runs loses the reply (a slot's generation tells a new client in
+ * that slot from the old), and ctl_stop() waits for the jobs in hand.
  *
  * Nothing a client does may hold that thread: sockets are non-blocking,
  * replies go to a per-client output queue flushed on POLLOUT, and every
@@ -33,12 +43,15 @@
 #include <time.h>
 #include <unistd.h>
 #include "ctl.h"
+#include "ctl_pool.h"
 
 #define CTL_MAX_CLIENTS 32
 #define CTL_MAX_CMDS 32
 #define CTL_MAX_OUT (1 << 20)
 #define CTL_LINE_TIMEOUT_MS 10000
 #define CTL_IDLE_TIMEOUT_MS 60000
+/* slow commands at once; more wait in their clients' buffers (FIFO) */
+#define CTL_WORKERS 4
 /* an output queue this big is freed when it empties, not kept per client */
 #define CTL_KEEP_OUT (64 * 1024)
 
@@ -51,6 +64,8 @@ struct ctl_client {
 	size_t ooff, olen, ocap;
 	int64_t line_t0;    /* when the unfinished tail of in[] began */
 	int64_t last_io;    /* last byte received or sent */
+	uint64_t gen;       /* which connection holds this slot */
+	bool busy;          /* a request of it runs on the pool */
 };
 
 struct ctl_cmd {
@@ -58,6 +73,18 @@ struct ctl_cmd {
 	const char *help;
 	ctl_fn fn;
 	void *ctx;
+	bool slow;          /* ctl_register_slow */
+	ctl_slow_fn slow_if;   /* NULL = every request is slow */
+};
+
+/* A slow request on its way through the pool. */
+struct srv_job {
+	struct ctl_job j;   /* first: the pool hands it back as this */
+	const struct ctl_cmd *k;
+	json_t *req;
+	int slot;
+	uint64_t gen;
+	char *reply;        /* the worker's reply line, NULL = none */
 };
 
 struct ctl_server {
@@ -69,6 +96,8 @@ struct ctl_server {
 	unsigned ncmds;
 	bool serving;           /* ctl_serve started the thread */
 	int line_ms, idle_ms;
+	uint64_t next_gen;
+	struct ctl_pool *pool;
 	struct ctl_client cl[CTL_MAX_CLIENTS];
 };
 
@@ -136,11 +165,10 @@ static bool queue_out(struct ctl_client *c, const char *s, size_t n)
 	return true;
 }
 
-/* False = the client must be dropped (it has too much unread). */
-static bool send_reply(struct ctl_client *c, json_t *reply)
+/* Queues a reply line made by dump_reply.  False = the client must be
+ * dropped (it has too much unread). */
+static bool send_text(struct ctl_client *c, char *s)
 {
-	/* 15 digits: 2.239, not 2.2389999999999999 */
-	char *s = json_dumps(reply, JSON_COMPACT | JSON_REAL_PRECISION(15));
 	if (!s)
 		return true;   /* the client just misses this reply */
 	bool ok = queue_out(c, s, strlen(s));
@@ -148,35 +176,80 @@ static bool send_reply(struct ctl_client *c, json_t *reply)
 	return ok;
 }
 
-static bool reply_error(struct ctl_client *c, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static bool reply_error(struct ctl_client *c, const char *fmt, ...)
+/* The line for a reply object (consumed); NULL if out of memory. */
+static char *dump_reply(json_t *r)
+{
+	/* 15 digits: 2.239, not 2.2389999999999999 */
+	char *s = r ? json_dumps(r, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
+	json_decref(r);
+	return s;
+}
+
+static char *error_text(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+static char *error_text(const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	json_t *r = json_pack("{s:b, s:s}", "ok", 0, "error", msg);
-	bool ok = send_reply(c, r);
-	json_decref(r);
-	return ok;
+	return dump_reply(json_pack("{s:b, s:s}", "ok", 0, "error", msg));
 }
 
-static json_t *help_reply(struct ctl_server *s)
+#define reply_error(c, ...) send_text(c, error_text(__VA_ARGS__))
+
+/* Runs a command (on the server thread or a worker): its reply line. */
+static char *run_cmd(const struct ctl_cmd *k, json_t *req)
+{
+	char err[512] = "failed";
+	json_t *r = k->fn(req, k->ctx, err, sizeof(err));
+	if (!r)
+		return error_text("%s: %s", k->name, err);
+	json_object_set_new(r, "ok", json_true());
+	return dump_reply(r);
+}
+
+static void run_job(struct ctl_job *j)
+{
+	struct srv_job *sj = (struct srv_job *)j;
+	sj->reply = run_cmd(sj->k, sj->req);
+}
+
+static void free_jobs(struct ctl_job *j)
+{
+	while (j) {
+		struct srv_job *sj = (struct srv_job *)j;
+		j = j->next;
+		json_decref(sj->req);
+		free(sj->reply);
+		free(sj);
+	}
+}
+
+/* Hands req (the reference is the job's now) to the pool.  False = out
+ * of memory, with an error queued instead. */
+static bool submit(struct ctl_server *s, struct ctl_client *c,
+		   const struct ctl_cmd *k, json_t *req)
+{
+	struct srv_job *sj = calloc(1, sizeof(*sj));
+	if (!sj) {
+		json_decref(req);
+		return reply_error(c, "%s: out of memory", k->name);
+	}
+	*sj = (struct srv_job){ .j.run = run_job, .k = k, .req = req,
+				.slot = (int)(c - s->cl), .gen = c->gen };
+	c->busy = true;
+	ctl_pool_submit(s->pool, &sj->j);
+	return true;
+}
+
+static char *help_reply(struct ctl_server *s)
 {
 	json_t *cmds = json_object();
 	for (unsigned i = 0; i < s->ncmds; i++)
 		json_object_set_new(cmds, s->cmds[i].name, json_string(s->cmds[i].help));
-	return json_pack("{s:o}", "commands", cmds);
-}
-
-static bool reply_ok(struct ctl_client *c, json_t *r)
-{
-	json_object_set_new(r, "ok", json_true());
-	bool ok = send_reply(c, r);
-	json_decref(r);
-	return ok;
+	return dump_reply(json_pack("{s:o, s:b}", "commands", cmds, "ok", 1));
 }
 
 /* False = drop the client. */
@@ -194,7 +267,7 @@ static bool handle_line(struct ctl_server *s, struct ctl_client *c, char *line)
 	} else if (args && !json_is_array(args)) {
 		ok = reply_error(c, "\"args\" must be an array of strings");
 	} else if (!strcmp(cmd, "help")) {
-		ok = reply_ok(c, help_reply(s));
+		ok = send_text(c, help_reply(s));
 	} else {
 		struct ctl_cmd *k = NULL;
 		pthread_mutex_lock(&s->lock);
@@ -204,10 +277,10 @@ static bool handle_line(struct ctl_server *s, struct ctl_client *c, char *line)
 		pthread_mutex_unlock(&s->lock);
 		if (!k) {
 			ok = reply_error(c, "unknown command '%.64s' (try \"help\")", cmd);
+		} else if (k->slow && (!k->slow_if || k->slow_if(req))) {
+			return submit(s, c, k, req);
 		} else {
-			char err[512] = "failed";
-			json_t *r = k->fn(req, k->ctx, err, sizeof(err));
-			ok = r ? reply_ok(c, r) : reply_error(c, "%s: %s", k->name, err);
+			ok = send_text(c, run_cmd(k, req));
 		}
 	}
 	json_decref(req);
@@ -295,6 +368,7 @@ static void accept_one(struct ctl_server *s, int64_t now)
 			}
 			c->fd = fd;
 			c->last_io = now;
+			c->gen = ++s->next_gen;
 			return;
 		}
 	/* A fresh socket's buffer is empty: this one send does not block. */
@@ -314,8 +388,8 @@ static int expire(struct ctl_server *s, int64_t now)
 	char why[96];
 	for (int i = 0; i < CTL_MAX_CLIENTS; i++) {
 		struct ctl_client *c = &s->cl[i];
-		if (c->fd < 0)
-			continue;
+		if (c->fd < 0 || c->busy)
+			continue;   /* a busy client waits on us, not we on it */
 		if (next_line(c)) {
 			next = now;   /* requests to serve: do not sleep */
 			continue;
@@ -343,38 +417,69 @@ static int expire(struct ctl_server *s, int64_t now)
 	return next == INT64_MAX ? -1 : (int)(next - now);
 }
 
+/* Queues the replies of the jobs done, each to its client if that
+ * connection is still there. */
+static void deliver(struct ctl_server *s, int64_t now)
+{
+	struct ctl_job *done = ctl_pool_done(s->pool);
+	while (done) {
+		struct srv_job *sj = (struct srv_job *)done;
+		struct ctl_client *c = &s->cl[sj->slot];
+		done = done->next;
+		if (c->fd >= 0 && c->gen == sj->gen) {
+			c->busy = false;
+			c->last_io = now;
+			if (c->ilen > c->ioff && !next_line(c))
+				c->line_t0 = now;   /* its tail waited on us */
+			bool ok = send_text(c, sj->reply);
+			sj->reply = NULL;
+			if (!ok || !flush_out(c))
+				drop(c);
+		}
+		sj->j.next = NULL;
+		free_jobs(&sj->j);
+	}
+}
+
+enum { P_STOP, P_LISTEN, P_POOL, P_CLIENTS };
+
 static void *ctl_thread(void *arg)
 {
 	struct ctl_server *s = arg;
-	struct pollfd p[CTL_MAX_CLIENTS + 2];
+	struct pollfd p[CTL_MAX_CLIENTS + P_CLIENTS];
 
 	for (;;) {
-		int map[CTL_MAX_CLIENTS], n = 2;
+		int map[CTL_MAX_CLIENTS], n = P_CLIENTS;
 		int timeout = expire(s, now_ms());
-		p[0] = (struct pollfd){ .fd = s->efd, .events = POLLIN };
-		p[1] = (struct pollfd){ .fd = s->lfd, .events = POLLIN };
+		p[P_STOP] = (struct pollfd){ .fd = s->efd, .events = POLLIN };
+		p[P_LISTEN] = (struct pollfd){ .fd = s->lfd, .events = POLLIN };
+		p[P_POOL] = (struct pollfd){ .fd = ctl_pool_fd(s->pool),
+					     .events = POLLIN };
 		for (int i = 0; i < CTL_MAX_CLIENTS; i++) {
 			struct ctl_client *c = &s->cl[i];
 			if (c->fd < 0)
 				continue;
 			short ev = 0;
-			/* buffered requests first: the client's next bytes can wait */
-			if (!c->eof && !next_line(c))
+			/* buffered requests first: the client's next bytes can
+			 * wait; and a busy client's wait for its reply */
+			if (!c->eof && !c->busy && !next_line(c))
 				ev |= POLLIN;
 			if (c->olen > c->ooff)
 				ev |= POLLOUT;
-			map[n - 2] = i;
-			p[n++] = (struct pollfd){ .fd = c->fd, .events = ev };
+			map[n - P_CLIENTS] = i;
+			/* not polled at all when nothing is asked: POLLHUP
+			 * comes unasked, and would spin us until its job ends */
+			p[n++] = (struct pollfd){ .fd = ev ? c->fd : -1, .events = ev };
 		}
 		if (poll(p, (nfds_t)n, timeout) < 0 && errno != EINTR)
 			break;
-		if (p[0].revents)
+		if (p[P_STOP].revents)
 			break;
 		int64_t now = now_ms();
-		if (p[1].revents & POLLIN)
+		if (p[P_LISTEN].revents & POLLIN)
 			accept_one(s, now);
-		for (int k = 2; k < n; k++) {
-			struct ctl_client *c = &s->cl[map[k - 2]];
+		for (int k = P_CLIENTS; k < n; k++) {
+			struct ctl_client *c = &s->cl[map[k - P_CLIENTS]];
 			short re = p[k].revents;
 			/* POLLHUP/POLLERR come unasked: act on them or poll spins */
 			if ((p[k].events & POLLOUT) && (re & (POLLOUT | POLLHUP | POLLERR)) &&
@@ -386,9 +491,12 @@ static void *ctl_thread(void *arg)
 			    !read_in(c, now))
 				drop(c);
 		}
+		/* after the clients' events, which map[] ties to slots */
+		if (p[P_POOL].revents & POLLIN)
+			deliver(s, now);
 		for (int i = 0; i < CTL_MAX_CLIENTS; i++) {
 			struct ctl_client *c = &s->cl[i];
-			if (c->fd < 0)
+			if (c->fd < 0 || c->busy)
 				continue;
 			if (!serve_one(s, c, now))
 				drop(c);
@@ -479,26 +587,45 @@ int ctl_start(const char *path, struct ctl_server **out, char *bound,
 	return 0;
 }
 
-int ctl_register(struct ctl_server *s, const char *cmd, const char *help,
-		 ctl_fn fn, void *ctx)
+static int add_cmd(struct ctl_server *s, const struct ctl_cmd *cmd)
 {
 	int rc = -ENOSPC;
 	pthread_mutex_lock(&s->lock);
 	if (s->ncmds < CTL_MAX_CMDS) {
-		struct ctl_cmd *k = &s->cmds[s->ncmds++];
-		snprintf(k->name, sizeof(k->name), "%s", cmd);
-		k->help = help;
-		k->fn = fn;
-		k->ctx = ctx;
+		s->cmds[s->ncmds++] = *cmd;
 		rc = 0;
 	}
 	pthread_mutex_unlock(&s->lock);
 	return rc;
 }
 
+int ctl_register(struct ctl_server *s, const char *cmd, const char *help,
+		 ctl_fn fn, void *ctx)
+{
+	struct ctl_cmd k = { .help = help, .fn = fn, .ctx = ctx };
+	snprintf(k.name, sizeof(k.name), "%s", cmd);
+	return add_cmd(s, &k);
+}
+
+int ctl_register_slow(struct ctl_server *s, const char *cmd, const char *help,
+		      ctl_fn fn, void *ctx, ctl_slow_fn slow_if)
+{
+	struct ctl_cmd k = { .help = help, .fn = fn, .ctx = ctx, .slow = true,
+			     .slow_if = slow_if };
+	snprintf(k.name, sizeof(k.name), "%s", cmd);
+	return add_cmd(s, &k);
+}
+
 int ctl_serve(struct ctl_server *s, char *err, size_t errlen)
 {
-	int e = pthread_create(&s->thread, NULL, ctl_thread, s);
+	int e = -ctl_pool_start(&s->pool, CTL_WORKERS);
+	if (!e) {
+		e = pthread_create(&s->thread, NULL, ctl_thread, s);
+		if (e) {
+			free_jobs(ctl_pool_stop(s->pool));
+			s->pool = NULL;
+		}
+	}
 	if (e) {
 		snprintf(err, errlen, "control socket %s: %s", s->path, strerror(e));
 		return -e;
@@ -516,6 +643,9 @@ void ctl_stop(struct ctl_server *s)
 		if (write(s->efd, &one, sizeof(one)) != sizeof(one))
 			perror("ctl: eventfd");
 		pthread_join(s->thread, NULL);
+		/* the clients are gone; a job in hand finishes (a check
+		 * in flight), the others are dropped unrun */
+		free_jobs(ctl_pool_stop(s->pool));
 	}
 	close(s->lfd);
 	close(s->efd);

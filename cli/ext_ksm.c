@@ -235,8 +235,10 @@ static void raise_max_map_count(uint64_t guest_pages)
 static json_t *engine_json(struct ksm *k)
 {
 	json_t *o = ksm_stats_json(k);
+	struct proc_figs pf;
 	if (o) {
-		json_object_set_new(o, "vmas", json_integer(hv_vma_count()));
+		proc_figs_get(&pf, PROC_FIGS_VMAS);   /* at most 1 s old: cli.h */
+		json_object_set_new(o, "vmas", json_integer(pf.vmas));
 		json_object_set_new(o, "max_map_count",
 				    json_integer(ksm_sysctl_read(MAX_MAP_COUNT_PATH)));
 	}
@@ -280,7 +282,10 @@ static void ksm_run_figures(struct run_state *rs, struct run_figures *f)
 		ksm_get_tunable(k, names[f->ksm_ntun], f->ksm_tun[f->ksm_ntun].val,
 				sizeof(f->ksm_tun[0].val));
 	}
-	f->vmas = hv_vma_count();
+	struct proc_figs pf;
+	/* not a walk of every VMA under rs->lock */
+	proc_figs_get(&pf, PROC_FIGS_VMAS);
+	f->vmas = pf.vmas;
 	f->max_map_count = ksm_sysctl_read(MAX_MAP_COUNT_PATH);
 }
 
@@ -360,8 +365,10 @@ static int ksm_start_ext(struct run_state *rs, struct ctl_server *ctl,
 	if (ctl) {
 		ctl_register(ctl, "ksm", "page sharing: engine, global and per-VM "
 			     "stats, tunables", ctl_ksm, rs);
-		ctl_register(ctl, "ksm-set", "NAME VALUE: change a ksm tunable at "
-			     "run time", ctl_ksm_set, rs);
+		/* slow: it takes ksm's lock, at the scanner's next
+		 * handover point */
+		ctl_register_slow(ctl, "ksm-set", "NAME VALUE: change a ksm "
+				  "tunable at run time", ctl_ksm_set, rs, NULL);
 	}
 	if (!ksm_on(conf))
 		return 0;

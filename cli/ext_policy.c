@@ -443,6 +443,12 @@ static int policy_set_one(struct pol *p, const char *key, const char *val,
 	return rc;
 }
 
+static bool policy_is_reload(json_t *req)
+{
+	const char *sub = ctl_arg(req, 0);
+	return sub && !strcmp(sub, "reload");
+}
+
 static json_t *ctl_policy(json_t *req, void *ctx, char *err, size_t errlen)
 {
 	struct run_state *rs = ctx;
@@ -484,10 +490,10 @@ static json_t *ctl_policy(json_t *req, void *ctx, char *err, size_t errlen)
 static int policy_start(struct run_state *rs, struct ctl_server *ctl,
 			char *err, size_t errlen)
 {
-	if (ctl)
-		ctl_register(ctl, "policy", "[show | set KEY VALUE | reload]: the "
-			     "overcommit policy's state, signals, targets and reasons",
-			     ctl_policy, rs);
+	if (ctl)   /* a reload reads files and sets ksm's tunables */
+		ctl_register_slow(ctl, "policy", "[show | set KEY VALUE | reload]: "
+				  "the overcommit policy's state, signals, targets "
+				  "and reasons", ctl_policy, rs, policy_is_reload);
 	if (!rs->cfg->policy_on || rs->cfg->policy.mode == POLICY_MODE_OFF)
 		return 0;
 	struct pol *p = calloc(1, sizeof(*p));

@@ -370,6 +370,7 @@ int cmd_run(int argc, char **argv)
 	while (started-- > 0)
 		if (run_exts[started]->stop)
 			run_exts[started]->stop(&rs);
+	proc_figs_stop();
 	if (o.json_path)
 		report_json(o.json_path, runs, rs.n);
 destroy:

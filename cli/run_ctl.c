@@ -3,7 +3,11 @@
  * list, stat (host, process and per-VM figures), results (the guests'
  * HC_RESULT values with their arrival times: cheap enough to poll at
  * 10 Hz, which stat with its page counts is not) and stop.
+ * `stat --check` runs on the control socket's worker threads (it waits
+ * for ksm's lock and walks every page), and checks asked for at once
+ * share one run of the self-checks (run_checks).
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,14 +170,64 @@ static json_t *jemalloc_stats(void)
 #endif
 }
 
+/* Every extension's self-check, for any number of `stat --check`s at
+ * once: a run of the checks that started after a request arrived answers
+ * it, so N clients asking together cost at most two runs, one at a time,
+ * not N in a row.  One run per process, hence static. */
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool running;
+	uint64_t started, done;   /* runs begun; the last one finished */
+	int rc;                   /* and its result */
+	char err[480];
+} g_check = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+
+static int run_checks(struct run_state *st, char *err, size_t errlen)
+{
+	pthread_mutex_lock(&g_check.mu);
+	uint64_t want = g_check.started + 1;
+	while (g_check.done < want) {
+		if (g_check.running) {
+			pthread_cond_wait(&g_check.cv, &g_check.mu);
+			continue;
+		}
+		uint64_t run = ++g_check.started;
+		g_check.running = true;
+		pthread_mutex_unlock(&g_check.mu);
+		char e[sizeof(g_check.err)] = "";
+		int rc = 0;
+		for (int i = 0; run_exts[i] && !rc; i++) {
+			char m[400] = "";
+			if (run_exts[i]->check && run_exts[i]->check(st, m, sizeof(m))) {
+				snprintf(e, sizeof(e), "%s: %s", run_exts[i]->name, m);
+				rc = -1;
+			}
+		}
+		pthread_mutex_lock(&g_check.mu);
+		g_check.running = false;
+		g_check.done = run;
+		g_check.rc = rc;
+		memcpy(g_check.err, e, sizeof(e));
+		pthread_cond_broadcast(&g_check.cv);
+	}
+	int rc = g_check.rc;
+	snprintf(err, errlen, "%s", g_check.err);
+	pthread_mutex_unlock(&g_check.mu);
+	return rc;
+}
+
+static bool stat_is_check(json_t *req)
+{
+	return json_is_true(json_object_get(req, "check"));
+}
+
 static json_t *ctl_stat(json_t *req, void *ctx, char *err, size_t errlen)
 {
 	struct run_state *st = ctx;
 	const char *one = ctl_arg(req, 0);
 	static const char *const mem_keys[] = { "MemTotal", "MemFree",
 		"MemAvailable", "Cached", NULL };
-	static const char *const pss_keys[] = { "Rss", "Pss", "Pss_Anon",
-		"Pss_Shmem", NULL };
 
 	if (one && !find_vm(st, one)) {
 		snprintf(err, errlen, "no VM named '%.64s'", one);
@@ -185,8 +239,17 @@ static json_t *ctl_stat(json_t *req, void *ctx, char *err, size_t errlen)
 			json_array_append_new(vms, vm_stat(st, &st->runs[i]));
 	json_t *host = proc_kb("/proc/meminfo", mem_keys);
 	json_object_set_new(host, "psi_memory", psi_memory());
-	json_t *proc = proc_kb("/proc/self/smaps_rollup", pss_keys);
-	json_object_set_new(proc, "vmas", json_integer(hv_vma_count()));
+	/* read at most once a second by proc_figs.c: they walk every VMA
+	 * and page table, 0.1 s or more on a large fleet */
+	struct proc_figs pf;
+	proc_figs_get(&pf, PROC_FIGS_VMAS | PROC_FIGS_PSS);
+	json_t *proc = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}",
+				 "Rss", (json_int_t)pf.rss_kb,
+				 "Pss", (json_int_t)pf.pss_kb,
+				 "Pss_Anon", (json_int_t)pf.pss_anon_kb,
+				 "Pss_Shmem", (json_int_t)pf.pss_shmem_kb,
+				 "vmas", (json_int_t)pf.vmas,
+				 "age_ms", (json_int_t)pf.age_ms);
 	json_object_set_new(proc, "jemalloc", jemalloc_stats());
 	json_t *r = json_pack("{s:o, s:o, s:o}", "host", host, "process", proc,
 			      "vms", vms);
@@ -194,15 +257,12 @@ static json_t *ctl_stat(json_t *req, void *ctx, char *err, size_t errlen)
 	run_run_figures(st, &rf);
 	run_figures_json(&rf, r);
 	/* `stat --check`: every extension's self-check, or an error reply */
-	if (json_is_true(json_object_get(req, "check"))) {
-		for (int i = 0; run_exts[i]; i++) {
-			char e[400] = "";
-			if (run_exts[i]->check && run_exts[i]->check(st, e, sizeof(e))) {
-				snprintf(err, errlen, "check failed: %s: %s",
-					 run_exts[i]->name, e);
-				json_decref(r);
-				return NULL;
-			}
+	if (stat_is_check(req)) {
+		char e[sizeof(g_check.err)];
+		if (run_checks(st, e, sizeof(e))) {
+			snprintf(err, errlen, "check failed: %s", e);
+			json_decref(r);
+			return NULL;
 		}
 		json_object_set_new(r, "check", json_string("ok"));
 	}
@@ -223,8 +283,9 @@ static json_t *ctl_stop_vm(json_t *req, void *ctx, char *err, size_t errlen)
 void run_register_ctl(struct ctl_server *s, struct run_state *st)
 {
 	ctl_register(s, "list", "the VMs and their state", ctl_list, st);
-	ctl_register(s, "stat", "[VM] host, process (PSS, VMAs, jemalloc) and "
-		     "per-VM statistics", ctl_stat, st);
+	ctl_register_slow(s, "stat", "[VM] host, process (PSS, VMAs, jemalloc) "
+			  "and per-VM statistics; with \"check\": true, the "
+			  "self-checks too", ctl_stat, st, stat_is_check);
 	ctl_register(s, "results", "[resident] each VM's guest results "
 		     "(HC_RESULT) with the host time they arrived; with resident, "
 		     "its resident guest RAM too", ctl_results, st);

@@ -303,6 +303,12 @@ struct ksm {
 	 * that may take seconds; handoff says the waiters are done */
 	unsigned lock_waiters;
 	pthread_cond_t handoff;
+	uint64_t lock_served;     /* klock holders done (kunlock), under lock */
+	/* the scanner is in handover() until lock_served reaches ho_until:
+	 * klock() callers past that wait for its next point (klock) */
+	bool ho_active;
+	uint64_t ho_until;
+	bool may_yield;           /* in the scanner thread's pass: kscan_yield */
 	uint64_t thr_t0_ns, thr_cpu0_ns, thr_hashed0;
 	uint64_t cpu_mark_ns;     /* thread CPU at the start of this call */
 	struct kengine *ke;
@@ -561,6 +567,14 @@ static inline uint32_t kown_of(hv_pstate_t st)
 
 /* ---- scan.c */
 int kscan_pass(struct ksm *k, bool throttle);
+/* In the scanner thread's pass (else a no-op): lets klock() waiters in
+ * now, for stretches with no throttle point (a base sweep, a dirty-log
+ * read).  The batch is drained first; the caller holds nothing that a
+ * waiter may free (a waiter may remove a VM: check vm->dead after, or a
+ * domain's last VM: pin it).  True if someone had the lock meanwhile;
+ * kscan_waiting() says beforehand whether it will. */
+bool kscan_yield(struct ksm *k);
+bool kscan_waiting(const struct ksm *k);
 void kscan_absorb(struct ksm *k, struct kdom *d, unsigned slot,
 		  uint64_t hash, uint32_t frame, uint64_t base_pfn);
 

@@ -486,11 +486,18 @@ void klock(struct ksm *k)
 {
 	__atomic_add_fetch(&k->lock_waiters, 1, __ATOMIC_SEQ_CST);
 	pthread_mutex_lock(&k->lock);
+	/* A handover lets in as many callers as waited when it began.  The
+	 * mutex is not fair: callers back to back (a check loop) would take
+	 * it again and again before the woken scanner does, so one past that
+	 * count waits for the scanner's next point. */
+	while (k->ho_active && k->lock_served >= k->ho_until)
+		pthread_cond_wait(&k->handoff, &k->lock);
 	__atomic_sub_fetch(&k->lock_waiters, 1, __ATOMIC_SEQ_CST);
 }
 
 void kunlock(struct ksm *k)
 {
+	k->lock_served++;
 	pthread_cond_broadcast(&k->handoff);
 	pthread_mutex_unlock(&k->lock);
 }

@@ -539,6 +539,14 @@ static void sweep_extent(struct ksm *k, struct kdom *d, uint64_t p0,
 
 	for (p = p0; p < p0 + n; p += c) {
 		c = (unsigned)(p0 + n - p < 64 ? p0 + n - p : 64);
+		/* a long sweep lets the scanner's klock() waiters in (the
+		 * caller pins d); the run found so far goes first, and what
+		 * follows is read again: VMs may have come or gone */
+		if (kscan_waiting(k)) {
+			punch_run(k, d, run0, run);
+			run = 0;
+			kscan_yield(k);
+		}
 		mask = 0;
 		for (i = 0; i < c; i++)
 			if (!(d->base_flags[p + i] & KB_DATA))

@@ -477,21 +477,42 @@ void kscan_absorb(struct ksm *k, struct kdom *d, unsigned slot,
 
 /* klock() waiters get the lock until they are done, with nothing queued
  * (the batch drained).  Only the scanner thread, at points where what it
- * holds may change under it: a throttle point, between VMs, before a
- * sweep.  True if it let someone in. */
+ * holds may change under it: a throttle point, between VMs, before and
+ * in a sweep, in a dirty-log read.  Only the waiters there now: one that
+ * comes meanwhile waits for the next point, so that back-to-back callers
+ * (a `stat --check` loop) cannot stop the scan.  True if it let someone
+ * in. */
 static bool handover(struct ksm *k)
 {
-	if (!__atomic_load_n(&k->lock_waiters, __ATOMIC_SEQ_CST))
+	unsigned n = __atomic_load_n(&k->lock_waiters, __ATOMIC_SEQ_CST);
+
+	if (!n)
 		return false;
 	kbatch_drain(k);
 	CTR_ADD(k->c.cpu_ns, ksm_thread_cpu_ns() - k->cpu_mark_ns);
 	ksm_rcu_offline();
+	/* n callers get in; later ones wait in klock() for the next point */
+	k->ho_until = k->lock_served + n;
+	k->ho_active = true;
 	while (__atomic_load_n(&k->lock_waiters, __ATOMIC_SEQ_CST) &&
-	       !k->stop_req)
+	       k->lock_served < k->ho_until && !k->stop_req)
 		kcond_wait_ns(&k->handoff, &k->lock, 10000000ULL);
+	k->ho_active = false;
+	pthread_cond_broadcast(&k->handoff);   /* those held back */
 	ksm_rcu_online();
 	k->cpu_mark_ns = ksm_thread_cpu_ns();
 	return true;
+}
+
+bool kscan_waiting(const struct ksm *k)
+{
+	return k->may_yield &&
+	       __atomic_load_n(&k->lock_waiters, __ATOMIC_SEQ_CST);
+}
+
+bool kscan_yield(struct ksm *k)
+{
+	return k->may_yield && handover(k);
 }
 
 /* Sleeps (lock released) when the pass runs ahead of pages_per_sec or
@@ -584,9 +605,16 @@ static void scan_vm(struct ksm *k, struct ksm_vm *vm, bool throttled)
 		for (r = 0; r < vm->nranges; r++) {
 			struct ksmvm_range *rg = &vm->r[r];
 
+			/* here and in kunshare_range, between words, the
+			 * lock may go to waiters: one may remove the VM */
+			kscan_yield(k);
+			if (vm->dead)
+				return;
 			memset(rg->dirty, 0, rg->nwords * sizeof(uint64_t));
 			if (vm->ops->dirty_fetch(vm->ctx, r, rg->dirty) == 0)
 				kunshare_range(k, vm, r, rg->dirty);
+			if (vm->dead)
+				return;
 		}
 	}
 	for (r = 0; r < vm->nranges; r++) {
@@ -656,6 +684,22 @@ static void scan_vm(struct ksm *k, struct ksm_vm *vm, bool throttled)
 	CTR_ADD(vm->c.full_scans, 1);
 }
 
+/* Every domain's base sweep.  A sweep yields the lock (kscan_yield) to
+ * waiters that may remove a domain's last VM, so each domain is pinned
+ * (one more in nvms) while it is swept, and let go (freed, if it is
+ * empty now) after. */
+static void sweep_all(struct ksm *k)
+{
+	struct kdom *d, *next;
+
+	for (d = k->doms; d; d = next) {
+		d->nvms++;
+		kbase_sweep(k, d);
+		next = d->next;   /* a pinned domain stays linked */
+		kdom_put(k, d);
+	}
+}
+
 int kscan_pass(struct ksm *k, bool throttled)
 {
 	struct ksm_vm *vm;
@@ -673,10 +717,10 @@ int kscan_pass(struct ksm *k, bool throttled)
 	}
 	/* before any merge: zero pages the guests' first writes left in
 	 * the base memfds go in long runs while no base page has data yet */
+	k->may_yield = throttled;
 	if (throttled)
 		handover(k);
-	for (struct kdom *d = k->doms; d; d = d->next)
-		kbase_sweep(k, d);
+	sweep_all(k);
 	k->pm_gen++;
 	for (;;) {
 		/* by id: the list may change while a throttle sleeps, or a
@@ -696,8 +740,8 @@ int kscan_pass(struct ksm *k, bool throttled)
 	}
 	if (throttled)
 		handover(k);
-	for (struct kdom *d = k->doms; d; d = d->next)
-		kbase_sweep(k, d);
+	sweep_all(k);
+	k->may_yield = false;
 	ktab_reclaim(k);
 	CTR_ADD(k->c.full_scans, 1);
 	CTR_ADD(k->c.cpu_ns, ksm_thread_cpu_ns() - k->cpu_mark_ns);

@@ -215,6 +215,10 @@ void kunshare_range(struct ksm *k, struct ksm_vm *vm, uint32_t r,
 		bits = dirty[w];
 		if (!bits)
 			continue;
+		/* the scanner's waiters get in (scan.c); a VM removed
+		 * meanwhile has had all its pages unshared */
+		if (kscan_yield(k) && vm->dead)
+			return;
 		have_pm = false;
 		n = (unsigned)(rg->npages - w * 64 < 64 ? rg->npages - w * 64
 							 : 64);

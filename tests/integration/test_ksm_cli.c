@@ -6,7 +6,8 @@
  * and private=1 keep VMs apart; `ksm-set` changes a tunable at run time;
  * the balloon takes pages ksm shared through ksm's release hook; a
  * `stat --check` stays cheap and right under a full-speed scanner while a
- * balloon flaps on merged pages; and
+ * balloon flaps on merged pages; plain `stat`s stay quick (p99 <= 50 ms)
+ * while checks loop beside a full-speed scanner over 8 guests; and
  * engine=kernel runs Linux KSM for the same VMs and leaves run=0.
  */
 #include <fcntl.h>
@@ -23,6 +24,7 @@
 #include "testvm.h"
 #include "ksm/ksm.h"
 #include "cli/ctl.h"
+#include "ctl_load.h"
 
 extern char **environ;
 
@@ -508,15 +510,57 @@ static void check_cheap_while_balloon_flaps(void **state)
 		      ts[N / 2], ts[N - 1], N, N);
 	/* A check walks every page (a few ms here) on top of what any
 	 * request costs on this busy host, and takes ksm's lock at the
-	 * scanner's next throttle point, not at the end of a pass (which took
-	 * up to 27.5 s on a larger fleet).  Stretches without a throttle point
-	 * remain (a base sweep, a dirty-log read: 50-125 ms measured, and
-	 * single waits up to 0.5 s in CI), so the bound is on the pathological
-	 * case, and the figures are printed. */
+	 * scanner's next handover point (every 64 pages of a scan, a base
+	 * sweep or a dirty-log read), not at the end of a pass (which took up
+	 * to 27.5 s on a larger fleet).  A merge batch's flush still holds the
+	 * lock (100-175 ms measured beside 8 guests filling), and single waits
+	 * up to 0.5 s were seen in CI before the sweep had handover points,
+	 * so the bound is on the pathological case, and the figures are
+	 * printed. */
 	assert_true(tc[N / 2] < ts[N / 2] + 50);
 	assert_true(tc[N - 1] < 2000);
 	check_ok();
 	stop_vms(4);
+}
+
+/* ------------------------------------------ the control plane under load */
+
+/* Issue 12's control-plane test: the scanner at full speed (sleep_ms 0)
+ * over 8 guests (clones, shuffled, unique-heavy) that are filling and
+ * merging, one client running `stat --check` back to back, another
+ * sending 200 plain `stat`s: no `stat` waits for a check (p99 <= 50 ms;
+ * main's code took 0.5-0.7 s), and every check says ok.  The plain build
+ * runs 8 x 192 MiB; the issue's 8 x 384 MiB is bench/bench_ctl.c (20 s
+ * more per run); the sanitizer build runs 8 x 96 MiB, to 150 ms. */
+static void ctl_stat_fast_while_checks_loop(void **state)
+{
+	(void)state;
+	SKIP_WITHOUT_KVM();
+	unsigned mib = test_san_light() ? 96 : 192;
+	char conf[1024];
+	ctl_load_conf(conf, sizeof(conf), mib);
+	start_densevm(conf);
+	struct ctl_load l;
+	int rc = ctl_load_run(g_sock, 200, 20, 30, &l);
+	if (!l.n)
+		fail_msg("%s", l.err);
+	double p50 = percentile(l.stat_ms, l.n, 50), p99 = percentile(l.stat_ms, l.n, 99);
+	/* ASan's build serves each request several times slower */
+	double bound = test_san_light() ? 150 : 50;
+	print_message("[ ctl ] 8 x %u MiB, sleep_ms 0, stat --check looping: "
+		      "stat p50 %.1f ms, p99 %.1f ms (bound %.0f), max %.1f ms; "
+		      "%u checks (max %.0f ms), %u failed; %lld merges meanwhile\n",
+		      mib, p50, p99, bound, l.stat_ms[l.n - 1], l.checks,
+		      l.check_max_ms, l.checks_failed, l.merges);
+	struct ctl_load r = l;
+	ctl_load_free(&l);
+	if (rc || r.checks_failed || r.stats_failed)
+		fail_msg("%s", r.err);
+	/* the scanner was busy: merging while we measured */
+	assert_true(r.merges > 0);
+	assert_true(r.checks >= 3);
+	assert_true(p99 <= bound);
+	/* teardown stops the run */
 }
 
 /* ------------------------------------------------------- engine=kernel */
@@ -574,14 +618,17 @@ static void kernel_engine_through_run(void **state)
 	assert_int_equal(ksm_sysctl_read("/sys/kernel/mm/ksm/pages_to_scan"), pts0);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(config_errors_name_file_and_line),
 		cmocka_unit_test_teardown(dirty_unshare_reshare_with_checks, teardown),
 		cmocka_unit_test_teardown(balloon_takes_shared_pages, teardown),
 		cmocka_unit_test_teardown(check_cheap_while_balloon_flaps, teardown),
+		cmocka_unit_test_teardown(ctl_stat_fast_while_checks_loop, teardown),
 		cmocka_unit_test_teardown(kernel_engine_through_run, teardown),
 	};
+	if (argc > 1)   /* one case by name (a glob) */
+		cmocka_set_test_filter(argv[1]);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,7 +3,8 @@
  * guided scanning and volatility, NUMA slots (faked nodes), max_sharers,
  * tunables and their errors, the scanner thread and stats JSON, the
  * pages_per_sec cap, the self-check catching a corrupted map, and a
- * throughput measurement (printed, not asserted).
+ * throughput measurement (printed, not asserted), and self-checks in a
+ * loop beside the scanner thread.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +13,8 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -440,6 +443,191 @@ static void test_throughput(void **state_)
 	close(base);
 }
 
+/* Self-checks back to back from two threads, the scanner at full speed
+ * (sleep_ms 0) over same-GPA and cross-GPA duplicates and a base memfd
+ * full of zero pages to sweep: the scanner hands its lock to the waiters
+ * that are there at each of its points (throttle, sweep, dirty-log read),
+ * not to every one that comes meanwhile (those wait for its next point),
+ * so it still converges (0.2-0.6 s here, two of these tests at once; up
+ * to 6.4 s, and once 10 s unconverged, while the scanner waited for every
+ * waiter or could lose the mutex to the checkers); and every check finds
+ * a consistent state at those points. */
+struct checker {
+	struct ksm *k;
+	atomic_bool *stop;
+	unsigned n, failed;
+	char err[256];
+	pthread_t thr;
+};
+
+static void *check_loop(void *arg)
+{
+	struct checker *c = arg;
+
+	while (!atomic_load(c->stop)) {
+		char e[256];
+
+		if (ksm_self_check(c->k, e, sizeof(e)) && !c->failed++)
+			snprintf(c->err, sizeof(c->err), "%s", e);
+		c->n++;
+	}
+	return NULL;
+}
+
+static void test_checks_in_a_loop_leave_the_scanner_room(void **state_)
+{
+	const uint64_t nb = 8192, nc = 4096;
+	struct ksm *k = mk(NULL);
+	int base = memfd_create("loop-base", MFD_CLOEXEC);
+	struct ksm_fake_vm *a = vm_new("a", base, nb), *b = vm_new("b", base, nb);
+	struct ksm_fake_vm *c = vm_new("c", -1, nc), *d = vm_new("d", -1, nc);
+	static uint8_t zero[64 * PG];
+	enum { NCHK = 2 };
+	struct checker ck[NCHK];
+	unsigned checks = 0, failed = 0;
+	char first[256] = "";
+	atomic_bool stop = false;
+	struct ksm_stats st;
+	char err[128];
+	uint64_t i;
+	double t0, t;
+
+	(void)state_;
+	for (i = 0; i < nb; i++) {
+		ksm_fake_fill_pages(a, i * PG, 1, 3000000 + i);
+		ksm_fake_fill_pages(b, i * PG, 1, 3000000 + i);
+	}
+	for (i = 0; i < nc; i++) {
+		ksm_fake_fill_pages(c, i * PG, 1, 4000000 + i);
+		ksm_fake_fill_pages(d, ((i + 5) % nc) * PG, 1, 4000000 + i);
+	}
+	/* allocated zero pages nobody maps (the VMs wrote their own copies):
+	 * the first pass sweeps them out, a long stretch of its own */
+	for (i = 0; i < nb; i += 64)
+		assert_int_equal(pwrite(base, zero, sizeof(zero), (off_t)(i * PG)),
+				 (ssize_t)sizeof(zero));
+	add(k, a, 0);
+	add(k, b, 0);
+	add(k, c, 1);
+	add(k, d, 1);
+	assert_int_equal(ksm_set_tunable(k, "sleep_ms", "0", err, sizeof(err)), 0);
+	for (i = 0; i < NCHK; i++) {
+		ck[i] = (struct checker){ .k = k, .stop = &stop };
+		assert_int_equal(pthread_create(&ck[i].thr, NULL, check_loop, &ck[i]), 0);
+	}
+	assert_int_equal(ksm_start(k), 0);
+	t0 = now_s();
+	do {
+		usleep(10000);
+		ksm_stats(k, &st);
+		t = now_s() - t0;
+	} while (st.pages_sharing < 2 * (nb + nc) && t < 5);
+	atomic_store(&stop, true);
+	for (i = 0; i < NCHK; i++) {
+		pthread_join(ck[i].thr, NULL);
+		checks += ck[i].n;
+		if (ck[i].failed && !failed++)
+			snprintf(first, sizeof(first), "%s", ck[i].err);
+	}
+	ksm_stop(k);
+	printf("[ loop ] %d threads checking back to back: %llu of %llu pages "
+	       "shared after %.2f s, %u checks, %u failed, %llu base zero "
+	       "pages swept\n", NCHK, (unsigned long long)st.pages_sharing,
+	       (unsigned long long)(2 * (nb + nc)), t, checks, failed,
+	       (unsigned long long)st.base_zero_reclaimed);
+	if (failed)
+		fail_msg("%u checks failed, the first: %s", failed, first);
+	assert_int_equal(st.pages_sharing, 2 * (nb + nc));
+	assert_true(checks >= 20);
+	check(k);
+	ksm_destroy(k);
+	ksm_fake_vm_destroy(a);
+	ksm_fake_vm_destroy(b);
+	ksm_fake_vm_destroy(c);
+	ksm_fake_vm_destroy(d);
+	close(base);
+}
+
+/* VMs joining and leaving a domain of their own, each time over a base
+ * memfd full of zero pages to sweep, while the scanner sweeps at full
+ * speed and yields its lock inside the sweep: a domain whose last VM
+ * leaves then is freed after its sweep, not under it (ASan would see). */
+#define CHURN_PAGES 8192
+
+struct churner {
+	struct ksm *k;
+	atomic_bool *stop;
+	int base;
+	unsigned rounds;
+};
+
+static void *churn_loop(void *arg)
+{
+	struct churner *c = arg;
+	static uint8_t zero[64 * PG];
+
+	while (!atomic_load(c->stop)) {
+		struct ksm_fake_vm *e = vm_new("e", c->base, CHURN_PAGES);
+		struct ksm_vm *kv;
+		char err[256];
+
+		for (uint64_t i = 0; i < CHURN_PAGES; i += 64)
+			if (pwrite(c->base, zero, sizeof(zero), (off_t)(i * PG)) !=
+			    (ssize_t)sizeof(zero))
+				abort();
+		ksm_fake_fill_pages(e, 0, CHURN_PAGES, 0);   /* its own zero copies */
+		if (ksm_add_vm(c->k, &ksm_fake_ops, e, 5, &kv, err, sizeof(err))) {
+			fprintf(stderr, "churn: add_vm: %s\n", err);
+			abort();
+		}
+		/* gone again at once: often while its domain is swept */
+		usleep(c->rounds % 4 * 500);
+		ksm_remove_vm(c->k, kv);
+		ksm_fake_vm_destroy(e);
+		c->rounds++;
+	}
+	return NULL;
+}
+
+static void test_domains_go_while_swept(void **state_)
+{
+	struct ksm *k = mk(NULL);
+	int base = memfd_create("churn-base", MFD_CLOEXEC);
+	struct ksm_fake_vm *a = vm_new("a", -1, 4096), *b = vm_new("b", -1, 4096);
+	atomic_bool stop = false;
+	struct churner ch = { .k = k, .stop = &stop, .base = base };
+	struct checker ck = { .k = k, .stop = &stop };
+	pthread_t thr;
+	char err[128];
+
+	(void)state_;
+	for (uint64_t i = 0; i < 4096; i++) {
+		ksm_fake_fill_pages(a, i * PG, 1, 5000000 + i);
+		ksm_fake_fill_pages(b, i * PG, 1, 5000000 + i);
+	}
+	add(k, a, 0);
+	add(k, b, 0);
+	assert_int_equal(ksm_set_tunable(k, "sleep_ms", "0", err, sizeof(err)), 0);
+	assert_int_equal(ksm_start(k), 0);
+	assert_int_equal(pthread_create(&thr, NULL, churn_loop, &ch), 0);
+	assert_int_equal(pthread_create(&ck.thr, NULL, check_loop, &ck), 0);
+	usleep(1500000);
+	atomic_store(&stop, true);
+	pthread_join(thr, NULL);
+	pthread_join(ck.thr, NULL);
+	ksm_stop(k);
+	printf("[ churn ] %u rounds of a VM joining and leaving its domain, "
+	       "%u checks (%u failed)\n", ch.rounds, ck.n, ck.failed);
+	if (ck.failed)
+		fail_msg("a check failed: %s", ck.err);
+	assert_true(ch.rounds >= 3);
+	check(k);
+	ksm_destroy(k);
+	ksm_fake_vm_destroy(a);
+	ksm_fake_vm_destroy(b);
+	close(base);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -452,6 +640,8 @@ int main(void)
 		cmocka_unit_test(test_rate_limit),
 		cmocka_unit_test(test_self_check_catches_inconsistency),
 		cmocka_unit_test(test_throughput),
+		cmocka_unit_test(test_checks_in_a_loop_leave_the_scanner_room),
+		cmocka_unit_test(test_domains_go_while_swept),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
