@@ -1,7 +1,7 @@
 /*
  * wl_verify.c - the `verify` workload: memory must keep what was written.
  *
- *   verify mib=N [passes=P | seconds=S] [seed=X]
+ *   verify mib=N [passes=P | seconds=S] [seed=X] [period_ms=T]
  *
  * Sweep k (k = 1, 2, ...) checks every page against pattern k-1 and then
  * writes pattern k; a last sweep only checks.  Pattern k of global page g is
@@ -11,6 +11,11 @@
  * global page index keeps the shares' contents distinct.  No hypercall per
  * page: output is one line per pass (one per ~2 s in seconds mode or
  * beyond 100 passes).
+ *
+ * period_ms=T starts each sweep at a multiple of T ms of the host's clock
+ * (HC_TIME) and idles in between, so guests that run the same seed hold
+ * the same pattern at the same time, whatever their drift: a scanner sees
+ * their pages equal for most of every period (a sweep must fit in T).
  */
 #include "workload.h"
 
@@ -20,6 +25,7 @@ static struct {
 	uint64_t seed;
 	uint64_t passes;          /* passes mode */
 	uint64_t seconds;         /* seconds mode when nonzero */
+	uint64_t period_ns;       /* sweeps start on host-clock multiples */
 	struct gregion region[HV_MAX_VCPUS];
 	uint64_t first[HV_MAX_VCPUS];
 	uint64_t done[HV_MAX_VCPUS];
@@ -33,6 +39,8 @@ static void verify_setup(struct wl_args *a)
 	vf.passes = (uint64_t)args_int(a, "passes", 3, 1, 1000000000);
 	vf.seconds = (uint64_t)args_int(a, "seconds", 0, 1, 100000000);
 	vf.seed = args_u64(a, "seed", 1);
+	vf.period_ns = (uint64_t)args_int(a, "period_ms", 0, 1, 3600000) *
+		       1000000ULL;
 	args_done(a);
 
 	unsigned n = guest_ncpus();
@@ -101,6 +109,12 @@ static int verify_run(unsigned cpu)
 		}
 		if (!more)
 			break;
+		if (vf.period_ns) {
+			uint64_t h = hc_time();
+			uint64_t next = (h / vf.period_ns + 1) * vf.period_ns;
+			for (; h < next; h = hc_time())
+				guest_wait(next - h);
+		}
 	}
 	vf.done[cpu] = done;
 	return GUEST_EXIT_OK;
