@@ -8,7 +8,7 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(HOST_LIBS)
 	$(CC) $(LDFLAGS) -o $@ $< -Wl,--start-group $(HOST_LIBS) -Wl,--end-group $(LDLIBS)
 
 # benches that weigh a memory cgroup share the tests' helpers
-$(BUILD)/bench/bench_image_fleet $(BUILD)/bench/bench_ksm: $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/tests/support/cgroup.o $(HOST_LIBS)
+$(BUILD)/bench/bench_fleet $(BUILD)/bench/bench_ksm: $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/tests/support/cgroup.o $(HOST_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) -Wl,--start-group $(HOST_LIBS) -Wl,--end-group $(LDLIBS)
 # the control-plane load is the one test_ksm_cli asserts on
