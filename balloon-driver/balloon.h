@@ -127,6 +127,7 @@ struct balloon_info {
 	uint64_t alloc_fail_4k;
 	uint64_t doorbells;
 	uint64_t doorbell_errors;
+	uint64_t register_busy;    /* REGISTERs the host answered -EBUSY */
 	uint64_t stats_sent;
 	uint64_t pressure_events;
 	uint64_t pressure_pages;

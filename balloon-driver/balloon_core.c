@@ -21,6 +21,9 @@
 #include "balloon.h"
 
 #define NS_PER_MS 1000000ULL
+/* How long balloon_start asks again while the host answers -EBUSY. */
+#define REGISTER_BUSY_TRIES 100000u
+#define REGISTER_BUSY_NS    (2000 * NS_PER_MS)
 
 /* Ordering for the host-written seqlock.  On x86 these are compiler
  * barriers; __atomic builtins are inline for aligned 64-bit words, so they
@@ -436,7 +439,8 @@ static void free_shared(struct balloon *b)
 
 int balloon_start(struct balloon *b)
 {
-	uint64_t cap = 0, cfg_gpa, ring_gpa;
+	uint64_t cap = 0, cfg_gpa, ring_gpa, t0;
+	unsigned tries;
 	int64_t ret;
 	if (b->registered)
 		return 0;
@@ -453,8 +457,20 @@ int balloon_start(struct balloon *b)
 		((unsigned char *)b->cfg_va + BALLOON_CFG_GUEST_OFF);
 	cfg_gpa = b->os.va_to_pfn(b->os.ctx, b->cfg_va) << BALLOON_PAGE_SHIFT;
 	ring_gpa = b->os.va_to_pfn(b->os.ctx, (void *)b->ring) << BALLOON_PAGE_SHIFT;
-	ret = doorbell(b, BALLOON_OP_REGISTER, cfg_gpa, ring_gpa, 1,
-		       BALLOON_PROTO_VERSION, &cap);
+	/* -EBUSY: the host holds one of the pages for a moment (a ksm merge
+	 * batch took the freshly zeroed page as a zero page).  Giving up would
+	 * leave the guest without a balloon for good, so ask again, within
+	 * bounds: a batch lasts milliseconds, a hostile or broken host must
+	 * not hang the guest's start. */
+	t0 = b->os.now_ns(b->os.ctx);
+	for (tries = 0;; tries++) {
+		ret = doorbell(b, BALLOON_OP_REGISTER, cfg_gpa, ring_gpa, 1,
+			       BALLOON_PROTO_VERSION, &cap);
+		if (ret != -BALLOON_EBUSY || tries + 1 >= REGISTER_BUSY_TRIES ||
+		    b->os.now_ns(b->os.ctx) - t0 >= REGISTER_BUSY_NS)
+			break;
+		b->c.register_busy++;
+	}
 	if (ret >= 0 && cap == 0)
 		ret = -BALLOON_EPROTO;
 	if (ret < 0) {
