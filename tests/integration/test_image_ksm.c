@@ -47,7 +47,7 @@
 extern char **environ;
 
 #define NVM 4
-#define HOLD_S 14
+#define HOLD_S 9
 #define CHURN_S 6
 #define MIB (1ull << 20)
 /* a micro guest's own pages ksm may share beyond the image's: [0, first)
@@ -388,7 +388,7 @@ static void images_under_kernel_ksm(void **state)
 
 /*
  * Two clones of one synthetic image rich in repeated contents, churning
- * hard (8 % of their pages per second, 20 s) under dense ksm.  A page then
+ * hard (8 % of their pages per second, 14 s) under dense ksm.  A page then
  * goes through every backing the engine has: base[g] (the clones agree),
  * a frame (rewritten with a repeated content found at other GPAs), base[g]
  * again (rewritten with what base[g] holds: the base mapping is restored
@@ -407,10 +407,10 @@ static void clones_rewritten_under_dense_ksm(void **state)
 	char err[300], path[160];
 	struct image_synth p;
 	bool light = test_san_light();
-	unsigned mib = light ? 128 : 256, secs = light ? 10 : 20;
+	unsigned mib = light ? 128 : 256, secs = light ? 10 : 14;
 	if (light)
 		print_message("sanitizer build: 2 clones of 128 MiB, 10 s (the plain "
-			      "build: 256 MiB, 20 s; DENSEVM_TEST_FULL=1 here)\n");
+			      "build: 256 MiB, 14 s; DENSEVM_TEST_FULL=1 here)\n");
 	image_synth_default(&p, mib * MIB, 7);
 	p.cache_pct = 10;
 	p.repeat_pct = 30;
@@ -432,7 +432,7 @@ static void clones_rewritten_under_dense_ksm(void **state)
 	spawn_run();
 	/* the churn really unshares merged pages: ksm's books late in it */
 	long long merges = 0, unmerges = 0;
-	for (int i = 0; i < 60; i++) {
+	for (int i = 0; i < 40; i++) {
 		usleep(250000);
 		json_t *o = stat_json(false);
 		if (!o)
@@ -442,7 +442,7 @@ static void clones_rewritten_under_dense_ksm(void **state)
 		json_decref(o);
 	}
 	print_message("2 clones, %u s of churn: %lld merges, %lld unmerges by "
-		      "15 s\n", secs, merges, unmerges);
+		      "10 s\n", secs, merges, unmerges);
 	collect(2);
 	assert_true(unmerges > 10000);
 }
