@@ -28,7 +28,7 @@ DEB_PACKAGES := libxxhash-dev libjemalloc-dev liburcu-dev libnuma-dev \
                 libcmocka-dev libinih-dev libjansson-dev busybox-static cpio \
                 xz-utils zstd lz4 qemu-system-x86 clang libclang-rt-14-dev jq
 
-.PHONY: all deps test test-unit test-integration test-linux guest-linux bench demo clean
+.PHONY: all deps test test-build test-unit test-integration test-linux guest-linux bench demo clean
 all: $(BUILD)/densevm
 
 deps:
@@ -84,10 +84,16 @@ $(BUILD)/tests/%: $(BUILD)/tests/integration/%.o $(TEST_SUPPORT_OBJS) $(HOST_LIB
 # them again built with ASan+UBSan, then short libFuzzer runs of the
 # balloon device's request path and of the console filter
 # (`make fuzz-balloon FUZZ_TIME=600`, `make fuzz-console ...` by hand).
-test: test-unit test-integration
+# The builds run on every CPU (test-build), the tests one program at a time.
+NPROC := $(shell nproc 2>/dev/null || echo 1)
+test:
+	$(MAKE) --no-print-directory -j$(NPROC) test-build
+	$(MAKE) --no-print-directory test-unit test-integration
+	$(MAKE) --no-print-directory -j$(NPROC) SAN=1 test-build
 	$(MAKE) --no-print-directory SAN=1 test-unit test-integration
 	$(MAKE) --no-print-directory fuzz-balloon FUZZ_TIME=10
 	$(MAKE) --no-print-directory fuzz-console FUZZ_TIME=5
+test-build: $(UNIT_TESTS) $(INTEGRATION_TESTS) $(BUILD)/densevm $(MICRO_GUEST) $(TEST_INTEGRATION_EXTRA)
 test-unit: $(UNIT_TESTS) $(BUILD)/densevm $(MICRO_GUEST) $(TEST_INTEGRATION_EXTRA)
 	@BUILD=$(BUILD) scripts/run-tests.sh unit $(UNIT_TESTS)
 test-integration: $(INTEGRATION_TESTS) $(BUILD)/densevm $(MICRO_GUEST) $(TEST_INTEGRATION_EXTRA)

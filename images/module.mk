@@ -12,7 +12,7 @@ IMAGES_PACKAGES  := qemu-system-x86 busybox-static cpio
 IMAGES_DEFAULT   ?= --mem 512M --boots 4 --workload mixed
 
 .PHONY: images images-userland images-deps
-images-deps:
+images-deps: | deps      # one apt-get at a time, also under make -j
 	@scripts/deps.sh $(IMAGES_PACKAGES)
 images-userland: $(IMAGES_USERLAND)
 $(IMAGES_USERLAND): guest/linux/build-userland.sh guest/linux/image-init | deps images-deps

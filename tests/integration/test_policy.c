@@ -176,9 +176,9 @@ static void wait_managed(unsigned n)
 static const char squeeze_conf[] =
 	"[policy]\nperiod_ms = 250\nhost_budget = 8G\nlog = %s\n"
 	"[balloon]\nstats_period_ms = 200\n"
-	"[vm idle]\ncount = 4\nmem = 192M\nworkload = idle touch=1 seconds=24\n"
+	"[vm idle]\ncount = 4\nmem = 192M\nworkload = idle touch=1 seconds=14\n"
 	"[vm busy]\ncount = 3\nmem = 128M\n"
-	"workload = dirty mib=32 rate=20 seconds=24\n"
+	"workload = dirty mib=32 rate=20 seconds=14\n"
 	"[vm grow]\nmem = 128M\n"
 	"workload = grow mib=8 step=8 every_ms=700 max=88 hold=4\n";
 
