@@ -322,7 +322,8 @@ json_t *bench_timeline_json(const struct bench_result *r)
 			"t", s->t, "usage", (json_int_t)s->usage,
 			"limit", (json_int_t)s->limit,
 			"same_gpa_pages", (json_int_t)s->base_pages,
-			"cross_gpa_pages", (json_int_t)s->sharing_pages,
+			"cross_gpa_pages", (json_int_t)(s->sharing_pages > s->base_pages ?
+				s->sharing_pages - s->base_pages : 0),
 			"zero_pages", (json_int_t)s->zero_pages,
 			"saved", (json_int_t)s->saved, "ballooned", (json_int_t)s->ballooned,
 			"ksm_cpu_s", s->ksm_cpu, "policy_cpu_s", s->policy_cpu,

@@ -469,9 +469,12 @@ int bench_plot(const char *dir)
 				"with filledcurves x1 lc rgb '#1f77b4' title 'ballooned', "
 				"'' using 1:($4+$5+$6) skip 1 with filledcurves x1 lc rgb "
 				"'#2ca02c' title 'zero pages merged', '' using 1:($4+$5) skip 1 with "
-				"filledcurves x1 lc rgb '#ff7f0e' title 'cross-GPA merged', '' using "
+				"filledcurves x1 lc rgb '#ff7f0e' title '%s', '' using "
 				"1:4 skip 1 with filledcurves x1 lc rgb '#d62728' title "
-				"'same-GPA merged'\n", titles[i], files[i]);
+				"'same-GPA merged'\n", titles[i], files[i],
+				/* Linux KSM does not say at which GPAs it merged */
+				strncmp(titles[i], "kernel", 6) ? "cross-GPA merged" :
+				"merged (KSM: any GPA)");
 		fprintf(f, "unset multiplot\nset offsets 0, 0, 0, 0\n"
 			"set key outside right top font ',11'\n");
 		/* throughput of the active groups (column 16, when the
