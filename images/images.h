@@ -93,6 +93,10 @@ struct image {
  * file (format, size).  The content is checked by image_load/image_verify. */
 int image_open(const char *dir, struct image **out, char *err, size_t errlen);
 void image_close(struct image *im);
+/* Drops the image file's clean pages from the page cache once its content
+ * is in guest RAM: otherwise the host holds it twice, and a memory cgroup
+ * that read it first stays charged for it.  0, or -errno. */
+int image_drop_cache(const struct image *im);
 
 /* Calls fn for each data extent [off, off + len) of the memory file, in
  * order (page aligned; SEEK_DATA/SEEK_HOLE).  A nonzero fn return stops. */

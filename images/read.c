@@ -89,6 +89,12 @@ void image_close(struct image *im)
 	free(im);
 }
 
+int image_drop_cache(const struct image *im)
+{
+	int rc = posix_fadvise(im->fd, 0, 0, POSIX_FADV_DONTNEED);
+	return -rc;
+}
+
 int image_extents(const struct image *im,
 		  int (*fn)(void *ctx, uint64_t off, uint64_t len), void *ctx,
 		  char *err, size_t errlen)
