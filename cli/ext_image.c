@@ -259,8 +259,8 @@ static int image_start(struct run_state *rs, struct ctl_server *ctl,
 		image_close(im);
 	}
 	if (loaded)
-		fprintf(stderr, "densevm: ram_image: %u VM(s) loaded; the images' "
-			"page cache dropped\n", loaded);
+		fprintf(stderr, "densevm: %u VM(s) loaded from RAM images; the "
+			"images' page cache dropped\n", loaded);
 	return 0;
 }
 
