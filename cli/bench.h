@@ -276,8 +276,10 @@ struct bench_opts {
 	unsigned reps;
 };
 
-/* Which arms run a ksm engine, and which the policy (bench_config.c). */
+/* Which arms run a ksm engine, which Linux KSM's, and which the policy
+ * (bench_config.c). */
 bool bench_arm_ksm(enum bench_arm_id a);
+bool bench_arm_kernel(enum bench_arm_id a);
 bool bench_arm_policy(enum bench_arm_id a);
 /* Writes the arm's `densevm run` config to conf (bench_config.c); the
  * policy logs to plog, and the guests' schedules count from epoch_ns. */

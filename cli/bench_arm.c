@@ -421,7 +421,7 @@ int bench_arm_run(const struct bench_opts *o, enum bench_arm_id arm, int rep,
 	unlink(plog);
 	unlink(report);
 	unlink(sock);
-	if ((arm == ARM_KERNEL_KSM || arm == ARM_KERNEL_MOM) &&
+	if (bench_arm_kernel(arm) &&
 	    access("/sys/kernel/mm/ksm/run", W_OK)) {
 		snprintf(r->skipped, sizeof(r->skipped), "kernel KSM: "
 			 "/sys/kernel/mm/ksm/run is not writable (%s)", strerror(errno));
@@ -449,7 +449,7 @@ int bench_arm_run(const struct bench_opts *o, enum bench_arm_id arm, int rep,
 	static const char *const ksm_files[] = { "run", "pages_to_scan",
 						 "sleep_millisecs" };
 	char ksm_saved[3][32] = { "", "", "" };
-	bool kernel = arm == ARM_KERNEL_KSM || arm == ARM_KERNEL_MOM;
+	bool kernel = bench_arm_kernel(arm);
 	for (int i = 0; kernel && i < 3; i++) {
 		char kp[64];
 		snprintf(kp, sizeof(kp), "/sys/kernel/mm/ksm/%s", ksm_files[i]);

@@ -17,6 +17,11 @@ bool bench_arm_ksm(enum bench_arm_id a)
 	       a == ARM_DENSE_POLICY;
 }
 
+bool bench_arm_kernel(enum bench_arm_id a)
+{
+	return a == ARM_KERNEL_KSM || a == ARM_KERNEL_MOM;
+}
+
 bool bench_arm_policy(enum bench_arm_id a)
 {
 	return a == ARM_KERNEL_MOM || a == ARM_POLICY || a == ARM_DENSE_POLICY;
@@ -58,7 +63,7 @@ int bench_write_config(const struct bench_opts *o, enum bench_arm_id arm,
 	 * (oVirt) leaves QEMU's free-page-reporting off, and so does its arm. */
 	if (arm == ARM_POLICY || arm == ARM_DENSE_POLICY)
 		fprintf(f, "free_page_reporting = on\n");
-	if (arm == ARM_KERNEL_KSM || arm == ARM_KERNEL_MOM)
+	if (bench_arm_kernel(arm))
 		/* ksmtuned's top rate: npages_max 1250 every 10 ms */
 		fprintf(f, "[ksm]\nengine = kernel\npages_per_sec = 125000\n"
 			"sleep_ms = 10\n");

@@ -403,6 +403,7 @@ int bench_plot(const char *dir)
 	}
 	/* the first repetition of every arm that has a timeline */
 	char files[ARM_COUNT][600], titles[ARM_COUNT][32];
+	enum bench_arm_id ids[ARM_COUNT];
 	int n = 0;
 	for (int a = 0; a < ARM_COUNT; a++) {
 		char af[32];
@@ -420,7 +421,7 @@ int bench_plot(const char *dir)
 		if (rep == 16)
 			continue;
 		snprintf(titles[n], sizeof(titles[0]), "%s", bench_arm_names[a]);
-		n++;
+		ids[n++] = (enum bench_arm_id)a;
 	}
 	if (!n) {
 		fprintf(stderr, "densevm bench: no timeline-*-0.csv in %s\n", dir);
@@ -473,8 +474,8 @@ int bench_plot(const char *dir)
 				"1:4 skip 1 with filledcurves x1 lc rgb '#d62728' title "
 				"'same-GPA merged'\n", titles[i], files[i],
 				/* Linux KSM does not say at which GPAs it merged */
-				strncmp(titles[i], "kernel", 6) ? "cross-GPA merged" :
-				"merged (KSM: any GPA)");
+				bench_arm_kernel(ids[i]) ? "merged (KSM: any GPA)" :
+				"cross-GPA merged");
 		fprintf(f, "unset multiplot\nset offsets 0, 0, 0, 0\n"
 			"set key outside right top font ',11'\n");
 		/* throughput of the active groups (column 16, when the
