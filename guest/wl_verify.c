@@ -111,9 +111,7 @@ static int verify_run(unsigned cpu)
 			break;
 		if (vf.period_ns) {
 			uint64_t h = hc_time();
-			uint64_t next = (h / vf.period_ns + 1) * vf.period_ns;
-			for (; h < next; h = hc_time())
-				guest_wait(next - h);
+			sleep_ns((h / vf.period_ns + 1) * vf.period_ns - h);
 		}
 	}
 	vf.done[cpu] = done;
