@@ -93,10 +93,12 @@ test:
 	$(MAKE) --no-print-directory SAN=1 test-unit test-integration
 	$(MAKE) --no-print-directory fuzz-balloon FUZZ_TIME=10
 	$(MAKE) --no-print-directory fuzz-console FUZZ_TIME=5
-test-build: $(UNIT_TESTS) $(INTEGRATION_TESTS) $(BUILD)/densevm $(MICRO_GUEST) $(TEST_INTEGRATION_EXTRA)
-test-unit: $(UNIT_TESTS) $(BUILD)/densevm $(MICRO_GUEST) $(TEST_INTEGRATION_EXTRA)
+# what every test program needs beside itself
+TEST_COMMON = $(BUILD)/densevm $(MICRO_GUEST) $(TEST_INTEGRATION_EXTRA)
+test-build: $(UNIT_TESTS) $(INTEGRATION_TESTS) $(TEST_COMMON)
+test-unit: $(UNIT_TESTS) $(TEST_COMMON)
 	@BUILD=$(BUILD) scripts/run-tests.sh unit $(UNIT_TESTS)
-test-integration: $(INTEGRATION_TESTS) $(BUILD)/densevm $(MICRO_GUEST) $(TEST_INTEGRATION_EXTRA)
+test-integration: $(INTEGRATION_TESTS) $(TEST_COMMON)
 	@BUILD=$(BUILD) scripts/run-tests.sh integration $(INTEGRATION_TESTS)
 
 # Linux guests to the initramfs's ready marker: hosts with hardware
