@@ -286,6 +286,7 @@ struct ksm {
 	unsigned next_vm_id, next_private_dom;
 	uint64_t pass;
 	int pagemap_fd;
+	bool pm_scan_off;         /* no PAGEMAP_SCAN: pagemap_scan.c reads */
 	uint64_t pm_gen;          /* see kpm_cached() */
 	uint64_t zero_hash;
 	unsigned real_nodes;
@@ -359,6 +360,8 @@ void kcand_del(struct ksm *k, struct kdom *d, struct kcent *e);
 void kcand_del_page(struct ksm *k, struct ksm_vm *vm, uint32_t r,
 		    uint32_t idx);
 void kcand_del_vm(struct ksm *k, struct ksm_vm *vm);
+void kcand_trim(struct kdom *d);
+void kcand_prefetch(const struct kdom *d, unsigned slot, uint64_t hash);
 
 /* ---- hash.c */
 uint64_t ksm_hash_page(const struct ksm *k, const void *page);
@@ -371,6 +374,10 @@ extern const uint8_t ksm_zero_page[KSM_PAGE];
 #define PM_FILE      (1ULL << 61)
 #define PM_EXCLUSIVE (1ULL << 56)
 int kpm_read(struct ksm *k, const uint8_t *hva, unsigned n, uint64_t *out);
+/* Sets bit bit0 + i of bits when page i of [hva, + n pages) is present
+ * and maps the page cache, not a private copy (pagemap_scan.c); 0 or -1. */
+int kpm_file_mapped(struct ksm *k, const uint8_t *hva, uint64_t n,
+		    uint64_t *bits, uint64_t bit0);
 /* The same through a per-VM cache of 64 entries (merge_base.c). */
 struct ksm_vm;
 int kpm_cached(struct ksm *k, struct ksm_vm *vm, uint32_t r, uint32_t idx,

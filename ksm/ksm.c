@@ -297,6 +297,7 @@ int ksm_create(const struct ksm_config *cfg, struct ksm **out, char *err,
 			 strerror(errno));
 		goto fail;
 	}
+	k->pm_scan_off = cfg->test_no_pagemap_scan;
 	k->zero_hash = ksm_hash_page(k, ksm_zero_page);
 	k->eng = cfg->engine == KSM_ENGINE_KERNEL ? &kengine_kernel :
 						     &kengine_dense;

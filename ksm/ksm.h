@@ -138,6 +138,9 @@ struct ksm_config {
 	 * but nothing is protected or paused, so guest writes race the
 	 * merge.  Only for showing that the race tests catch lost writes. */
 	bool test_unguarded;
+	/* Reads pagemap 8 bytes a page where PAGEMAP_SCAN would do (as on
+	 * a kernel before 6.7), so that tests cover both paths. */
+	bool test_no_pagemap_scan;
 };
 
 void ksm_config_default(struct ksm_config *cfg);

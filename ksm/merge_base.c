@@ -494,29 +494,41 @@ void kbase_left(struct ksm *k, struct kdom *d, uint64_t pfn,
 
 /* ------------------------------------------------ zero page reclaim */
 
-/* Bit i set: the VM does not map base page p0+i now (outside its RAM,
- * its own copy, or nothing mapped: a later read faults it in again). */
-static uint64_t vm_unmapped_mask(struct ksm *k, struct ksm_vm *vm,
-				uint64_t p0, unsigned n)
+/* The sweep's window: bit p - w0 of mapped[] set when some VM of d maps
+ * base page p now.  A VM does not when p is outside its RAM, holds its
+ * own copy, or has nothing mapped there (a later read faults it in
+ * again).  False if a VM's page tables could not be read: then no page of
+ * the window may be punched. */
+#define SWEEP_WIN 4096u
+
+static bool window_mapped(struct ksm *k, struct kdom *d, uint64_t w0,
+			  uint64_t wn, uint64_t *mapped)
 {
-	uint64_t mask = n == 64 ? ~0ULL : (1ULL << n) - 1, pm[64], a, b, p;
+	struct ksm_vm *vm;
+	uint64_t a, b;
 	uint32_t r;
 
-	for (r = 0; r < vm->nranges; r++) {
-		uint64_t r0 = vm->r[r].gpa / KSM_PAGE, r1 = r0 + vm->r[r].npages;
-
-		a = p0 > r0 ? p0 : r0;
-		b = p0 + n < r1 ? p0 + n : r1;
-		if (a >= b)
+	memset(mapped, 0, SWEEP_WIN / 8);
+	for (a = w0; a < w0 + wn && (d->base_flags[a] & KB_DATA); a++)
+		;
+	if (a == w0 + wn)
+		return true;   /* all data: nothing to punch, nothing to read */
+	for (vm = k->vms; vm; vm = vm->next) {
+		if (vm->dom != d || !vm->uses_base || vm->dead)
 			continue;
-		if (kpm_read(k, vm->r[r].hva + (a - r0) * KSM_PAGE,
-			     (unsigned)(b - a), pm) != 0)
-			return 0;
-		for (p = a; p < b; p++)
-			if ((pm[p - a] & PM_PRESENT) && (pm[p - a] & PM_FILE))
-				mask &= ~(1ULL << (p - p0));
+		for (r = 0; r < vm->nranges; r++) {
+			uint64_t r0 = vm->r[r].gpa / KSM_PAGE,
+				 r1 = r0 + vm->r[r].npages;
+
+			a = w0 > r0 ? w0 : r0;
+			b = w0 + wn < r1 ? w0 + wn : r1;
+			if (a < b &&
+			    kpm_file_mapped(k, vm->r[r].hva + (a - r0) * KSM_PAGE,
+					    b - a, mapped, a - w0) != 0)
+				return false;
+		}
 	}
-	return mask;
+	return true;
 }
 
 static void punch_run(struct ksm *k, struct kdom *d, uint64_t p, uint64_t n)
@@ -533,9 +545,10 @@ static void punch_run(struct ksm *k, struct kdom *d, uint64_t p, uint64_t n)
 static void sweep_extent(struct ksm *k, struct kdom *d, uint64_t p0,
 			 uint64_t n)
 {
-	struct ksm_vm *vm;
-	uint64_t p, mask, zero, run0 = p0, run = 0;
+	uint64_t mapped[SWEEP_WIN / 64];
+	uint64_t p, mask, zero, run0 = p0, run = 0, w0 = p0, wend = p0;
 	unsigned i, c;
+	bool ok = false;
 
 	for (p = p0; p < p0 + n; p += c) {
 		c = (unsigned)(p0 + n - p < 64 ? p0 + n - p : 64);
@@ -546,14 +559,18 @@ static void sweep_extent(struct ksm *k, struct kdom *d, uint64_t p0,
 			punch_run(k, d, run0, run);
 			run = 0;
 			kscan_yield(k);
+			wend = p;
+		}
+		if (p >= wend) {   /* p is where a window starts: 64-aligned */
+			w0 = p;
+			wend = p0 + n - p < SWEEP_WIN ? p0 + n : p + SWEEP_WIN;
+			ok = window_mapped(k, d, w0, wend - w0, mapped);
 		}
 		mask = 0;
 		for (i = 0; i < c; i++)
 			if (!(d->base_flags[p + i] & KB_DATA))
 				mask |= 1ULL << i;
-		for (vm = k->vms; vm && mask; vm = vm->next)
-			if (vm->dom == d && vm->uses_base && !vm->dead)
-				mask &= vm_unmapped_mask(k, vm, p, c);
+		mask = ok ? mask & ~mapped[(p - w0) / 64] : 0;
 		d->sweep_left += c - (unsigned)__builtin_popcountll(mask);
 		/* never trust "not data": content we did not write is kept */
 		zero = mask ? base_zero_mask(d, p, c) : 0;

@@ -286,6 +286,81 @@ static void test_domains(void **state_)
 
 /* ------------------------------------------------ base memfd (same GPA) */
 
+/* The base memfd's zero-page sweep punches the zero pages the guests'
+ * first writes left there, and keeps the ones some VM maps (it read them
+ * and wrote nothing), whether the VMs' page tables are read by
+ * PAGEMAP_SCAN or 8 bytes a page.  v0 writes pages 0..95; v1 reads the
+ * holes 128..191; on 256..511 v0 writes every 2nd page and v1 reads it
+ * (128 one-page runs: more than one PAGEMAP_SCAN call's worth).  The
+ * regions lie apart so that the kernel's fault-around (up to 16 pages
+ * about a read fault) maps nothing of another region into v1. */
+static bool page_zero(const uint8_t *p)
+{
+	for (unsigned j = 0; j < PG; j++)
+		if (p[j])
+			return false;
+	return true;
+}
+
+static void sweep_once(bool no_scan, unsigned long long *reclaimed,
+		       long long *blocks)
+{
+	struct ksm_config cfg;
+	int base = memfd_create("test-base", MFD_CLOEXEC);
+	struct ksm_fake_vm *v[2];
+	struct ksm_stats st;
+	struct ksm *k;
+	volatile uint8_t sink = 0;
+	uint64_t i;
+
+	ksm_config_default(&cfg);
+	cfg.test_no_pagemap_scan = no_scan;
+	k = mk(&cfg);
+	v[0] = vm_new("w", base, 512);
+	v[1] = vm_new("r", base, 512);
+	for (i = 0; i < 96; i++)
+		ksm_fake_fill_pages(v[0], i * PG, 1, 31000 + i);
+	for (i = 256; i < 512; i += 2)
+		ksm_fake_fill_pages(v[0], i * PG, 1, 32000 + i);
+	for (i = 128; i < 192; i++)
+		sink += *ksm_fake_hva(v[1], i * PG);
+	for (i = 256; i < 512; i += 2)
+		sink += *ksm_fake_hva(v[1], i * PG);
+	assert_int_equal(sink, 0);
+	assert_true(fd_blocks_bytes(base) == (96 + 64 + 128) * (long long)PG);
+	add(k, v[0], 0);
+	add(k, v[1], 0);
+	pass(k);
+	ksm_stats(k, &st);
+	*reclaimed = st.base_zero_reclaimed;
+	*blocks = fd_blocks_bytes(base);
+	for (i = 0; i < 96; i++)
+		expect_pattern(v[0], i * PG, 31000 + i);
+	for (i = 96; i < 512; i++)
+		assert_true(page_zero(ksm_fake_hva(v[1], i * PG)));
+	check(k);
+	destroy_all(k, v, 2, base);
+}
+
+static void test_sweep_keeps_mapped_zero_pages(void **state_)
+{
+	unsigned long long rec[2];
+	long long blk[2];
+
+	(void)state_;
+	sweep_once(false, &rec[0], &blk[0]);
+	sweep_once(true, &rec[1], &blk[1]);
+	printf("[ sweep ] PAGEMAP_SCAN: %llu reclaimed, %lld pages left; "
+	       "pagemap reads: %llu, %lld\n", rec[0], blk[0] / (long long)PG,
+	       rec[1], blk[1] / (long long)PG);
+	/* v0's 96 written pages, which v1 does not map, go; the 64 + 128
+	 * that v1 maps stay */
+	for (int m = 0; m < 2; m++) {
+		assert_int_equal(rec[m], 96);
+		assert_true(blk[m] == (64 + 128) * (long long)PG);
+	}
+}
+
 static void test_same_gpa_base_merge(void **state_)
 {
 	struct ksm *k = mk(NULL);
@@ -603,6 +678,7 @@ int main(void)
 		cmocka_unit_test(test_forced_collision_does_not_merge),
 		cmocka_unit_test(test_domains),
 		cmocka_unit_test(test_same_gpa_base_merge),
+		cmocka_unit_test(test_sweep_keeps_mapped_zero_pages),
 		cmocka_unit_test(test_sampled_match_is_verified),
 		cmocka_unit_test(test_rewrite_reshares_through_base),
 		cmocka_unit_test(test_base_respects_unwritten_reader),
