@@ -67,9 +67,16 @@ static void put(struct kctab *t, const struct kcent *src)
 	t->live++;
 }
 
+/* 5/8 full: between passes, and after a rebuild for tombstones */
 static uint64_t tight_cap(const struct kctab *t)
 {
 	return (uint64_t)t->live * 8 / 5 + 1024;
+}
+
+/* 3/8 full: growth, which doubles the room before the next rebuild */
+static uint64_t grow_cap(const struct kctab *t)
+{
+	return (uint64_t)t->live * 8 / 3 + 1024;
 }
 
 /* Rebuilds with room for cap entries (tombstones gone); false when out
@@ -152,8 +159,7 @@ void kcand_add(struct ksm *k, struct kdom *d, unsigned slot, uint64_t hash,
 		return;
 	if ((!t->e || (uint64_t)(t->live + t->tombs + 1) * 4 >
 		      (uint64_t)t->cap * 3) &&
-	    !rebuild(t, t->tombs > t->live / 4 ? tight_cap(t) :
-			(uint64_t)t->live * 8 / 3 + 1024))
+	    !rebuild(t, t->tombs > t->live / 4 ? tight_cap(t) : grow_cap(t)))
 		return;   /* a missed candidate only costs a missed merge */
 	put(t, &e);
 	vm->r[r].pg[idx].u = e.key;

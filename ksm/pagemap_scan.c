@@ -13,7 +13,6 @@
  */
 #include <errno.h>
 #include <stdint.h>
-#include <string.h>
 #include <sys/ioctl.h>
 #include "internal.h"
 
@@ -37,8 +36,8 @@ static void set_bits(uint64_t *bits, uint64_t a, uint64_t b)
 		bits[i / 64] |= 1ULL << (i % 64);
 }
 
-/* The fallback: the same test as kpm_private()'s callers make, from the
- * 8-byte entries. */
+/* The fallback: the same test on the 8-byte entries (present, and not
+ * the VM's own anonymous copy). */
 static int by_read(struct ksm *k, const uint8_t *hva, uint64_t n,
 		   uint64_t *bits, uint64_t bit0)
 {
